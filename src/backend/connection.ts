@@ -1,0 +1,146 @@
+import { Socket } from 'node:net';
+import { Backend, Frontend, TxStatus } from '../protocol/codes';
+import { decodeParameterStatus, decodeReadyForQuery } from '../protocol/backend';
+import { Framer } from '../protocol/framer';
+
+export interface NodeAddress {
+  readonly id: number;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Whoever currently owns the connection: the startup exchange, a session, a reset, the pool. */
+export interface BackendHandler {
+  frame(type: number, buf: Buffer, start: number, end: number): void;
+  /** The frames of one received chunk were all delivered (time to write them on in one go). */
+  chunkEnd?(): void;
+  /** The socket is gone (err when it failed rather than ended). */
+  closed(err?: Error): void;
+}
+
+/** A server message's cap: PostgreSQL never sends more than 1 GB in one message (MaxAllocSize). */
+const MAX_BACKEND_MESSAGE = 0x40000000 + 1024;
+
+/**
+ * One socket to a node. It keeps what the protocol says about the server side (transaction
+ * status from ReadyForQuery, the reported parameters) and what is still owed to us, so that the
+ * pool can tell whether the connection is at a clean boundary (house rule 4).
+ */
+export class BackendConnection {
+  processId = 0;
+  secretKey = 0;
+  txStatus: TxStatus = 'idle';
+  /** ParameterStatus values as last reported by the server. */
+  readonly params = new Map<string, string>();
+  /** ReadyForQuery messages still owed for Query, Sync and FunctionCall already sent. */
+  awaitingReady = 0;
+  /** Extended-query messages were sent since the last Sync. */
+  unsynced = false;
+  readonly createdAt = Date.now();
+  isClosed = false;
+  private handler: BackendHandler;
+  private readonly framer = new Framer(MAX_BACKEND_MESSAGE, true);
+
+  constructor(
+    readonly socket: Socket,
+    readonly node: NodeAddress,
+    readonly poolKey: string,
+    handler: BackendHandler,
+  ) {
+    this.handler = handler;
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.onClose(err));
+    socket.on('close', () => this.onClose());
+  }
+
+  /** Hands the connection to a new owner, which starts reading at once. */
+  setHandler(h: BackendHandler): void {
+    this.handler = h;
+    this.socket.resume();
+  }
+
+  /** At a boundary where another session may use it: nothing owed, nothing half-sent. */
+  get atBoundary(): boolean {
+    return !this.isClosed && this.awaitingReady === 0 && !this.unsynced;
+  }
+
+  write(buf: Buffer): boolean {
+    return this.socket.write(buf);
+  }
+
+  /** Tracks one frontend message sent to the server (called for every frame forwarded). */
+  noteSent(type: number): void {
+    switch (type) {
+      case Frontend.Query:
+      case Frontend.FunctionCall:
+        this.awaitingReady++;
+        break;
+      case Frontend.Sync:
+        this.awaitingReady++;
+        this.unsynced = false;
+        break;
+      case Frontend.Parse:
+      case Frontend.Bind:
+      case Frontend.Describe:
+      case Frontend.Execute:
+      case Frontend.Close:
+      case Frontend.Flush:
+        this.unsynced = true;
+        break;
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    try {
+      this.framer.push(chunk, (type, buf, start, end) => {
+        if (type === Backend.ReadyForQuery) {
+          this.txStatus = decodeReadyForQuery(buf, start);
+          if (this.awaitingReady > 0) this.awaitingReady--;
+        } else if (type === Backend.ParameterStatus) {
+          const [name, value] = decodeParameterStatus(buf, start, end);
+          this.params.set(name, value);
+        }
+        this.handler.frame(type, buf, start, end);
+      });
+      this.handler.chunkEnd?.();
+    } catch (err) {
+      this.destroy(err as Error);
+    }
+  }
+
+  private onClose(err?: Error): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.socket.destroy();
+    this.handler.closed(err);
+  }
+
+  /** Closes politely (Terminate) when the socket is still writable. */
+  terminate(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    if (!this.socket.writable) {
+      this.socket.destroy();
+      return;
+    }
+    this.socket.end(TERMINATE);
+    // The server closes on Terminate; do not wait for it forever.
+    setTimeout(() => this.socket.destroy(), 5000).unref();
+  }
+
+  destroy(err?: Error): void {
+    this.onClose(err);
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+}
+
+const TERMINATE = Buffer.from([Frontend.Terminate, 0, 0, 0, 4]);

@@ -1,0 +1,60 @@
+import { serialize } from 'pg-protocol';
+import { decodeFields } from '../protocol/backend';
+import { Backend, Frontend } from '../protocol/codes';
+import { Reader } from '../protocol/reader';
+import { BackendConnection, BackendHandler } from './connection';
+
+export interface QueryResult {
+  rows: (string | null)[][];
+  error?: { code: string; message: string };
+}
+
+function decodeDataRow(buf: Buffer, start: number, end: number): (string | null)[] {
+  const r = new Reader(buf, start + 5, end);
+  const n = r.int16();
+  const row: (string | null)[] = [];
+  for (let i = 0; i < n; i++) {
+    const len = r.int32();
+    row.push(len < 0 ? null : r.bytes(len).toString('utf8'));
+  }
+  return row;
+}
+
+/**
+ * Runs simple queries of Sluice's own (resets, role checks) on a connection that nobody else is
+ * using: all Query messages in one write, one result per query, settled at the last
+ * ReadyForQuery. The connection's handler is taken for the duration.
+ */
+export function runQueries(conn: BackendConnection, sqls: readonly string[], timeoutMs: number): Promise<QueryResult[]> {
+  return new Promise((resolve, reject) => {
+    const results: QueryResult[] = [];
+    let current: QueryResult = { rows: [] };
+    const timer = setTimeout(() => {
+      conn.destroy();
+      reject(new Error('query timeout'));
+    }, timeoutMs);
+    const handler: BackendHandler = {
+      frame(type, buf, start, end) {
+        if (type === Backend.DataRow) current.rows.push(decodeDataRow(buf, start, end));
+        else if (type === Backend.ErrorResponse) {
+          const f = decodeFields(buf, start, end);
+          current.error = { code: f.get('C') ?? '', message: f.get('M') ?? '' };
+        } else if (type === Backend.ReadyForQuery) {
+          results.push(current);
+          current = { rows: [] };
+          if (results.length === sqls.length) {
+            clearTimeout(timer);
+            resolve(results);
+          }
+        }
+      },
+      closed(err) {
+        clearTimeout(timer);
+        reject(err ?? new Error('connection closed'));
+      },
+    };
+    conn.setHandler(handler);
+    for (let i = 0; i < sqls.length; i++) conn.noteSent(Frontend.Query);
+    conn.write(Buffer.concat(sqls.map((s) => serialize.query(s))));
+  });
+}

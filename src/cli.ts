@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+import { ConfigError, loadConfig } from './config/load';
+import { createLogger } from './log/logger';
+import { Server, ShutdownMode } from './server';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const VERSION: string = require('../package.json').version;
+
+const USAGE = `usage: sluice -f FILE [-D]        run the proxy with that TOML config
+       sluice --check-config FILE  validate a config and exit
+       sluice --version`;
+
+interface Args {
+  config?: string;
+  check?: string;
+  discardStatus: boolean;
+  version: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { discardStatus: false, version: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${arg} needs a value`);
+      return v;
+    };
+    if (arg === '-f' || arg === '--config') a.config = value();
+    else if (arg === '--check-config') a.check = value();
+    else if (arg === '-D' || arg === '--discard-status') a.discardStatus = true;
+    else if (arg === '--version' || arg === '-v') a.version = true;
+    else throw new Error(`unknown argument "${arg}"`);
+  }
+  return a;
+}
+
+async function main(): Promise<number> {
+  let args: Args;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`sluice: ${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (args.version) {
+    process.stdout.write(`sluice ${VERSION}\n`);
+    return 0;
+  }
+  const file = args.check ?? args.config;
+  if (!file) {
+    process.stderr.write(`${USAGE}\n`);
+    return 2;
+  }
+  let config;
+  try {
+    config = loadConfig(file);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`sluice: ${file}: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+  if (args.check) {
+    process.stdout.write(`${file}: ok\n`);
+    return 0;
+  }
+  const log = createLogger(config.log_min_messages);
+  for (const key of config.pendingKeys) log.warn({ key }, 'config key accepted but not active yet');
+  const server = await Server.start(config, log);
+  const stop = (mode: ShutdownMode) => {
+    server.stop(mode).then(
+      () => log.flush(() => process.exit(0)),
+      (err) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('smart'));
+  process.on('SIGINT', () => stop('fast'));
+  process.on('SIGQUIT', () => stop('immediate'));
+  process.on('SIGHUP', () => log.warn('config reload is not built yet (operations issue); config unchanged'));
+  return -1;
+}
+
+main().then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err) => {
+    process.stderr.write(`sluice: ${(err as Error).message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,123 @@
+import { bool, INT_MAX, int, num, oneOf, SpecTable, str } from './spec';
+
+// Every config key (CONTRACT.md), pgpool-II's names and meanings. Durations are seconds unless
+// the name says otherwise (connect_timeout is milliseconds, as in pgpool).
+
+const ROUTING = 'read load balancing (routing issue)';
+const HEALTH = 'health check and failover (failover issue)';
+const RECOVERY = 'online recovery (recovery issue)';
+const ADMIN = 'PCP admin (admin issue)';
+const HTTP = 'HTTP endpoints (operations issue)';
+const SECURITY = 'client authentication and TLS (security issue)';
+
+export const topLevel = {
+  listen_addresses: str('localhost', { reload: 'restart' }),
+  port: int(9999, 0, 65535, { reload: 'restart' }),
+  pcp_listen_addresses: str('localhost', { reload: 'restart', pending: ADMIN }),
+  pcp_port: int(9898, 0, 65535, { reload: 'restart', pending: ADMIN }),
+  http_listen_addresses: str('localhost', { reload: 'restart', pending: HTTP }),
+  http_port: int(9899, 0, 65535, { reload: 'restart', pending: HTTP }),
+  work_dir: str('/tmp', { reload: 'restart', pending: HEALTH }),
+
+  num_init_children: int(32, 1, 100000, { reload: 'restart' }),
+  max_pool: int(4, 1, 100000, { reload: 'restart' }),
+  reserved_connections: int(0, 0, 100000, { reload: 'restart' }),
+  connection_life_time: int(0, 0, INT_MAX),
+  client_idle_limit: int(0, 0, INT_MAX),
+  authentication_timeout: int(60, 0, INT_MAX),
+  reset_query_list: str('ABORT; DISCARD ALL'),
+  max_message_size: int(1073741823, 1024, 1073741823),
+
+  load_balance_mode: bool(true, { pending: ROUTING }),
+  statement_level_load_balance: bool(false, { pending: ROUTING }),
+  disable_load_balance_on_write: oneOf(
+    ['off', 'transaction', 'trans_transaction', 'always', 'dml_adaptive'] as const,
+    'transaction',
+    { pending: ROUTING },
+  ),
+  read_only_function_list: str('', { pending: ROUTING }),
+  write_function_list: str('', { pending: ROUTING }),
+  primary_routing_query_pattern_list: str('', { pending: ROUTING }),
+  database_redirect_preference_list: str('', { pending: ROUTING }),
+  app_name_redirect_preference_list: str('', { pending: ROUTING }),
+  allow_sql_comments: bool(false, { pending: ROUTING }),
+
+  health_check_period: int(10, 0, INT_MAX, { pending: HEALTH }),
+  health_check_timeout: int(20, 0, INT_MAX, { pending: HEALTH }),
+  health_check_user: str('postgres', { pending: HEALTH }),
+  health_check_password: str('', { pending: HEALTH }),
+  health_check_database: str('postgres', { pending: HEALTH }),
+  health_check_max_retries: int(0, 0, INT_MAX, { pending: HEALTH }),
+  health_check_retry_delay: int(1, 0, INT_MAX, { pending: HEALTH }),
+  connect_timeout: int(10000, 0, INT_MAX),
+
+  sr_check_period: int(10, 0, INT_MAX, { pending: HEALTH }),
+  sr_check_user: str('postgres', { pending: HEALTH }),
+  sr_check_password: str('', { pending: HEALTH }),
+  sr_check_database: str('postgres', { pending: HEALTH }),
+  delay_threshold: int(0, 0, Number.MAX_SAFE_INTEGER, { pending: ROUTING }),
+  delay_threshold_by_time: int(0, 0, INT_MAX, { pending: ROUTING }),
+  prefer_lower_delay_standby: bool(false, { pending: ROUTING }),
+
+  failover_command: str('', { pending: HEALTH }),
+  failback_command: str('', { pending: HEALTH }),
+  follow_primary_command: str('', { pending: HEALTH }),
+  failover_on_backend_error: bool(true, { pending: HEALTH }),
+  failover_on_backend_shutdown: bool(false, { pending: HEALTH }),
+  search_primary_node_timeout: int(300, 0, INT_MAX, { pending: HEALTH }),
+  auto_failback: bool(false, { pending: HEALTH }),
+
+  recovery_user: str('postgres', { pending: RECOVERY }),
+  recovery_password: str('', { pending: RECOVERY }),
+  recovery_1st_stage_command: str('', { pending: RECOVERY }),
+  recovery_2nd_stage_command: str('', { pending: RECOVERY }),
+  remote_start_command: str('', { pending: RECOVERY }),
+  recovery_timeout: int(90, 1, INT_MAX, { pending: RECOVERY }),
+  client_idle_limit_in_recovery: int(0, -1, INT_MAX, { pending: RECOVERY }),
+
+  log_min_messages: oneOf(['debug', 'info', 'warning', 'error'] as const, 'info'),
+  log_statement: bool(false),
+  log_per_node_statement: bool(false),
+
+  ssl: bool(false, { reload: 'restart', pending: SECURITY }),
+  ssl_cert: str('', { pending: SECURITY }),
+  ssl_key: str('', { pending: SECURITY }),
+  ssl_ca_cert: str('', { pending: SECURITY }),
+} satisfies SpecTable;
+
+export const backendKeys = {
+  hostname: str('', { required: true, reload: 'restart' }),
+  port: int(5432, 1, 65535, { required: true, reload: 'restart' }),
+  weight: num(1, 0, 1e9),
+  data_directory: str(''),
+  flag: str('ALLOW_TO_FAILOVER'),
+  application_name: str(''),
+} satisfies SpecTable;
+
+export const pcpUserKeys = {
+  name: str('', { required: true }),
+  md5: str('', { required: true }),
+} satisfies SpecTable;
+
+export const userKeys = {
+  name: str('', { required: true }),
+  password: str('', { required: true }),
+} satisfies SpecTable;
+
+export const hbaKeys = {
+  type: oneOf(['local', 'host', 'hostssl', 'hostnossl'] as const, 'host', { pending: SECURITY }),
+  database: str('all', { pending: SECURITY }),
+  user: str('all', { pending: SECURITY }),
+  address: str('', { pending: SECURITY }),
+  method: oneOf(['trust', 'reject', 'password', 'md5', 'scram-sha-256'] as const, 'trust', { pending: SECURITY }),
+} satisfies SpecTable;
+
+/** The arrays of tables, with the spec of their entries. */
+export const sections = {
+  backend: backendKeys,
+  pcp_user: pcpUserKeys,
+  user: userKeys,
+  hba: hbaKeys,
+} as const;
+
+export const BACKEND_FLAGS = ['ALLOW_TO_FAILOVER', 'DISALLOW_TO_FAILOVER', 'ALWAYS_PRIMARY'] as const;

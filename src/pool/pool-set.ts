@@ -1,0 +1,149 @@
+import { BackendConnection, BackendHandler } from '../backend/connection';
+import { runQueries } from '../backend/query';
+import { Backend } from '../protocol/codes';
+import type { Logger } from '../log/logger';
+
+export interface PoolOptions {
+  /** Most backend connections per node, open or opening (num_init_children × max_pool). */
+  maxPerNode: number;
+  /** An idle connection older than this in the pool is closed (connection_life_time; 0 = never). */
+  idleLifetimeMs: number;
+  /** Run before a connection goes back to the pool (reset_query_list). */
+  resetQueries: readonly string[];
+  resetTimeoutMs: number;
+}
+
+/** Databases whose connections are never kept: CREATE DATABASE needs its template unused. */
+const NEVER_POOLED = new Set(['template0', 'template1']);
+
+interface Idle {
+  conn: BackendConnection;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/**
+ * The one global pool (not one per worker, as pgpool's per-child pools are): idle connections per
+ * key, newest first so warm connections are reused; a per-node cap enforced by closing the least
+ * recently used idle connection of that node.
+ */
+export class PoolSet {
+  private readonly idle = new Map<string, Idle[]>();
+  /** Idle connections in release order, oldest first: the eviction order. */
+  private readonly lru = new Set<Idle>();
+  private readonly perNode = new Map<number, number>();
+  private stopped = false;
+
+  constructor(
+    private readonly opts: PoolOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /** Counts of connections per node (open or opening) and idle ones, for SHOW and metrics. */
+  stats(): { nodeId: number; total: number }[] {
+    return [...this.perNode].map(([nodeId, total]) => ({ nodeId, total }));
+  }
+
+  get idleCount(): number {
+    return this.lru.size;
+  }
+
+  /** A pooled connection for the key, or a new one from `open`. */
+  async acquire(nodeId: number, key: string, open: () => Promise<BackendConnection>): Promise<{ conn: BackendConnection; reused: boolean }> {
+    const stack = this.idle.get(key);
+    while (stack && stack.length > 0) {
+      const it = stack.pop()!;
+      this.unidle(it);
+      if (!it.conn.isClosed) return { conn: it.conn, reused: true };
+    }
+    if ((this.perNode.get(nodeId) ?? 0) >= this.opts.maxPerNode) this.evictOne(nodeId);
+    this.count(nodeId, +1);
+    try {
+      const conn = await open();
+      conn.socket.once('close', () => this.count(nodeId, -1));
+      return { conn, reused: false };
+    } catch (err) {
+      this.count(nodeId, -1);
+      throw err;
+    }
+  }
+
+  /** Takes a connection back: reset, then idle; or closed when it is not clean. */
+  async release(conn: BackendConnection, database: string): Promise<void> {
+    if (this.stopped || !conn.atBoundary || NEVER_POOLED.has(database)) {
+      this.discard(conn);
+      return;
+    }
+    const queries = conn.txStatus === 'idle' ? this.opts.resetQueries.filter((q) => !/^\s*abort\s*$/i.test(q)) : this.opts.resetQueries;
+    try {
+      const results = await runQueries(conn, queries, this.opts.resetTimeoutMs);
+      const failed = results.find((r) => r.error);
+      if (failed || conn.txStatus !== 'idle' || this.stopped) {
+        if (failed) this.log.warn({ node: conn.node.id, error: failed.error }, 'reset query failed; connection closed');
+        this.discard(conn);
+        return;
+      }
+    } catch {
+      this.discard(conn);
+      return;
+    }
+    this.putIdle(conn);
+  }
+
+  discard(conn: BackendConnection): void {
+    conn.terminate();
+  }
+
+  private putIdle(conn: BackendConnection): void {
+    const it: Idle = { conn, timer: undefined };
+    const handler: BackendHandler = {
+      // An idle connection may still hear a notice or a parameter change; anything else (a FATAL
+      // before an admin shutdown, say) means it is not fit to hand out.
+      frame: (type) => {
+        if (type !== Backend.NoticeResponse && type !== Backend.ParameterStatus) this.drop(it);
+      },
+      closed: () => this.drop(it),
+    };
+    conn.setHandler(handler);
+    if (this.opts.idleLifetimeMs > 0) {
+      it.timer = setTimeout(() => this.drop(it), this.opts.idleLifetimeMs);
+      it.timer.unref();
+    }
+    let stack = this.idle.get(conn.poolKey);
+    if (!stack) this.idle.set(conn.poolKey, (stack = []));
+    stack.push(it);
+    this.lru.add(it);
+  }
+
+  private unidle(it: Idle): void {
+    clearTimeout(it.timer);
+    this.lru.delete(it);
+  }
+
+  private drop(it: Idle): void {
+    this.unidle(it);
+    const stack = this.idle.get(it.conn.poolKey);
+    const i = stack ? stack.indexOf(it) : -1;
+    if (i >= 0) stack!.splice(i, 1);
+    if (stack && stack.length === 0) this.idle.delete(it.conn.poolKey);
+    this.discard(it.conn);
+  }
+
+  private evictOne(nodeId: number): void {
+    for (const it of this.lru) {
+      if (it.conn.node.id === nodeId) {
+        this.drop(it);
+        return;
+      }
+    }
+  }
+
+  private count(nodeId: number, delta: number): void {
+    this.perNode.set(nodeId, (this.perNode.get(nodeId) ?? 0) + delta);
+  }
+
+  /** Closes every idle connection and every one released from now on. */
+  closeAll(): void {
+    this.stopped = true;
+    for (const it of [...this.lru]) this.drop(it);
+  }
+}

@@ -1,0 +1,21 @@
+import { encodeError } from './backend';
+
+/**
+ * An error Sluice itself raises to a client (house rule 5): always a specific SQLSTATE from
+ * protocol/sqlstate.ts, turned into an ErrorResponse by toFrame().
+ */
+export class ClientError extends Error {
+  override name = 'ClientError';
+  constructor(
+    readonly severity: 'ERROR' | 'FATAL',
+    readonly code: string,
+    message: string,
+    readonly detail?: string,
+  ) {
+    super(message);
+  }
+
+  toFrame(): Buffer {
+    return encodeError(this.severity, this.code, this.message, this.detail);
+  }
+}

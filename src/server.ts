@@ -1,0 +1,175 @@
+import { createServer, Server as NetServer, Socket } from 'node:net';
+import { connectBackend } from './backend/connect';
+import type { BackendConnection, NodeAddress } from './backend/connection';
+import { discoverPrimary } from './cluster/discover';
+import { NodeInfo, nodesFromConfig } from './cluster/topology';
+import type { Config } from './config/load';
+import type { Logger } from './log/logger';
+import { PoolSet } from './pool/pool-set';
+import { ClientError } from './protocol/client-error';
+import { SqlState } from './protocol/sqlstate';
+import { SessionRegistry } from './session/registry';
+import { Session, SessionContext } from './session/session';
+
+export type ShutdownMode = 'smart' | 'fast' | 'immediate';
+
+/** How long a smart shutdown waits for sessions before it turns fast. */
+const SMART_SHUTDOWN_LIMIT_MS = 300_000;
+
+/** listen_addresses as pgpool reads it: '*' is every address, 'localhost' both loopbacks. */
+export function listenHosts(spec: string): { host: string; optional: boolean }[] {
+  const out: { host: string; optional: boolean }[] = [];
+  for (const raw of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+    if (raw === '*') out.push({ host: '::', optional: false });
+    else if (raw === 'localhost') out.push({ host: '127.0.0.1', optional: false }, { host: '::1', optional: true });
+    else out.push({ host: raw, optional: false });
+  }
+  return out;
+}
+
+/** The composition root: builds every component from a config snapshot and owns their life. */
+export class Server {
+  readonly nodes: NodeInfo[];
+  readonly pool: PoolSet;
+  readonly registry: SessionRegistry;
+  private readonly listeners: NetServer[] = [];
+  private readonly sessions = new Set<Session>();
+  private primaryId = 0;
+  private nextSessionId = 1;
+  private stopping: Promise<void> | null = null;
+
+  private constructor(
+    readonly config: Config,
+    private readonly log: Logger,
+  ) {
+    this.nodes = nodesFromConfig(config.backend);
+    this.pool = new PoolSet(
+      {
+        maxPerNode: config.num_init_children * config.max_pool,
+        idleLifetimeMs: config.connection_life_time * 1000,
+        resetQueries: config.reset_query_list.split(';').map((q) => q.trim()).filter(Boolean),
+        resetTimeoutMs: 10_000,
+      },
+      log.child({ component: 'pool' }),
+    );
+    this.registry = new SessionRegistry(config.num_init_children, config.reserved_connections);
+  }
+
+  static async start(config: Config, log: Logger): Promise<Server> {
+    const s = new Server(config, log);
+    await s.findPrimary();
+    await s.listen();
+    return s;
+  }
+
+  /** The port the proxy listens on (useful when the config said 0). */
+  get port(): number {
+    const a = this.listeners[0]?.address();
+    return typeof a === 'object' && a ? a.port : 0;
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  private passwordFor(user: string): string | undefined {
+    return this.config.user.find((u) => u.name === user)?.password;
+  }
+
+  private openBackend = (node: NodeAddress, params: ReadonlyMap<string, string>, key: string): Promise<BackendConnection> =>
+    connectBackend({ node, params, poolKey: key, password: this.passwordFor(params.get('user') ?? ''), timeoutMs: this.config.connect_timeout });
+
+  private async findPrimary(): Promise<void> {
+    const user = this.config.health_check_user;
+    const params = new Map([
+      ['user', user],
+      ['database', this.config.health_check_database || 'postgres'],
+      ['application_name', 'sluice'],
+    ]);
+    const id = await discoverPrimary(
+      this.nodes,
+      (node) => this.openBackend(node, params, ''),
+      this.config.connect_timeout || 10_000,
+      this.log,
+    );
+    if (id === null) {
+      this.log.warn('no primary found at start-up; using node 0 until one is found');
+      this.primaryId = 0;
+    } else {
+      this.primaryId = id;
+    }
+    this.log.info({ primary: this.primaryId, roles: this.nodes.map((n) => n.role) }, 'primary node');
+  }
+
+  private context(): SessionContext {
+    return {
+      config: this.config,
+      pool: this.pool,
+      registry: this.registry,
+      log: this.log.child({ component: 'session' }),
+      primaryNode: () => this.nodes[this.primaryId]!,
+      openBackend: this.openBackend,
+    };
+  }
+
+  private async listen(): Promise<void> {
+    const ctx = this.context();
+    const onConnection = (socket: Socket) => {
+      socket.on('error', () => undefined); // the session adds its own; this covers the gap
+      if (this.stopping) {
+        socket.end(new ClientError('FATAL', SqlState.CannotConnectNow, 'the database system is shutting down').toFrame());
+        return;
+      }
+      const session = new Session(socket, ctx, this.nextSessionId++);
+      this.sessions.add(session);
+      socket.once('close', () => this.sessions.delete(session));
+    };
+    let port = this.config.port;
+    for (const { host, optional } of listenHosts(this.config.listen_addresses)) {
+      const srv = createServer({ noDelay: true, keepAlive: true }, onConnection);
+      try {
+        await new Promise<void>((resolve, reject) => {
+          srv.once('error', reject);
+          srv.listen({ host, port, backlog: 511 }, () => resolve());
+        });
+      } catch (err) {
+        if (optional) continue;
+        throw err;
+      }
+      const a = srv.address();
+      if (typeof a === 'object' && a) port = a.port;
+      this.listeners.push(srv);
+      this.log.info({ host, port }, 'listening');
+    }
+  }
+
+  /** Shutdown as pgpool: smart waits for sessions, fast ends them with 57P01, immediate drops. */
+  stop(mode: ShutdownMode): Promise<void> {
+    if (!this.stopping) this.stopping = this.doStop(mode);
+    return this.stopping;
+  }
+
+  private async doStop(mode: ShutdownMode): Promise<void> {
+    this.log.info({ mode }, 'shutting down');
+    await Promise.all(this.listeners.map((l) => new Promise((r) => l.close(r))));
+    this.registry.rejectWaiters(new ClientError('FATAL', SqlState.AdminShutdown, 'terminating connection due to administrator command'));
+    if (mode === 'smart') await this.waitForSessions(SMART_SHUTDOWN_LIMIT_MS);
+    const bye = new ClientError('FATAL', SqlState.AdminShutdown, 'terminating connection due to administrator command');
+    for (const s of this.sessions) {
+      if (mode === 'immediate') s.close('immediate shutdown');
+      else s.fail(bye);
+    }
+    this.pool.closeAll();
+  }
+
+  private waitForSessions(limitMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const deadline = Date.now() + limitMs;
+      const poll = () => {
+        if (this.sessions.size === 0 || Date.now() >= deadline) resolve();
+        else setTimeout(poll, 100);
+      };
+      poll();
+    });
+  }
+}

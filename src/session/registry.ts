@@ -1,0 +1,94 @@
+import { randomInt } from 'node:crypto';
+import { ClientError } from '../protocol/client-error';
+import { SqlState } from '../protocol/sqlstate';
+
+export interface Cancellable {
+  /** The process id this session's client was given in BackendKeyData. */
+  readonly processId: number;
+  cancel(): void;
+}
+
+interface Waiter {
+  token: object;
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+/**
+ * Live sessions: the num_init_children cap (with pgpool's reserved_connections rule) and the
+ * cancel keys. Cancel secrets are random 32-bit values from crypto, unique among live sessions,
+ * and a cancel needs both the process id and the secret to match.
+ */
+export class SessionRegistry {
+  private active = 0;
+  private readonly waiters: Waiter[] = [];
+  private readonly bySecret = new Map<number, Cancellable>();
+
+  constructor(
+    private readonly maxSessions: number,
+    private readonly reserved: number,
+  ) {}
+
+  get activeCount(): number {
+    return this.active;
+  }
+
+  get waitingCount(): number {
+    return this.waiters.length;
+  }
+
+  /**
+   * A session slot. Past the cap, clients wait in line (pgpool leaves them in the listen queue),
+   * unless reserved_connections is set: then they are refused with 53300, as pgpool does.
+   */
+  acquireSlot(token: object): Promise<void> {
+    if (this.reserved > 0 && this.active >= this.maxSessions - this.reserved) {
+      return Promise.reject(new ClientError('FATAL', SqlState.TooManyConnections, 'sorry, too many clients already'));
+    }
+    if (this.active < this.maxSessions) {
+      this.active++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => this.waiters.push({ token, resolve, reject }));
+  }
+
+  /** Gives the slot to the next client in line, or frees it. */
+  releaseSlot(): void {
+    const next = this.waiters.shift();
+    if (next) next.resolve();
+    else this.active--;
+  }
+
+  /** Removes a waiting client that went away (its promise is left pending). */
+  abandonWait(token: object): void {
+    const i = this.waiters.findIndex((w) => w.token === token);
+    if (i >= 0) this.waiters.splice(i, 1);
+  }
+
+  /** Rejects every waiting client (shutdown). */
+  rejectWaiters(err: Error): void {
+    for (const w of this.waiters.splice(0)) w.reject(err);
+  }
+
+  newSecret(session: Cancellable): number {
+    for (;;) {
+      const s = randomInt(-0x80000000, 0x7fffffff);
+      if (!this.bySecret.has(s)) {
+        this.bySecret.set(s, session);
+        return s;
+      }
+    }
+  }
+
+  forgetSecret(secret: number): void {
+    this.bySecret.delete(secret);
+  }
+
+  /** A CancelRequest: only the session whose process id and secret both match is cancelled. */
+  cancel(processId: number, secret: number): boolean {
+    const s = this.bySecret.get(secret);
+    if (!s || s.processId !== processId) return false;
+    s.cancel();
+    return true;
+  }
+}

@@ -1,0 +1,318 @@
+import { Socket } from 'node:net';
+import { BackendConnection, BackendHandler, NodeAddress } from '../backend/connection';
+import { BackendStartupError } from '../backend/connect';
+import type { Config } from '../config/load';
+import type { Logger } from '../log/logger';
+import type { PoolSet } from '../pool/pool-set';
+import { decodeFields } from '../protocol/backend';
+import { ClientError } from '../protocol/client-error';
+import { Backend, Frontend } from '../protocol/codes';
+import { Framer, FrameSink } from '../protocol/framer';
+import { decodeParse, decodeQuery, decodeStartupPacket } from '../protocol/frontend';
+import { ProtocolError } from '../protocol/reader';
+import { SqlState } from '../protocol/sqlstate';
+import { poolKey } from '../pool/pool-key';
+import { assertNever } from '../util/assert-never';
+import { cancelOnNode } from '../backend/cancel';
+import { SessionRegistry } from './registry';
+import { checkStartup, encodeWelcome, StartupRequest, unsupportedProtocol } from './startup';
+import { WriteBatch } from './write-batch';
+
+/** What a session needs from the rest of Sluice (built by server.ts). */
+export interface SessionContext {
+  readonly config: Config;
+  readonly pool: PoolSet;
+  readonly registry: SessionRegistry;
+  readonly log: Logger;
+  primaryNode(): NodeAddress;
+  openBackend(node: NodeAddress, params: ReadonlyMap<string, string>, key: string): Promise<BackendConnection>;
+}
+
+type State =
+  | { kind: 'startup' }
+  | { kind: 'starting'; req: StartupRequest }
+  | { kind: 'ready'; req: StartupRequest }
+  | { kind: 'closed' };
+
+const SSL_NO = Buffer.from('N');
+
+/**
+ * One client connection. Startup is answered by Sluice; after that the session forwards the
+ * client's frames to its backend connection on the primary and the server's frames back,
+ * raw, in batches, with backpressure both ways. It holds one backend connection per node it has
+ * used (lazily; only the primary until routing exists) for its whole life, as pgpool does, and
+ * gives them back to the pool when the client leaves.
+ */
+export class Session {
+  private state: State = { kind: 'startup' };
+  private readonly framer: Framer;
+  private readonly backends = new Map<number, BackendConnection>();
+  private primary: BackendConnection | null = null;
+  private hasSlot = false;
+  private secretKey = 0;
+  private processIdValue = 0;
+  private readonly toClient: WriteBatch;
+  private toServer: WriteBatch | null = null;
+  private startupTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private lastActivity = Date.now();
+  /** The server already told the client why it is going (a FATAL passed through). */
+  private fatalSent = false;
+  private waitingForServer = false;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly client: Socket,
+    private readonly ctx: SessionContext,
+    readonly id: number,
+  ) {
+    this.log = ctx.log.child({ session: id });
+    this.framer = new Framer(ctx.config.max_message_size, false);
+    this.toClient = new WriteBatch((b) => this.client.write(b));
+    client.setNoDelay(true);
+    client.setKeepAlive(true, 60_000);
+    client.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    client.on('error', (err) => this.close('client socket error', err));
+    client.on('close', () => this.close('client closed'));
+    client.on('drain', () => this.forEachBackend((b) => b.resume()));
+    const t = ctx.config.authentication_timeout;
+    if (t > 0) this.startupTimer = setTimeout(() => this.close('startup timeout'), t * 1000);
+  }
+
+  /** Read through a getter so that checks after an await are not narrowed away. */
+  private get closed(): boolean {
+    return this.state.kind === 'closed';
+  }
+
+  get processId(): number {
+    return this.processIdValue;
+  }
+
+  private forEachBackend(f: (b: BackendConnection) => void): void {
+    for (const b of this.backends.values()) f(b);
+  }
+
+  /** Writes the batched client frames; a full server socket pauses the client until drain. */
+  private flushToServer(): void {
+    if (!this.toServer || this.toServer.flush() || this.waitingForServer || !this.primary) return;
+    this.waitingForServer = true;
+    this.client.pause();
+    this.primary.socket.once('drain', () => {
+      this.waitingForServer = false;
+      if (!this.closed) this.client.resume();
+    });
+  }
+
+  private onClientData(chunk: Buffer): void {
+    this.lastActivity = Date.now();
+    try {
+      this.framer.push(chunk, this.onClientFrame);
+      this.flushToServer();
+    } catch (err) {
+      if (err instanceof ProtocolError) {
+        this.fail(new ClientError('FATAL', SqlState.ProtocolViolation, err.message));
+      } else {
+        this.log.error({ err }, 'unexpected error handling client data');
+        this.fail(new ClientError('FATAL', SqlState.InternalError, 'internal error in Sluice'));
+      }
+    }
+  }
+
+  private readonly onClientFrame: FrameSink = (type, buf, start, end) => {
+    const s = this.state;
+    switch (s.kind) {
+      case 'startup':
+        return this.onStartupPacket(buf, start, end);
+      case 'ready':
+        return this.onClientMessage(type, buf, start, end);
+      case 'starting':
+      case 'closed':
+        // The framer is halted in these states; nothing arrives here.
+        return;
+      default:
+        return assertNever(s);
+    }
+  };
+
+  private onStartupPacket(buf: Buffer, start: number, end: number): void {
+    const p = decodeStartupPacket(buf, start, end);
+    switch (p.kind) {
+      case 'ssl':
+      case 'gssenc':
+        // No TLS or GSS encryption yet: 'N' tells the client to go on in plain text.
+        this.client.write(SSL_NO);
+        return;
+      case 'cancel':
+        this.framer.halted = true;
+        this.ctx.registry.cancel(p.processId, p.secretKey);
+        this.client.end();
+        this.state = { kind: 'closed' };
+        return;
+      case 'unknown':
+        throw unsupportedProtocol(p.code);
+      case 'startup': {
+        const req = checkStartup(p);
+        this.state = { kind: 'starting', req };
+        this.framer.halted = true;
+        this.framer.typed = true;
+        this.client.pause();
+        void this.start(req);
+        return;
+      }
+      default:
+        assertNever(p);
+    }
+  }
+
+  private async start(req: StartupRequest): Promise<void> {
+    try {
+      clearTimeout(this.startupTimer);
+      await this.ctx.registry.acquireSlot(this);
+      this.hasSlot = true;
+      if (this.closed) return this.close('client left while waiting');
+      const node = this.ctx.primaryNode();
+      const key = poolKey(node.id, req.params);
+      const { conn, reused } = await this.ctx.pool.acquire(node.id, key, () => this.ctx.openBackend(node, req.params, key));
+      if (this.closed) {
+        this.ctx.pool.release(conn, req.database).catch(() => undefined);
+        return;
+      }
+      this.attach(conn);
+      this.primary = conn;
+      this.processIdValue = conn.processId;
+      this.secretKey = this.ctx.registry.newSecret(this);
+      this.toServer = new WriteBatch((b) => conn.write(b));
+      this.client.write(encodeWelcome(req, conn, this.secretKey));
+      this.state = { kind: 'ready', req };
+      this.log.debug({ user: req.user, database: req.database, node: node.id, backendPid: conn.processId, reused }, 'session started');
+      this.armIdleLimit();
+      this.client.resume();
+      this.framer.resume(this.onClientFrame);
+      this.flushToServer();
+    } catch (err) {
+      if (err instanceof BackendStartupError) this.failWith(err.frame);
+      else if (err instanceof ClientError) this.fail(err);
+      else {
+        this.log.error({ err }, 'session start failed');
+        this.fail(new ClientError('FATAL', SqlState.InternalError, 'internal error in Sluice'));
+      }
+    }
+  }
+
+  /** The data path, client to server: forward everything but Terminate, batched. */
+  private onClientMessage(type: number, buf: Buffer, start: number, end: number): void {
+    if (type === Frontend.Terminate) {
+      this.framer.halted = true;
+      this.toServer!.flush();
+      this.close('client terminated', undefined, true);
+      return;
+    }
+    if (this.ctx.config.log_statement) this.logStatement(type, buf, start, end);
+    const conn = this.primary!;
+    conn.noteSent(type);
+    this.toServer!.add(buf, start, end);
+  }
+
+  private logStatement(type: number, buf: Buffer, start: number, end: number): void {
+    if (type === Frontend.Query) this.log.info({ statement: decodeQuery(buf, start, end) }, 'statement');
+    else if (type === Frontend.Parse) this.log.info({ statement: decodeParse(buf, start, end).query }, 'statement');
+  }
+
+  private attach(conn: BackendConnection): void {
+    this.backends.set(conn.node.id, conn);
+    const log = this.ctx.config.log_per_node_statement;
+    const handler: BackendHandler = {
+      frame: (type, buf, start, end) => {
+        if (type === Backend.ErrorResponse && decodeFields(buf, start, end).get('S') === 'FATAL') this.fatalSent = true;
+        this.toClient.add(buf, start, end);
+      },
+      chunkEnd: () => {
+        if (!this.toClient.flush()) conn.pause();
+      },
+      closed: (err) => {
+        this.backends.delete(conn.node.id);
+        if (this.state.kind === 'closed') return;
+        this.toClient.flush();
+        if (!this.fatalSent) {
+          this.client.write(
+            new ClientError('FATAL', SqlState.ConnectionFailure, `connection to node ${conn.node.id} lost`, err?.message).toFrame(),
+          );
+        }
+        this.close('backend connection lost', err);
+      },
+    };
+    conn.setHandler(handler);
+    if (log) this.log.debug({ node: conn.node.id, backendPid: conn.processId }, 'backend attached');
+  }
+
+  /** client_idle_limit: a client silent that long while nothing is in flight is disconnected. */
+  private armIdleLimit(): void {
+    const limitMs = this.ctx.config.client_idle_limit * 1000;
+    if (limitMs <= 0) return;
+    const check = () => {
+      if (this.state.kind !== 'ready') return;
+      const busy = [...this.backends.values()].some((b) => b.awaitingReady > 0);
+      const idleFor = Date.now() - this.lastActivity;
+      if (!busy && idleFor >= limitMs) {
+        this.fail(new ClientError('FATAL', SqlState.IdleSessionTimeout, 'terminating connection due to idle-session timeout'));
+        return;
+      }
+      this.idleTimer = setTimeout(check, busy ? limitMs : limitMs - idleFor);
+      this.idleTimer.unref();
+    };
+    this.idleTimer = setTimeout(check, limitMs);
+    this.idleTimer.unref();
+  }
+
+  /** Cancels what this session's backend connections are running (a CancelRequest for it). */
+  cancel(): void {
+    this.forEachBackend((b) => cancelOnNode(b, this.log));
+  }
+
+  /** Sends the client a FATAL error, then closes. */
+  fail(err: ClientError): void {
+    this.failWith(err.toFrame());
+  }
+
+  private failWith(frame: Buffer): void {
+    if (this.state.kind === 'closed') return;
+    this.toClient.flush();
+    if (this.client.writable) this.client.write(frame);
+    this.close('error sent to client');
+  }
+
+  /**
+   * Ends the session. Backend connections go back to the pool only after a clean Terminate at a
+   * protocol boundary (the pool resets them); anything else may have work in flight, so those are
+   * cancelled and closed.
+   */
+  close(reason: string, err?: Error, clean = false): void {
+    if (this.state.kind === 'closed') {
+      return;
+    }
+    const database = this.state.kind === 'startup' ? '' : this.state.req.database;
+    this.state = { kind: 'closed' };
+    this.framer.halted = true;
+    clearTimeout(this.startupTimer);
+    clearTimeout(this.idleTimer);
+    if (this.secretKey !== 0) this.ctx.registry.forgetSecret(this.secretKey);
+    for (const conn of this.backends.values()) {
+      if (clean && conn.atBoundary) {
+        this.ctx.pool.release(conn, database).catch(() => undefined);
+      } else {
+        if (conn.awaitingReady > 0) cancelOnNode(conn, this.log);
+        this.ctx.pool.discard(conn);
+      }
+    }
+    this.backends.clear();
+    if (this.hasSlot) {
+      this.hasSlot = false;
+      this.ctx.registry.releaseSlot();
+    } else {
+      this.ctx.registry.abandonWait(this);
+    }
+    this.client.end();
+    this.client.destroySoon();
+    this.log.debug({ reason, err: err?.message }, 'session closed');
+  }
+}
