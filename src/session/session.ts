@@ -109,7 +109,9 @@ export class Session {
       this.framer.push(chunk, this.onClientFrame);
       this.flushToServer();
     } catch (err) {
-      if (err instanceof ProtocolError) {
+      if (err instanceof ClientError) {
+        this.fail(err);
+      } else if (err instanceof ProtocolError) {
         this.fail(new ClientError('FATAL', SqlState.ProtocolViolation, err.message));
       } else {
         this.log.error({ err }, 'unexpected error handling client data');

@@ -1,0 +1,65 @@
+import { Writable } from 'node:stream';
+import { Client, ClientConfig } from 'pg';
+import { buildConfig, Config } from '../../src/config/load';
+import { createLogger } from '../../src/log/logger';
+import { Server } from '../../src/server';
+import type { TestCluster } from './cluster';
+
+export interface TestSluice {
+  server: Server;
+  port: number;
+  config: Config;
+  /** Log lines written so far (JSON objects). */
+  logs: Record<string, unknown>[];
+  client(opts?: ClientConfig): Promise<Client>;
+  stop(): Promise<void>;
+}
+
+/** The config for a cluster: every node as a [[backend]], plus overrides. */
+export function clusterConfig(cluster: TestCluster, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const backend = Array.from({ length: cluster.replicas + 1 }, (_, i) => ({ hostname: '127.0.0.1', port: cluster.port(i) }));
+  return { listen_addresses: '127.0.0.1', port: 0, backend, ...overrides };
+}
+
+/** Sluice in this process, on a free port, in front of the cluster. */
+export async function startSluice(cluster: TestCluster, overrides: Record<string, unknown> = {}): Promise<TestSluice> {
+  const config = buildConfig(clusterConfig(cluster, overrides), cluster.dir);
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
+      cb();
+    },
+  });
+  const server = await Server.start(config, createLogger('debug', sink));
+  const port = server.port;
+  const clients: Client[] = [];
+  return {
+    server,
+    port,
+    config,
+    logs,
+    async client(opts = {}) {
+      const c = new Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', ...opts });
+      c.on('error', () => undefined);
+      await c.connect();
+      clients.push(c);
+      return c;
+    },
+    async stop() {
+      await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+      await server.stop('fast');
+    },
+  };
+}
+
+/** Polls until `check` returns a truthy value, or fails at the deadline. Never a fixed sleep. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

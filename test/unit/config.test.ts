@@ -1,0 +1,59 @@
+import t from 'tap';
+import { buildConfig, ConfigError, parseConfig } from '../../src/config/load';
+
+const minimal = '[[backend]]\nhostname = "127.0.0.1"\nport = 5432\n';
+
+t.test('defaults fill every key and the snapshot is frozen', async (t) => {
+  const c = parseConfig(minimal, '/etc');
+  t.equal(c.port, 9999);
+  t.equal(c.num_init_children, 32);
+  t.equal(c.reset_query_list, 'ABORT; DISCARD ALL');
+  t.equal(c.backend[0]!.weight, 1);
+  t.equal(c.backend[0]!.flag, 'ALLOW_TO_FAILOVER');
+  t.ok(Object.isFrozen(c));
+  t.ok(Object.isFrozen(c.backend[0]));
+  t.same(c.pendingKeys, []);
+});
+
+const bad: [string, RegExp][] = [
+  ['prot = 1\n', /^key "prot": unknown key$/],
+  ['port = "x"\n', /^key "port": expected an integer from 0 to 65535, got "x"$/],
+  ['port = 70000\n', /^key "port": expected an integer/],
+  ['num_init_children = 0\n', /^key "num_init_children"/],
+  ['log_statement = "yes"\n', /^key "log_statement": expected true or false/],
+  ['disable_load_balance_on_write = "sometimes"\n', /^key "disable_load_balance_on_write": expected one of/],
+  ['connect_timeout = 1.5\n', /^key "connect_timeout"/],
+  ['reserved_connections = 40\n', /^key "reserved_connections"/],
+  ['port = \n', /^TOML syntax/],
+];
+for (const [text, re] of bad) {
+  t.test(`rejects ${text.trim()}`, async (t) => {
+    t.throws(() => parseConfig(text + minimal, '/'), ConfigError);
+    try {
+      parseConfig(text + minimal, '/');
+    } catch (e) {
+      t.match((e as Error).message, re);
+      t.notMatch((e as Error).message, /\n/, 'one line');
+    }
+  });
+}
+
+t.test('backend sections are checked', async (t) => {
+  t.throws(() => parseConfig('port = 1\n', '/'), /key "backend": at least one/);
+  t.throws(() => parseConfig('[[backend]]\nhostname = "h"\n', '/'), /key "backend\[0\]\.port": required/);
+  t.throws(() => parseConfig(minimal + '[[backend]]\nhostname = "h"\nport = 1\nflag = "NOPE"\n', '/'), /key "backend\[1\]\.flag"/);
+  t.throws(() => parseConfig(minimal + 'colour = 1\n', '/'), /key "backend\[0\]\.colour": unknown key/);
+  const c = parseConfig('[[backend]]\nhostname = "h"\nport = 1\nflag = "ALWAYS_PRIMARY|DISALLOW_TO_FAILOVER"\n', '/');
+  t.equal(c.backend[0]!.flag, 'ALWAYS_PRIMARY|DISALLOW_TO_FAILOVER');
+  t.throws(() => buildConfig({ backend: 'x' }, '/'), /array of tables/);
+});
+
+t.test('keys of features not built yet are accepted and listed', async (t) => {
+  const c = parseConfig('health_check_period = 5\n' + minimal, '/');
+  t.equal(c.health_check_period, 5);
+  t.match(c.pendingKeys[0], /^health_check_period \(/);
+});
+
+t.test('__proto__ keys are refused', async (t) => {
+  t.throws(() => parseConfig('__proto__ = 1\n' + minimal, '/'), ConfigError);
+});
