@@ -1,0 +1,45 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import t from 'tap';
+import { createCluster, TestCluster } from '../helpers/cluster';
+import { startSluice, TestSluice } from '../helpers/sluice';
+
+// pgbench through Sluice: initialise, then TPC-B-like runs in each query mode, no failures.
+
+const run = promisify(execFile);
+let cluster: TestCluster;
+let sluice: TestSluice;
+t.before(async () => {
+  cluster = await createCluster(1);
+  sluice = await startSluice(cluster);
+});
+t.teardown(async () => {
+  await sluice?.stop();
+  await cluster?.destroy();
+});
+
+const conn = () => ['-h', '127.0.0.1', '-p', String(sluice.port), '-U', 'postgres'];
+
+t.test('pgbench -i through Sluice', async (t) => {
+  const { stderr } = await run('pgbench', ['-i', '-q', ...conn(), 'postgres']);
+  t.match(stderr, /done in/);
+  t.equal(await cluster.psql(0, 'select count(*) from pgbench_accounts'), '100000');
+});
+
+for (const mode of ['simple', 'extended', 'prepared']) {
+  t.test(`pgbench -c 8 -T 10 -M ${mode}: zero failed transactions`, async (t) => {
+    const { stdout } = await run('pgbench', ['-c', '8', '-j', '2', '-T', '10', '-M', mode, ...conn(), 'postgres'], { maxBuffer: 1 << 24 });
+    const processed = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1]);
+    const failed = Number(/number of failed transactions: (\d+)/.exec(stdout)?.[1]);
+    const tps = /tps = ([\d.]+)/.exec(stdout)?.[1];
+    t.ok(processed > 0, `${processed} transactions, ${tps} tps`);
+    t.equal(failed, 0);
+  });
+}
+
+t.test('pgbench -C (a new connection per transaction) reuses pooled backends', async (t) => {
+  const { stdout } = await run('pgbench', ['-C', '-S', '-c', '4', '-j', '2', '-T', '3', ...conn(), 'postgres']);
+  t.equal(Number(/number of failed transactions: (\d+)/.exec(stdout)?.[1]), 0);
+  const backends = Number(await cluster.psql(0, "select count(*) from pg_stat_activity where application_name = 'pgbench'"));
+  t.ok(backends <= 4, `${backends} pgbench backends on the primary after thousands of connections`);
+});
