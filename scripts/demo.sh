@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# npm run demo: a local cluster (one primary, two streaming replicas) under .demo/ in the
+# checkout, a config for it, and Sluice in the foreground on port 9999. Ctrl-C stops it all.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+demo="$root/.demo"
+base_port=${DEMO_BASE_PORT:-15432}
+cluster="$demo/cluster"
+
+mkdir -p "$demo"
+if [ ! -f "$cluster/cluster.env" ]; then
+  bash "$root/scripts/cluster.sh" create "$cluster" "$base_port" 2
+else
+  bash "$root/scripts/cluster.sh" start "$cluster"
+fi
+# shellcheck disable=SC1091
+. "$cluster/cluster.env"
+
+cat >"$demo/sluice.toml" <<TOML
+# Written by scripts/demo.sh for the local demo cluster in $cluster.
+listen_addresses = "localhost"
+port = ${DEMO_PORT:-9999}
+num_init_children = 100
+max_pool = 4
+log_min_messages = "info"
+
+[[backend]]
+hostname = "127.0.0.1"
+port = $BASE_PORT
+data_directory = "$cluster/node0"
+application_name = "node0"
+
+[[backend]]
+hostname = "127.0.0.1"
+port = $((BASE_PORT + 1))
+data_directory = "$cluster/node1"
+application_name = "node1"
+
+[[backend]]
+hostname = "127.0.0.1"
+port = $((BASE_PORT + 2))
+data_directory = "$cluster/node2"
+application_name = "node2"
+TOML
+
+stop_all() {
+  trap - INT TERM EXIT
+  [ -n "${pid:-}" ] && kill -INT "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  bash "$root/scripts/cluster.sh" stop "$cluster" || true
+}
+trap stop_all INT TERM EXIT
+
+bash "$root/scripts/cluster.sh" status "$cluster"
+echo "Sluice on port ${DEMO_PORT:-9999}: psql -h 127.0.0.1 -p ${DEMO_PORT:-9999} -U postgres postgres   (Ctrl-C stops everything)"
+node "$root/dist/cli.js" -f "$demo/sluice.toml" &
+pid=$!
+wait "$pid"
