@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Interleaved pgbench comparison: direct to the primary, through Sluice, and through PgBouncer and
+# pgpool-II when installed (Debian packages pgbouncer, pgpool2), round by round so that the
+# machine's drift hits every target alike. Prints TPS, mean latency and the ratio to direct, then
+# Sluice's RSS with 1,000 idle clients.
+#
+#   bash bench/run.sh            (npm run bench builds first)
+#   DURATION=10 ROUNDS=2 SCALE=10 IDLE_CLIENTS=1000 bash bench/run.sh
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$root/scripts/pg-env.sh"
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-2}
+SCALE=${SCALE:-10}
+IDLE_CLIENTS=${IDLE_CLIENTS:-1000}
+
+work=$(mktemp -d /tmp/sluice-bench.XXXXXX)
+[ "$(id -u)" = 0 ] && chown postgres: "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done
+  bash "$root/scripts/cluster.sh" destroy "$work/cluster" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+wait_port() { for _ in $(seq 1 100); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
+
+base=$(free_port)
+PG_FAST=1 PG_MAX_CONNECTIONS=$((IDLE_CLIENTS + 100)) bash "$root/scripts/cluster.sh" create "$work/cluster" "$base" 0 >/dev/null
+pgbench -i -q -s "$SCALE" -h 127.0.0.1 -p "$base" -U postgres postgres >/dev/null 2>&1
+declare -A port=([direct]=$base)
+
+port[sluice]=$(free_port)
+cat >"$work/sluice.toml" <<TOML
+listen_addresses = "127.0.0.1"
+port = ${port[sluice]}
+num_init_children = $((IDLE_CLIENTS + 16))
+log_min_messages = "warning"
+[[backend]]
+hostname = "127.0.0.1"
+port = $base
+TOML
+node "$root/dist/cli.js" -f "$work/sluice.toml" >"$work/sluice.log" 2>&1 &
+sluice_pid=$!
+pids+=("$sluice_pid")
+wait_port "${port[sluice]}"
+
+if command -v pgbouncer >/dev/null; then
+  port[pgbouncer]=$(free_port)
+  cat >"$work/pgbouncer.ini" <<INI
+[databases]
+postgres = host=127.0.0.1 port=$base dbname=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = ${port[pgbouncer]}
+auth_type = trust
+auth_file = $work/userlist.txt
+pool_mode = session
+max_client_conn = 200
+default_pool_size = 32
+unix_socket_dir =
+logfile = $work/pgbouncer.log
+INI
+  echo '"postgres" ""' >"$work/userlist.txt"
+  chown postgres: "$work"/pgbouncer.ini "$work"/userlist.txt 2>/dev/null || true
+  run_pg pgbouncer "$work/pgbouncer.ini" >/dev/null 2>&1 &
+  pids+=($!)
+  wait_port "${port[pgbouncer]}"
+fi
+
+pgpool_bin=$(command -v pgpool || true)
+if [ -n "$pgpool_bin" ]; then
+  port[pgpool]=$(free_port)
+  cat >"$work/pgpool.conf" <<CONF
+backend_clustering_mode = 'streaming_replication'
+listen_addresses = '127.0.0.1'
+port = ${port[pgpool]}
+socket_dir = '$work'
+pcp_listen_addresses = ''
+pcp_port = $(free_port)
+pcp_socket_dir = '$work'
+backend_hostname0 = '127.0.0.1'
+backend_port0 = $base
+backend_weight0 = 1
+backend_flag0 = 'ALWAYS_PRIMARY'
+num_init_children = 32
+max_pool = 4
+sr_check_period = 0
+health_check_period = 0
+load_balance_mode = off
+pid_file_name = '$work/pgpool.pid'
+logdir = '$work'
+log_min_messages = warning
+CONF
+  : >"$work/pcp.conf"
+  chown postgres: "$work"/pgpool.conf "$work"/pcp.conf 2>/dev/null || true
+  run_pg "$pgpool_bin" -n -f "$work/pgpool.conf" -F "$work/pcp.conf" >"$work/pgpool.log" 2>&1 &
+  pids+=($!)
+  wait_port "${port[pgpool]}"
+fi
+
+targets=(direct sluice)
+[ -n "${port[pgbouncer]:-}" ] && targets+=(pgbouncer)
+[ -n "${port[pgpool]:-}" ] && targets+=(pgpool)
+workloads=("select-simple|-S -c 16 -j 2 -M simple" "select-extended|-S -c 16 -j 2 -M extended" "tpcb|-c 8 -j 2 -M simple" "select-connect|-S -C -c 8 -j 2")
+
+results="$work/results.txt"
+: >"$results"
+for round in $(seq 1 "$ROUNDS"); do
+  for w in "${workloads[@]}"; do
+    name=${w%%|*}; flags=${w#*|}
+    for target in "${targets[@]}"; do
+      # shellcheck disable=SC2086
+      out=$(pgbench -n $flags -T "$DURATION" -h 127.0.0.1 -p "${port[$target]}" -U postgres postgres 2>&1 || true)
+      tps=$(sed -nE 's/^tps = ([0-9.]+).*/\1/p' <<<"$out" | head -n 1)
+      lat=$(sed -nE 's/^latency average = ([0-9.]+) ms/\1/p' <<<"$out")
+      failed=$(sed -nE 's/^number of failed transactions: ([0-9]+).*/\1/p' <<<"$out")
+      echo "$name $target ${tps:-0} ${lat:-0} ${failed:-?}" >>"$results"
+      echo "round $round $name $target: ${tps:-0} tps, ${lat:-?} ms, failed ${failed:-?}" >&2
+    done
+  done
+done
+
+echo
+echo "pgbench scale $SCALE, $DURATION s per run, $ROUNDS interleaved rounds, PostgreSQL $("$PG_BINDIR/postgres" --version | awk '{print $3}'), fsync off"
+awk '
+  { key=$1 SUBSEP $2; tps[key]+=$3; lat[key]+=$4; n[key]++; fail[key]+=$5; if (!seen[$1]++) order[++nw]=$1; if (!tseen[$2]++) torder[++nt]=$2 }
+  END {
+    printf "| workload | target | TPS | latency ms | x direct | failed |\n|---|---|---|---|---|---|\n";
+    for (i=1;i<=nw;i++) { w=order[i]; d=tps[w SUBSEP "direct"]/n[w SUBSEP "direct"];
+      for (j=1;j<=nt;j++) { t=torder[j]; k=w SUBSEP t; if (!n[k]) continue;
+        printf "| %s | %s | %.0f | %.3f | %.2f | %d |\n", w, t, tps[k]/n[k], lat[k]/n[k], (tps[k]/n[k])/d, fail[k] } } }' "$results"
+
+# Sluice's memory with many idle clients (each holds a backend connection: session pooling).
+rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+before=$(rss "$sluice_pid")
+after=$(node "$root/bench/idle-clients.mjs" "${port[sluice]}" "$IDLE_CLIENTS" "$sluice_pid")
+echo
+# RSS before includes garbage left by the pgbench runs, so it can exceed the figure after.
+echo "Sluice RSS: $((after / 1024)) MiB with $IDLE_CLIENTS idle clients connected (it was $((before / 1024)) MiB after the pgbench runs)"
