@@ -18,6 +18,11 @@ work=$(mktemp -d /tmp/sluice-bench.XXXXXX)
 [ "$(id -u)" = 0 ] && chown postgres: "$work"
 pids=()
 cleanup() {
+  # PgBouncer and pgpool run under runuser, which does not pass signals on: stop them by the
+  # pids they write themselves.
+  for f in "$work/pgbouncer.pid" "$work/pgpool.pid"; do
+    [ -f "$f" ] && pids+=("$(cat "$f")")
+  done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done
   bash "$root/scripts/cluster.sh" destroy "$work/cluster" >/dev/null 2>&1 || true
@@ -63,6 +68,7 @@ max_client_conn = 200
 default_pool_size = 32
 unix_socket_dir =
 logfile = $work/pgbouncer.log
+pidfile = $work/pgbouncer.pid
 INI
   echo '"postgres" ""' >"$work/userlist.txt"
   chown postgres: "$work"/pgbouncer.ini "$work"/userlist.txt 2>/dev/null || true
