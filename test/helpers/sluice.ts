@@ -3,7 +3,8 @@ import { Client, ClientConfig } from 'pg';
 import { buildConfig, Config } from '../../src/config/load';
 import { createLogger } from '../../src/log/logger';
 import { Server } from '../../src/server';
-import type { TestCluster } from './cluster';
+import t from 'tap';
+import { createCluster, TestCluster } from './cluster';
 
 export interface TestSluice {
   server: Server;
@@ -62,4 +63,21 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * One cluster and one Sluice for a whole test file, started before its tests and stopped after.
+ * Read the fields inside tests (they are set by the time tests run).
+ */
+export function clusterWithSluice(replicas: number, overrides: Record<string, unknown> = {}): { cluster: TestCluster; sluice: TestSluice } {
+  const env = {} as { cluster: TestCluster; sluice: TestSluice };
+  t.before(async () => {
+    env.cluster = await createCluster(replicas);
+    env.sluice = await startSluice(env.cluster, overrides);
+  });
+  t.teardown(async () => {
+    await env.sluice?.stop();
+    await env.cluster?.destroy();
+  });
+  return env;
 }

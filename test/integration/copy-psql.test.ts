@@ -1,24 +1,14 @@
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { createCluster, TestCluster } from '../helpers/cluster';
-import { startSluice, TestSluice } from '../helpers/sluice';
+import { clusterWithSluice } from '../helpers/sluice';
 
 // psql as a user runs it, and COPY of a million rows both ways with Sluice's memory watched.
 
 const run = promisify(execFile);
-let cluster: TestCluster;
-let sluice: TestSluice;
-t.before(async () => {
-  cluster = await createCluster(1);
-  sluice = await startSluice(cluster);
-});
-t.teardown(async () => {
-  await sluice?.stop();
-  await cluster?.destroy();
-});
+const env = clusterWithSluice(1);
 
-const psqlArgs = () => ['-X', '-h', '127.0.0.1', '-p', String(sluice.port), '-U', 'postgres', '-d', 'postgres'];
+const psqlArgs = () => ['-X', '-h', '127.0.0.1', '-p', String(env.sluice.port), '-U', 'postgres', '-d', 'postgres'];
 
 t.test('psql: queries, errors, \\d, and a multi-statement script', async (t) => {
   const { stdout } = await run('psql', [...psqlArgs(), '-At', '-c', 'select 40 + 2', '-c', 'create table psql_t(id int primary key, v text)', '-c', '\\d psql_t']);

@@ -1,45 +1,35 @@
 import t from 'tap';
-import { createCluster, TestCluster } from '../helpers/cluster';
-import { startSluice, TestSluice, waitFor } from '../helpers/sluice';
+import { clusterWithSluice, waitFor } from '../helpers/sluice';
 
 // A node that dies mid-statement: the client gets an ErrorResponse with a real SQLSTATE, never a
 // silent close; new sessions get a clear error while it is down and work again once it is back.
 
-let cluster: TestCluster;
-let sluice: TestSluice;
-t.before(async () => {
-  cluster = await createCluster(1);
-  sluice = await startSluice(cluster);
-});
-t.teardown(async () => {
-  await sluice?.stop();
-  await cluster?.destroy();
-});
+const env = clusterWithSluice(1);
 
 t.test('primary killed with -9 mid-query', async (t) => {
-  const c = await sluice.client();
-  const idle = await sluice.client();
+  const c = await env.sluice.client();
+  const idle = await env.sluice.client();
   // Caught at once: the rejection arrives while the kill is still being awaited.
   const running = c.query('select pg_sleep(20)').catch((e: unknown) => e);
-  await waitFor('statement running', async () => Number(await cluster.psql(0, "select count(*) from pg_stat_activity where query = 'select pg_sleep(20)'")) > 0);
-  await cluster.sh('kill', '0');
+  await waitFor('statement running', async () => Number(await env.cluster.psql(0, "select count(*) from pg_stat_activity where query = 'select pg_sleep(20)'")) > 0);
+  await env.cluster.sh('kill', '0');
   const err = (await running) as { code?: string; message: string };
   t.ok(err instanceof Error, 'the query failed');
   t.match(err.code, /^(08006|57P01|57P02|57P03)$/, `an ErrorResponse with a real SQLSTATE (${err.code}: ${err.message})`);
   const idleErr = (await idle.query('select 1').catch((e: unknown) => e)) as { code?: string; message: string };
   t.ok(idleErr instanceof Error, 'an idle session on the dead node fails too');
 
-  await t.rejects(sluice.client(), { code: '08006' }, 'a new session while the node is down: 08006');
-  await cluster.sh('start', '0');
-  const again = await sluice.client();
+  await t.rejects(env.sluice.client(), { code: '08006' }, 'a new session while the node is down: 08006');
+  await env.cluster.sh('start', '0');
+  const again = await env.sluice.client();
   t.same((await again.query('select 1 as back')).rows, [{ back: 1 }], 'works again when the node is back');
 });
 
 t.test('primary shut down (fast): sessions get the server\'s own 57P01', async (t) => {
-  const c = await sluice.client();
+  const c = await env.sluice.client();
   await c.query('select 1');
   const gone = new Promise<{ code?: string }>((resolve) => c.once('error', resolve));
-  await cluster.sh('stop', '0');
+  await env.cluster.sh('stop', '0');
   t.equal((await gone).code, '57P01');
-  await cluster.sh('start', '0');
+  await env.cluster.sh('start', '0');
 });

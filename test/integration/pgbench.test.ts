@@ -1,29 +1,19 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { createCluster, TestCluster } from '../helpers/cluster';
-import { startSluice, TestSluice } from '../helpers/sluice';
+import { clusterWithSluice } from '../helpers/sluice';
 
 // pgbench through Sluice: initialise, then TPC-B-like runs in each query mode, no failures.
 
 const run = promisify(execFile);
-let cluster: TestCluster;
-let sluice: TestSluice;
-t.before(async () => {
-  cluster = await createCluster(1);
-  sluice = await startSluice(cluster);
-});
-t.teardown(async () => {
-  await sluice?.stop();
-  await cluster?.destroy();
-});
+const env = clusterWithSluice(1);
 
-const conn = () => ['-h', '127.0.0.1', '-p', String(sluice.port), '-U', 'postgres'];
+const conn = () => ['-h', '127.0.0.1', '-p', String(env.sluice.port), '-U', 'postgres'];
 
 t.test('pgbench -i through Sluice', async (t) => {
   const { stderr } = await run('pgbench', ['-i', '-q', ...conn(), 'postgres']);
   t.match(stderr, /done in/);
-  t.equal(await cluster.psql(0, 'select count(*) from pgbench_accounts'), '100000');
+  t.equal(await env.cluster.psql(0, 'select count(*) from pgbench_accounts'), '100000');
 });
 
 for (const mode of ['simple', 'extended', 'prepared']) {
@@ -38,7 +28,7 @@ for (const mode of ['simple', 'extended', 'prepared']) {
 }
 
 t.test('pgbench -C (a new connection per transaction) reuses pooled backends', async (t) => {
-  const count = async () => Number(await cluster.psql(0, "select count(*) from pg_stat_activity where application_name = 'pgbench'"));
+  const count = async () => Number(await env.cluster.psql(0, "select count(*) from pg_stat_activity where application_name = 'pgbench'"));
   // The earlier runs left up to 8 pooled connections for pgbench's startup parameters.
   const before = await count();
   const { stdout } = await run('pgbench', ['-C', '-S', '-c', '4', '-j', '2', '-T', '3', ...conn(), 'postgres']);
