@@ -68,10 +68,6 @@ export class Server {
     return typeof a === 'object' && a ? a.port : 0;
   }
 
-  get sessionCount(): number {
-    return this.sessions.size;
-  }
-
   private passwordFor(user: string): string | undefined {
     return this.config.user.find((u) => u.name === user)?.password;
   }

@@ -92,18 +92,21 @@ export class BackendConnection {
     }
   }
 
+  /** Made once per connection, not per received chunk: this is the hot path. */
+  private readonly onFrame = (type: number, buf: Buffer, start: number, end: number): void => {
+    if (type === Backend.ReadyForQuery) {
+      this.txStatus = decodeReadyForQuery(buf, start);
+      if (this.awaitingReady > 0) this.awaitingReady--;
+    } else if (type === Backend.ParameterStatus) {
+      const [name, value] = decodeParameterStatus(buf, start, end);
+      this.params.set(name, value);
+    }
+    this.handler.frame(type, buf, start, end);
+  };
+
   private onData(chunk: Buffer): void {
     try {
-      this.framer.push(chunk, (type, buf, start, end) => {
-        if (type === Backend.ReadyForQuery) {
-          this.txStatus = decodeReadyForQuery(buf, start);
-          if (this.awaitingReady > 0) this.awaitingReady--;
-        } else if (type === Backend.ParameterStatus) {
-          const [name, value] = decodeParameterStatus(buf, start, end);
-          this.params.set(name, value);
-        }
-        this.handler.frame(type, buf, start, end);
-      });
+      this.framer.push(chunk, this.onFrame);
       this.handler.chunkEnd?.();
     } catch (err) {
       this.destroy(err as Error);

@@ -38,11 +38,6 @@ export class PoolSet {
     private readonly log: Logger,
   ) {}
 
-  /** Counts of connections per node (open or opening) and idle ones, for SHOW and metrics. */
-  stats(): { nodeId: number; total: number }[] {
-    return [...this.perNode].map(([nodeId, total]) => ({ nodeId, total }));
-  }
-
   get idleCount(): number {
     return this.lru.size;
   }

@@ -35,11 +35,6 @@ export class Framer {
     this.typed = typed;
   }
 
-  /** Bytes held for an incomplete frame. */
-  get buffered(): number {
-    return this.partsLen;
-  }
-
   push(chunk: Buffer, sink: FrameSink): void {
     let buf = chunk;
     if (this.partsLen > 0) {
@@ -100,13 +95,5 @@ export class Framer {
   resume(sink: FrameSink): void {
     this.halted = false;
     if (this.partsLen > 0) this.push(EMPTY, sink);
-  }
-
-  /** Drops any partial frame (the stream it came from is gone). */
-  reset(): void {
-    this.parts = [];
-    this.partsLen = 0;
-    this.need = -1;
-    this.halted = false;
   }
 }

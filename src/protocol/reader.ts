@@ -44,13 +44,6 @@ export class Reader {
     return v;
   }
 
-  uint32(): number {
-    this.need(4);
-    const v = this.buf.readUInt32BE(this.pos);
-    this.pos += 4;
-    return v;
-  }
-
   bytes(n: number): Buffer {
     this.need(n);
     const v = this.buf.subarray(this.pos, this.pos + n);

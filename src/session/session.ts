@@ -56,6 +56,8 @@ export class Session {
   private startupTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private lastActivity = Date.now();
+  /** client_idle_limit is on: only then is the clock read per received chunk. */
+  private readonly idleLimited: boolean;
   /** The server already told the client why it is going (a FATAL passed through). */
   private fatalSent = false;
   private waitingForServer = false;
@@ -69,6 +71,7 @@ export class Session {
     this.log = ctx.log.child({ session: id });
     this.framer = new Framer(ctx.config.max_message_size, false);
     this.toClient = new WriteBatch((b) => this.client.write(b));
+    this.idleLimited = ctx.config.client_idle_limit > 0;
     client.setNoDelay(true);
     client.setKeepAlive(true, 60_000);
     client.on('data', (chunk: Buffer) => this.onClientData(chunk));
@@ -104,7 +107,7 @@ export class Session {
   }
 
   private onClientData(chunk: Buffer): void {
-    this.lastActivity = Date.now();
+    if (this.idleLimited) this.lastActivity = Date.now();
     try {
       this.framer.push(chunk, this.onClientFrame);
       this.flushToServer();
@@ -313,7 +316,6 @@ export class Session {
     } else {
       this.ctx.registry.abandonWait(this);
     }
-    this.client.end();
     this.client.destroySoon();
     this.log.debug({ reason, err: err?.message }, 'session closed');
   }
