@@ -1,11 +1,15 @@
 import { createServer, Server as NetServer, Socket } from 'node:net';
 import { connectBackend } from './backend/connect';
 import type { BackendConnection, NodeAddress } from './backend/connection';
+import { CatalogCache } from './cluster/catalog-cache';
 import { discoverPrimary } from './cluster/discover';
 import { NodeInfo, nodesFromConfig } from './cluster/topology';
 import type { Config } from './config/load';
 import type { Logger } from './log/logger';
 import { PoolSet } from './pool/pool-set';
+import type { NodeView } from './router/balancer';
+import { CompiledRouting, routingOptions } from './router/options';
+import { loadParser } from './router/parse-tree';
 import { ClientError } from './protocol/client-error';
 import { SqlState } from './protocol/sqlstate';
 import { SessionRegistry } from './session/registry';
@@ -32,6 +36,10 @@ export class Server {
   readonly nodes: NodeInfo[];
   readonly pool: PoolSet;
   readonly registry: SessionRegistry;
+  readonly routing: CompiledRouting;
+  readonly catalogs: CatalogCache;
+  /** Reads sent to each node (pgpool's select_cnt). */
+  readonly selectCount: number[];
   private readonly listeners: NetServer[] = [];
   private readonly sessions = new Set<Session>();
   private primaryId = 0;
@@ -53,10 +61,14 @@ export class Server {
       log.child({ component: 'pool' }),
     );
     this.registry = new SessionRegistry(config.num_init_children, config.reserved_connections);
+    this.routing = routingOptions(config);
+    this.catalogs = new CatalogCache(config.relcache_expire * 1000, log.child({ component: 'catalog' }));
+    this.selectCount = this.nodes.map(() => 0);
   }
 
   static async start(config: Config, log: Logger): Promise<Server> {
     const s = new Server(config, log);
+    await loadParser();
     await s.findPrimary();
     await s.listen();
     return s;
@@ -94,7 +106,20 @@ export class Server {
     } else {
       this.primaryId = id;
     }
+    this.refreshViews();
     this.log.info({ primary: this.primaryId, roles: this.nodes.map((n) => n.role) }, 'primary node');
+  }
+
+  private views: NodeView[] = [];
+
+  /** The nodes as routing sees them (rebuilt on change, read on every balanced statement). */
+  nodeViews(): readonly NodeView[] {
+    return this.views;
+  }
+
+  /** Health and replication delay feed this as their issues land; for now: all up, no delay. */
+  private refreshViews(): void {
+    this.views = this.nodes.map((n) => ({ id: n.id, weight: n.weight, up: true, primary: n.id === this.primaryId, delayed: false, delay: 0 }));
   }
 
   private context(): SessionContext {
@@ -103,7 +128,13 @@ export class Server {
       pool: this.pool,
       registry: this.registry,
       log: this.log.child({ component: 'session' }),
+      routing: this.routing,
+      catalogs: this.catalogs,
+      rng: Math.random,
       primaryNode: () => this.nodes[this.primaryId]!,
+      node: (id) => this.nodes[id],
+      nodeViews: () => this.nodeViews(),
+      countSelect: (node) => this.selectCount[node]!++,
       openBackend: this.openBackend,
     };
   }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
+import { functionListPattern, parseRedirectList, queryPatterns } from './patterns';
 import { BACKEND_FLAGS, sections, topLevel } from './schema';
 import { Infer, Spec, SpecTable } from './spec';
 
@@ -99,10 +100,32 @@ function checkBackends(backends: readonly BackendConfig[]): void {
   });
 }
 
+/** Each pattern-valued key must compile; the error names the key. */
+function checkPatterns(top: Record<string, unknown>): void {
+  const checks: [string, (s: string) => unknown][] = [
+    ['read_only_function_list', functionListPattern],
+    ['write_function_list', functionListPattern],
+    ['primary_routing_query_pattern_list', queryPatterns],
+    ['database_redirect_preference_list', parseRedirectList],
+    ['app_name_redirect_preference_list', parseRedirectList],
+  ];
+  for (const [key, parse] of checks) {
+    try {
+      parse(top[key] as string);
+    } catch (e) {
+      throw new ConfigError(`key "${key}": ${(e as Error).message}`);
+    }
+  }
+  if (top.read_only_function_list && top.write_function_list) {
+    throw new ConfigError('key "write_function_list": cannot be set together with read_only_function_list');
+  }
+}
+
 /** Validates a parsed TOML document into a frozen snapshot. */
 export function buildConfig(raw: Record<string, unknown>, configDir: string): Config {
   const pending: string[] = [];
   const top = table('', topLevel, raw, pending);
+  checkPatterns(top);
   const backend = section('backend', raw.backend, pending) as readonly BackendConfig[];
   checkBackends(backend);
   const cfg = {

@@ -28,19 +28,27 @@ export const topLevel = {
   reset_query_list: str('ABORT; DISCARD ALL'),
   max_message_size: int(1073741823, 1024, 1073741823),
 
-  load_balance_mode: bool(true, { pending: ROUTING }),
-  statement_level_load_balance: bool(false, { pending: ROUTING }),
+  load_balance_mode: bool(true),
+  statement_level_load_balance: bool(false),
   disable_load_balance_on_write: oneOf(
     ['off', 'transaction', 'trans_transaction', 'always', 'dml_adaptive'] as const,
     'transaction',
-    { pending: ROUTING },
   ),
-  read_only_function_list: str('', { pending: ROUTING }),
-  write_function_list: str('', { pending: ROUTING }),
-  primary_routing_query_pattern_list: str('', { pending: ROUTING }),
-  database_redirect_preference_list: str('', { pending: ROUTING }),
-  app_name_redirect_preference_list: str('', { pending: ROUTING }),
-  allow_sql_comments: bool(false, { pending: ROUTING }),
+  read_only_function_list: str(''),
+  write_function_list: str(''),
+  primary_routing_query_pattern_list: str(''),
+  database_redirect_preference_list: str(''),
+  app_name_redirect_preference_list: str(''),
+  allow_sql_comments: bool(false),
+  // pgpool's: catalog and trace both track the session's own CREATE TEMP TABLE (README).
+  check_temp_table: oneOf(['catalog', 'trace', 'none'] as const, 'catalog'),
+  check_unlogged_table: bool(true),
+  /** Sluice's: reads of pg_catalog / information_schema go to the primary (pgpool always does). */
+  check_system_catalog: bool(true),
+  /** pgpool's relcache_expire: seconds a cached function volatility lives; 0 = until reload. */
+  relcache_expire: int(0, 0, INT_MAX),
+  /** Sluice's: after a commit that wrote, reads wait for a standby that replayed it (README). */
+  read_your_writes: bool(false),
 
   health_check_period: int(10, 0, INT_MAX, { pending: HEALTH }),
   health_check_timeout: int(20, 0, INT_MAX, { pending: HEALTH }),
@@ -78,6 +86,7 @@ export const topLevel = {
   log_min_messages: oneOf(['debug', 'info', 'warning', 'error'] as const, 'info'),
   log_statement: bool(false),
   log_per_node_statement: bool(false),
+  notice_per_node_statement: bool(false),
 
   ssl: bool(false, { reload: 'restart', pending: SECURITY }),
   ssl_cert: str('', { pending: SECURITY }),

@@ -3,11 +3,12 @@ import { ProtocolError } from './reader';
 
 /**
  * Receives each whole frame as a range of a buffer: [start, end) holds the header and the body.
- * type is the message type byte, or -1 for an untyped (startup-family) message. The buffer is
+ * type is the message type byte, or -1 for an untyped (startup-family) message. Returning false
+ * halts the framer with this frame not consumed: resume() delivers it again. The buffer is
  * the chunk it arrived in whenever the frame did not straddle chunks, so consecutive frames of
  * one chunk are adjacent and can be forwarded with a single write.
  */
-export type FrameSink = (type: number, buf: Buffer, start: number, end: number) => void;
+export type FrameSink = (type: number, buf: Buffer, start: number, end: number) => void | false;
 
 /**
  * Cuts a byte stream into frames by their headers (PostgreSQL docs, "Message Formats"). Lengths
@@ -61,7 +62,10 @@ export class Framer {
         this.need = frameLen;
         break;
       }
-      sink(this.typed ? buf[off]! : -1, buf, off, off + frameLen);
+      if (sink(this.typed ? buf[off]! : -1, buf, off, off + frameLen) === false) {
+        this.halted = true;
+        break;
+      }
       off += frameLen;
     }
     if (off < len) {

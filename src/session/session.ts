@@ -1,12 +1,15 @@
 import { Socket } from 'node:net';
 import { BackendConnection, BackendHandler, NodeAddress } from '../backend/connection';
 import { BackendStartupError } from '../backend/connect';
+import type { CatalogCache, DatabaseCatalog } from '../cluster/catalog-cache';
 import type { Config } from '../config/load';
+import { chooseLoadBalanceNode, matchRedirect, NodeView } from '../router/balancer';
+import type { CompiledRouting } from '../router/options';
+import type { Rng } from '../util/rng';
 import type { Logger } from '../log/logger';
 import type { PoolSet } from '../pool/pool-set';
-import { decodeFields } from '../protocol/backend';
 import { ClientError } from '../protocol/client-error';
-import { Backend, Frontend } from '../protocol/codes';
+import { Frontend } from '../protocol/codes';
 import { Framer, FrameSink } from '../protocol/framer';
 import { decodeParse, decodeQuery, decodeStartupPacket } from '../protocol/frontend';
 import { ProtocolError } from '../protocol/reader';
@@ -14,6 +17,8 @@ import { SqlState } from '../protocol/sqlstate';
 import { poolKey } from '../pool/pool-key';
 import { assertNever } from '../util/assert-never';
 import { cancelOnNode } from '../backend/cancel';
+import { Dispatcher, DispatchHost } from './dispatch';
+import { NodeLink } from './link';
 import { SessionRegistry } from './registry';
 import { checkStartup, encodeWelcome, StartupRequest, unsupportedProtocol } from './startup';
 import { WriteBatch } from './write-batch';
@@ -24,7 +29,14 @@ export interface SessionContext {
   readonly pool: PoolSet;
   readonly registry: SessionRegistry;
   readonly log: Logger;
+  readonly routing: CompiledRouting;
+  readonly catalogs: CatalogCache;
+  readonly rng: Rng;
   primaryNode(): NodeAddress;
+  node(id: number): NodeAddress | undefined;
+  /** The nodes as routing sees them now (up, role, weight, delay). */
+  nodeViews(): readonly NodeView[];
+  countSelect(node: number): void;
   openBackend(node: NodeAddress, params: ReadonlyMap<string, string>, key: string): Promise<BackendConnection>;
 }
 
@@ -46,13 +58,13 @@ const SSL_NO = Buffer.from('N');
 export class Session {
   private state: State = { kind: 'startup' };
   private readonly framer: Framer;
-  private readonly backends = new Map<number, BackendConnection>();
-  private primary: BackendConnection | null = null;
+  private dispatcher: Dispatcher | null = null;
+  private lbNode: number | null = null;
+  private catalog: DatabaseCatalog | null = null;
   private hasSlot = false;
   private secretKey = 0;
   private processIdValue = 0;
   private readonly toClient: WriteBatch;
-  private toServer: WriteBatch | null = null;
   private startupTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private lastActivity = Date.now();
@@ -61,6 +73,12 @@ export class Session {
   /** The server already told the client why it is going (a FATAL passed through). */
   private fatalSent = false;
   private waitingForServer = false;
+  /** The data path held a client frame (routing waits for a node); resume() lets it go. */
+  private readonly resumeClient = () => {
+    if (this.state.kind !== 'ready') return;
+    this.framer.resume(this.onClientFrame);
+    this.flushToServer();
+  };
   private readonly log: Logger;
 
   constructor(
@@ -92,18 +110,21 @@ export class Session {
   }
 
   private forEachBackend(f: (b: BackendConnection) => void): void {
-    for (const b of this.backends.values()) f(b);
+    if (this.dispatcher) for (const l of this.dispatcher.links.values()) f(l.conn);
   }
 
   /** Writes the batched client frames; a full server socket pauses the client until drain. */
   private flushToServer(): void {
-    if (!this.toServer || this.toServer.flush() || this.waitingForServer || !this.primary) return;
-    this.waitingForServer = true;
-    this.client.pause();
-    this.primary.socket.once('drain', () => {
-      this.waitingForServer = false;
-      if (!this.closed) this.client.resume();
-    });
+    if (!this.dispatcher) return;
+    for (const l of this.dispatcher.links.values()) {
+      if (l.flush() || this.waitingForServer) continue;
+      this.waitingForServer = true;
+      this.client.pause();
+      l.conn.socket.once('drain', () => {
+        this.waitingForServer = false;
+        if (!this.closed) this.client.resume();
+      });
+    }
   }
 
   private onClientData(chunk: Buffer): void {
@@ -129,7 +150,7 @@ export class Session {
       case 'startup':
         return this.onStartupPacket(buf, start, end);
       case 'ready':
-        return this.onClientMessage(type, buf, start, end);
+        return this.onClientMessage(type, buf, start, end) ? undefined : false;
       case 'starting':
       case 'closed':
         // The framer is halted in these states; nothing arrives here.
@@ -182,14 +203,14 @@ export class Session {
         this.ctx.pool.release(conn, req.database).catch(() => undefined);
         return;
       }
-      this.attach(conn);
-      this.primary = conn;
+      if (this.ctx.routing.loadBalance) await this.loadRoutingFacts(req, conn);
+      if (this.closed) return;
+      this.dispatcher = new Dispatcher(this.link(conn, true), this.dispatchHost(req));
       this.processIdValue = conn.processId;
       this.secretKey = this.ctx.registry.newSecret(this);
-      this.toServer = new WriteBatch((b) => conn.write(b));
       this.client.write(encodeWelcome(req, conn, this.secretKey));
       this.state = { kind: 'ready', req };
-      this.log.debug({ user: req.user, database: req.database, node: node.id, backendPid: conn.processId, reused }, 'session started');
+      this.log.debug({ user: req.user, database: req.database, node: node.id, backendPid: conn.processId, reused, lbNode: this.lbNode }, 'session started');
       this.armIdleLimit();
       this.client.resume();
       this.framer.resume(this.onClientFrame);
@@ -204,18 +225,64 @@ export class Session {
     }
   }
 
-  /** The data path, client to server: forward everything but Terminate, batched. */
-  private onClientMessage(type: number, buf: Buffer, start: number, end: number): void {
+  /**
+   * Routing needs the session's load-balance node, chosen once (pgpool's
+   * select_load_balancing_node() at session start), and the database's catalog facts.
+   */
+  private async loadRoutingFacts(req: StartupRequest, conn: BackendConnection): Promise<void> {
+    const r = this.ctx.routing;
+    const rule = matchRedirect(r.appNameRedirects, req.params.get('application_name')) ?? matchRedirect(r.databaseRedirects, req.database);
+    this.lbNode = chooseLoadBalanceNode(this.ctx.nodeViews(), rule, this.ctx.rng);
+    this.rule = rule;
+    this.catalog = this.ctx.catalogs.get(req.database);
+    if (this.catalog) return;
+    try {
+      this.catalog = await this.ctx.catalogs.load(req.database, conn, this.ctx.config.connect_timeout || 10_000);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, database: req.database }, 'cannot read function volatility; reads that call functions go to the primary');
+    }
+  }
+
+  private rule: ReturnType<typeof matchRedirect> = null;
+
+  private dispatchHost(req: StartupRequest): DispatchHost {
+    const ctx = this.ctx;
+    return {
+      routing: ctx.routing,
+      log: this.log,
+      noticePerNode: ctx.config.notice_per_node_statement,
+      logPerNode: ctx.config.log_per_node_statement,
+      catalog: () => this.catalog,
+      nodes: () => ctx.nodeViews(),
+      loadBalanceNode: () => (ctx.routing.statementLevel ? chooseLoadBalanceNode(ctx.nodeViews(), this.rule, ctx.rng) : this.lbNode),
+      countSelect: (node) => ctx.countSelect(node),
+      connect: async (id) => {
+        const node = ctx.node(id);
+        if (!node) throw new Error(`no node ${id}`);
+        const key = poolKey(id, req.params);
+        const { conn } = await ctx.pool.acquire(id, key, () => ctx.openBackend(node, req.params, key));
+        if (this.closed) {
+          ctx.pool.release(conn, req.database).catch(() => undefined);
+          throw new Error('session closed');
+        }
+        return conn;
+      },
+      attach: (conn) => this.link(conn, false),
+      toClient: (buf, start, end) => this.toClient.add(buf, start, end),
+      resume: this.resumeClient,
+    };
+  }
+
+  /** The data path, client to server: Terminate ends the session; the rest is routed. */
+  private onClientMessage(type: number, buf: Buffer, start: number, end: number): boolean {
     if (type === Frontend.Terminate) {
       this.framer.halted = true;
-      this.toServer!.flush();
+      this.flushToServer();
       this.close('client terminated', undefined, true);
-      return;
+      return true;
     }
     if (this.ctx.config.log_statement) this.logStatement(type, buf, start, end);
-    const conn = this.primary!;
-    conn.noteSent(type);
-    this.toServer!.add(buf, start, end);
+    return this.dispatcher!.message(type, buf, start, end);
   }
 
   private logStatement(type: number, buf: Buffer, start: number, end: number): void {
@@ -223,31 +290,40 @@ export class Session {
     else if (type === Frontend.Parse) this.log.info({ statement: decodeParse(buf, start, end).query }, 'statement');
   }
 
-  private attach(conn: BackendConnection): void {
-    this.backends.set(conn.node.id, conn);
-    const log = this.ctx.config.log_per_node_statement;
+  /** Makes a backend connection part of this session: its frames go through a NodeLink. */
+  private link(conn: BackendConnection, isPrimary: boolean): NodeLink {
+    const link = new NodeLink(conn, isPrimary, {
+      toClient: (buf, start, end) => this.toClient.add(buf, start, end),
+      noticeToClient: (n) => this.toClient.add(n, 0, n.length),
+      linkIdle: () => this.dispatcher?.linkIdle(),
+      fatalSeen: () => (this.fatalSent = true),
+    });
     const handler: BackendHandler = {
-      frame: (type, buf, start, end) => {
-        if (type === Backend.ErrorResponse && decodeFields(buf, start, end).get('S') === 'FATAL') this.fatalSent = true;
-        this.toClient.add(buf, start, end);
-      },
+      frame: (type, buf, start, end) => link.frame(type, buf, start, end),
       chunkEnd: () => {
         if (!this.toClient.flush()) conn.pause();
       },
-      closed: (err) => {
-        this.backends.delete(conn.node.id);
-        if (this.state.kind === 'closed') return;
-        this.toClient.flush();
-        if (!this.fatalSent) {
-          this.client.write(
-            new ClientError('FATAL', SqlState.ConnectionFailure, `connection to node ${conn.node.id} lost`, err?.message).toFrame(),
-          );
-        }
-        this.close('backend connection lost', err);
-      },
+      closed: (err) => this.linkClosed(link, err),
     };
     conn.setHandler(handler);
-    if (log) this.log.debug({ node: conn.node.id, backendPid: conn.processId }, 'backend attached');
+    if (this.ctx.config.log_per_node_statement) this.log.debug({ node: conn.node.id, backendPid: conn.processId }, 'backend attached');
+    return link;
+  }
+
+  private linkClosed(link: NodeLink, err?: Error): void {
+    const d = this.dispatcher;
+    if (this.state.kind === 'closed' || (d && d.links.get(link.nodeId) !== link)) return;
+    // A standby that owed the client nothing can go quietly: reads use another node.
+    if (d && !link.isPrimary && link.forwarded === 0) {
+      d.drop(link, err?.message ?? 'connection closed');
+      d.release();
+      return;
+    }
+    this.toClient.flush();
+    if (!this.fatalSent) {
+      this.client.write(new ClientError('FATAL', SqlState.ConnectionFailure, `connection to node ${link.nodeId} lost`, err?.message).toFrame());
+    }
+    this.close('backend connection lost', err);
   }
 
   /** client_idle_limit: a client silent that long while nothing is in flight is disconnected. */
@@ -256,7 +332,8 @@ export class Session {
     if (limitMs <= 0) return;
     const check = () => {
       if (this.state.kind !== 'ready') return;
-      const busy = [...this.backends.values()].some((b) => b.awaitingReady > 0);
+      let busy = false;
+      this.forEachBackend((b) => (busy ||= b.awaitingReady > 0));
       const idleFor = Date.now() - this.lastActivity;
       if (!busy && idleFor >= limitMs) {
         this.fail(new ClientError('FATAL', SqlState.IdleSessionTimeout, 'terminating connection due to idle-session timeout'));
@@ -301,7 +378,8 @@ export class Session {
     clearTimeout(this.startupTimer);
     clearTimeout(this.idleTimer);
     if (this.secretKey !== 0) this.ctx.registry.forgetSecret(this.secretKey);
-    for (const conn of this.backends.values()) {
+    const links = this.dispatcher ? [...this.dispatcher.links.values()] : [];
+    for (const { conn } of links) {
       if (clean && conn.atBoundary) {
         this.ctx.pool.release(conn, database).catch(() => undefined);
       } else {
@@ -309,7 +387,7 @@ export class Session {
         this.ctx.pool.discard(conn);
       }
     }
-    this.backends.clear();
+    this.dispatcher?.links.clear();
     if (this.hasSlot) {
       this.hasSlot = false;
       this.ctx.registry.releaseSlot();

@@ -8,7 +8,9 @@ import { encodeStartupMessage, decodeStartupPacket } from '../../src/protocol/fr
 
 function collect(framer: Framer, chunks: Buffer[]): Buffer[] {
   const out: Buffer[] = [];
-  for (const c of chunks) framer.push(c, (_type, buf, start, end) => out.push(Buffer.from(buf.subarray(start, end))));
+  for (const c of chunks) framer.push(c, (_type, buf, start, end) => {
+      out.push(Buffer.from(buf.subarray(start, end)));
+    });
   return out;
 }
 
@@ -53,7 +55,9 @@ t.test('backend messages split at every boundary', async (t) => {
 t.test('frames of one chunk are adjacent ranges of that chunk (no copy)', async (t) => {
   const stream = Buffer.concat(frontend);
   const ranges: [Buffer, number, number][] = [];
-  new Framer(1 << 20, true).push(stream, (_ty, buf, s, e) => ranges.push([buf, s, e]));
+  new Framer(1 << 20, true).push(stream, (_ty, buf, s, e) => {
+    ranges.push([buf, s, e]);
+  });
   t.ok(ranges.every(([b]) => b === stream));
   for (let i = 1; i < ranges.length; i++) t.equal(ranges[i]![1], ranges[i - 1]![2]);
 });
@@ -104,4 +108,23 @@ t.test('a halted framer keeps the rest and delivers it on resume', async (t) => 
   t.same(got, ['a']);
   f.resume(sink);
   t.same(got, ['a', 'b', 'c']);
+});
+
+t.test('a sink that returns false holds that frame until resume', async (t) => {
+  const stream = Buffer.concat(frontend);
+  const framer = new Framer(1 << 20, true);
+  const seen: number[] = [];
+  let refuse = 2;
+  const sink = (type: number): void | false => {
+    if (seen.length === 1 && refuse-- > 0) return false;
+    seen.push(type);
+  };
+  framer.push(stream, sink);
+  t.equal(seen.length, 1, 'stopped at the second frame');
+  t.ok(framer.halted);
+  framer.resume(sink);
+  t.equal(seen.length, 1, 'refused again');
+  framer.resume(sink);
+  t.equal(seen.length, frontend.length, 'then every frame, none lost or repeated');
+  t.same(seen, frontend.map((f) => f[0]));
 });

@@ -1,0 +1,297 @@
+import { lex, Token } from './lexer';
+import { settleWithParser } from './parse-tree';
+import { Statement, statement } from './statement';
+
+/**
+ * Classifies a query string for routing (pgpool's send_to_where(), with the differences the
+ * README lists). The lexer-level rules below handle the shapes clients send all day; where they
+ * cannot be sure (a WITH whose CTEs might modify data), PostgreSQL's own parser (libpg-query)
+ * settles it. Text that cannot be lexed or parsed goes to the primary, as in pgpool.
+ */
+export function classify(sql: string): Statement {
+  const s = classifyText(sql);
+  return LEADING_COMMENT_START.test(sql) ? { ...s, leadingComment: true } : s;
+}
+
+const LEADING_COMMENT_START = /^\s*(--|\/\*)/;
+
+function classifyText(sql: string): Statement {
+  const lexed = lex(sql);
+  if (lexed.broken) return statement('write', 'unterminated string or comment');
+  const stmts = lexed.statements;
+  if (stmts.length === 0) return statement('read', 'empty query');
+  if (stmts.length === 1) return classifyTokens(stmts[0]!, sql);
+  // Several statements in one Query run in one implicit transaction on one node: the primary.
+  const parts = stmts.map((t) => classifyTokens(t, sql));
+  const replay: string[] = [];
+  parts.forEach((p, i) => {
+    if (p.kind === 'session') replay.push(sql.slice(lexed.spans[i]![0], lexed.spans[i]![1]).trim());
+  });
+  return statement('write', 'multi-statement query', {
+    pinTransaction: parts.some((p) => p.kind === 'txBegin'),
+    pinSession: parts.some((p) => p.pinSession),
+    replay: replay.length > 0 ? replay : undefined,
+    createsTemp: parts.find((p) => p.createsTemp)?.createsTemp,
+  });
+}
+
+/** Words that may precede '(' without being a function call. */
+const NOT_FUNCTIONS = new Set(
+  ('in exists any all some values as over filter within cast row array select from where and or not on using ' +
+    'join lateral when then else case between like ilike is distinct by having limit offset union except ' +
+    'intersect table with recursive materialized into for window rows range groups returning set default ' +
+    'grouping cube rollup sets only partition of to tablesample ' +
+    // SQL syntax that looks like a call but is not a pg_proc function, and types with a typmod.
+    'coalesce nullif greatest least trim collation xmlelement xmlforest xmlconcat xmlparse xmlpi xmlroot ' +
+    'xmlserialize xmlexists xmltable json_object json_array json_table char character varying decimal dec ' +
+    'float bit nchar time timestamp interval current_time current_timestamp localtime localtimestamp').split(' '),
+);
+
+/** Words that are never relation names in the statements classified as reads. */
+const SQL_WORDS = new Set(
+  ('select from where and or not as on using join left right full inner outer cross natural lateral group ' +
+    'order by having limit offset fetch first next rows only union except intersect all distinct case when ' +
+    'then else end is null true false in exists between like ilike similar asc desc nulls last with recursive ' +
+    'values table show explain analyze verbose costs buffers format copy to stdout with window over partition ' +
+    'filter within any some array row cast interval date time timestamp zone at escape collate').split(' '),
+);
+
+const word = (t: Token | undefined, w: string): boolean => t !== undefined && t.kind === 'word' && t.text === w;
+
+function classifyTokens(t: Token[], sql: string): Statement {
+  const first = t[0]!;
+  if (first.kind === 'punct' && first.text === '(') return classifySelect(t, sql, 'parenthesized query');
+  if (first.kind !== 'word') return statement('write', 'not a statement keyword');
+  switch (first.text) {
+    case 'select':
+    case 'values':
+    case 'table':
+      return classifySelect(t, sql, first.text);
+    case 'with':
+      return classifySelect(t, sql, 'with');
+    case 'show':
+      return statement('read', 'show');
+    case 'explain':
+      return classifyExplain(t, sql);
+    case 'copy':
+      return classifyCopy(t, sql);
+    case 'begin':
+    case 'start':
+      return classifyBegin(t);
+    case 'commit':
+    case 'end':
+      if (word(t[1], 'prepared')) return statement('write', 'two-phase commit');
+      return statement('txEnd', 'commit', { commit: true });
+    case 'rollback':
+    case 'abort':
+      if (word(t[1], 'prepared')) return statement('write', 'two-phase commit');
+      if (t.some((x) => word(x, 'to'))) return statement('txLocal', 'rollback to savepoint');
+      return statement('txEnd', 'rollback', { commit: false });
+    case 'savepoint':
+    case 'release':
+      return statement('txLocal', 'savepoint');
+    case 'set':
+      return classifySet(t);
+    case 'reset':
+      return statement('session', 'reset');
+    case 'discard':
+      return statement('session', 'discard', { discards: discardWhat(t[1]) });
+    case 'prepare':
+      return classifyPrepare(t, sql);
+    case 'execute':
+      return t[1] && (t[1].kind === 'word' || t[1].kind === 'ident')
+        ? statement('execute', 'execute', { name: t[1].text })
+        : statement('write', 'execute without a name');
+    case 'deallocate': {
+      const n = word(t[1], 'prepare') ? t[2] : t[1];
+      const all = word(n, 'all');
+      return statement('session', 'deallocate', { name: all ? '' : n?.text, discards: all ? 'plans' : undefined });
+    }
+    case 'lock':
+      return classifyLock(t);
+    case 'insert':
+    case 'update':
+    case 'delete':
+    case 'merge':
+      return statement('write', first.text, { writeTables: dmlTarget(t) });
+    case 'create':
+      return classifyCreate(t);
+    default:
+      return statement('write', first.text);
+  }
+}
+
+function discardWhat(t: Token | undefined): 'all' | 'temp' | 'plans' | undefined {
+  if (word(t, 'all')) return 'all';
+  if (word(t, 'temp') || word(t, 'temporary')) return 'temp';
+  if (word(t, 'plans')) return 'plans';
+  return undefined;
+}
+
+/** Function calls and relation-like names of a read. */
+function names(t: Token[], from: number): { functions: string[]; relations: string[]; catalog: boolean } {
+  const functions: string[] = [];
+  const relations: string[] = [];
+  let catalog = false;
+  for (let i = from; i < t.length; i++) {
+    const tok = t[i]!;
+    if (tok.kind !== 'word' && tok.kind !== 'ident') continue;
+    // A qualified name a.b: keep the whole name, and the schema tells catalogs apart.
+    let name = tok.text;
+    let schema = '';
+    while (t[i + 1]?.text === '.' && (t[i + 2]?.kind === 'word' || t[i + 2]?.kind === 'ident')) {
+      schema = name;
+      name = t[i + 2]!.text;
+      i += 2;
+    }
+    const full = schema ? `${schema}.${name}` : name;
+    if (t[i + 1]?.kind === 'punct' && t[i + 1]!.text === '(') {
+      if (tok.kind === 'ident' || schema || !NOT_FUNCTIONS.has(name)) functions.push(full);
+      continue;
+    }
+    if (tok.kind === 'word' && !schema && SQL_WORDS.has(name)) continue;
+    if (schema === 'pg_catalog' || schema === 'information_schema' || name.startsWith('pg_')) catalog = true;
+    relations.push(full);
+  }
+  return { functions, relations, catalog };
+}
+
+function classifySelect(t: Token[], sql: string, reason: string): Statement {
+  let cteWriteSuspect = false;
+  for (let i = 0; i < t.length; i++) {
+    const tok = t[i]!;
+    if (tok.kind !== 'word') continue;
+    if (tok.text === 'into') return statement('write', 'select into', { createsTemp: tempTarget(t, i + 1) });
+    if (tok.text === 'for' && isLockingClause(t, i + 1)) return statement('write', 'locking clause');
+    if (tok.text === 'insert' || tok.text === 'update' || tok.text === 'delete' || tok.text === 'merge') {
+      if (t[i - 1]?.text === '(' && reason === 'with') return statement('write', 'data-modifying WITH');
+      cteWriteSuspect = true;
+    }
+  }
+  if (cteWriteSuspect && reason === 'with') return settleWithParser(sql, () => readOf(t, 'with'));
+  return readOf(t, reason);
+}
+
+function readOf(t: Token[], reason: string): Statement {
+  return statement('read', reason, names(t, 0));
+}
+
+function isLockingClause(t: Token[], i: number): boolean {
+  const a = t[i];
+  if (word(a, 'update') || word(a, 'share')) return true;
+  return (word(a, 'no') && word(t[i + 1], 'key')) || (word(a, 'key') && word(t[i + 1], 'share'));
+}
+
+/** SELECT ... INTO [TEMP|TEMPORARY] [TABLE] name: the name when it is temporary. */
+function tempTarget(t: Token[], i: number): string | undefined {
+  if (!word(t[i], 'temp') && !word(t[i], 'temporary')) return undefined;
+  i++;
+  if (word(t[i], 'table')) i++;
+  return t[i]?.text;
+}
+
+function classifyExplain(t: Token[], sql: string): Statement {
+  // EXPLAIN ANALYZE executes the statement; plain EXPLAIN only plans it and reads the catalog.
+  let i = 1;
+  let analyze = false;
+  if (t[1]?.text === '(') {
+    for (i = 2; i < t.length && t[i]!.text !== ')'; i++) {
+      if (word(t[i], 'analyze') || word(t[i], 'analyse')) analyze = !(word(t[i + 1], 'false') || word(t[i + 1], 'off'));
+    }
+    i++;
+  } else {
+    for (; word(t[i], 'analyze') || word(t[i], 'analyse') || word(t[i], 'verbose'); i++) {
+      if (t[i]!.text !== 'verbose') analyze = true;
+    }
+  }
+  const inner = t.slice(i);
+  if (inner.length === 0) return statement('write', 'explain without a statement');
+  const c = classifyTokens(inner, sql);
+  if (analyze) return c.kind === 'read' ? { ...c, reason: 'explain analyze of a read' } : statement('write', 'explain analyze executes');
+  return statement('read', 'explain', names(inner, 0));
+}
+
+function classifyCopy(t: Token[], sql: string): Statement {
+  // COPY table|(query) FROM ... writes; TO STDOUT reads; TO a file runs on the server: primary.
+  let i = 1;
+  if (t[1]?.text === '(') {
+    const inner = t.slice(2).filter((x) => x.depth > 0);
+    const c = classifyTokens(inner, sql);
+    if (c.kind !== 'read') return statement('write', 'copy of a writing query');
+    i = 2 + inner.length;
+  }
+  for (; i < t.length; i++) {
+    if (t[i]!.depth > 0) continue;
+    if (word(t[i], 'from')) return statement('write', 'copy from');
+    if (word(t[i], 'to')) {
+      return word(t[i + 1], 'stdout') ? statement('read', 'copy to stdout', names(t, 1)) : statement('write', 'copy to a file or program');
+    }
+  }
+  return statement('write', 'copy');
+}
+
+function classifyBegin(t: Token[]): Statement {
+  const words = t.map((x) => x.text).join(' ');
+  if (words.includes('serializable')) {
+    return statement('txBegin', 'begin serializable', { pinTransaction: true });
+  }
+  const rr = words.includes('repeatable read');
+  return statement('txBegin', 'begin', { standbyBegin: rr ? 'BEGIN ISOLATION LEVEL REPEATABLE READ' : 'BEGIN' });
+}
+
+function classifySet(t: Token[]): Statement {
+  const words = t.map((x) => x.text).join(' ');
+  if (word(t[1], 'local') || word(t[1], 'transaction')) return statement('txLocal', 'set for the transaction', { pinTransaction: true });
+  if (word(t[1], 'constraints')) return statement('txLocal', 'set constraints', { pinTransaction: true });
+  if (/\btransaction_read_only\b/.test(words)) return statement('txLocal', 'set transaction_read_only', { pinTransaction: true });
+  if (/\btransaction_isolation\b/.test(words) && !/\bdefault_transaction_isolation\b/.test(words)) {
+    return statement('txLocal', 'set transaction_isolation', { pinTransaction: true });
+  }
+  // A session whose transactions default to serializable cannot read on a standby at all.
+  const defaults = t.some((x) => x.text === 'default_transaction_isolation' || x.text === 'characteristics');
+  const serializable = defaults && t.some((x) => x.text.toLowerCase() === 'serializable');
+  const name = word(t[1], 'session') ? t[2] : t[1];
+  const replayKey = name && !defaults ? `set ${name.text}` : undefined;
+  return statement('session', 'set', serializable ? { pinSession: true, replayKey } : { replayKey });
+}
+
+function classifyPrepare(t: Token[], sql: string): Statement {
+  if (word(t[1], 'transaction')) return statement('write', 'prepare transaction');
+  const name = t[1]?.text;
+  const as = t.findIndex((x, i) => i > 1 && x.depth === 0 && word(x, 'as'));
+  if (!name || as < 0 || as + 1 >= t.length) return statement('write', 'prepare');
+  const inner = classifyTokens(t.slice(as + 1), sql);
+  return statement('session', 'prepare', { name, inner });
+}
+
+function classifyLock(t: Token[]): Statement {
+  // Modes a standby allows (ACCESS SHARE, ROW SHARE) still pin the transaction to the primary:
+  // whoever locks wants the following statements to see what the lock protects.
+  const words = t.map((x) => x.text).join(' ');
+  const weak = / in (access share|row share) mode/.test(words);
+  return weak ? statement('txLocal', 'lock in a weak mode', { pinTransaction: true }) : statement('write', 'lock');
+}
+
+function dmlTarget(t: Token[]): string[] {
+  const i = t.findIndex((x, j) => j > 0 && (word(x, 'into') || word(x, 'from') || (t[0]!.text === 'update' && j === 1)));
+  let j = i < 0 ? 1 : word(t[i], 'into') || word(t[i], 'from') ? i + 1 : i;
+  if (word(t[j], 'only')) j++;
+  const tok = t[j];
+  if (!tok || (tok.kind !== 'word' && tok.kind !== 'ident')) return [];
+  return t[j + 1]?.text === '.' && t[j + 2] ? [t[j + 2]!.text] : [tok.text];
+}
+
+function classifyCreate(t: Token[]): Statement {
+  let i = 1;
+  if (word(t[i], 'or') && word(t[i + 1], 'replace')) i += 2;
+  if (word(t[i], 'global') || word(t[i], 'local')) i++;
+  const temp = word(t[i], 'temp') || word(t[i], 'temporary');
+  const unlogged = word(t[i], 'unlogged');
+  if (!temp && !unlogged) return statement('write', 'create');
+  i++;
+  if (!word(t[i], 'table')) return statement('write', 'create');
+  i++;
+  if (word(t[i], 'if') && word(t[i + 1], 'not') && word(t[i + 2], 'exists')) i += 3;
+  const name = t[i]?.text;
+  return statement('write', temp ? 'create temp table' : 'create unlogged table', temp ? { createsTemp: name } : { createsUnlogged: name });
+}

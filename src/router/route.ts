@@ -1,0 +1,125 @@
+import type { Statement } from './statement';
+
+export type DisableOnWrite = 'off' | 'transaction' | 'trans_transaction' | 'always' | 'dml_adaptive';
+
+/** The routing settings, compiled once per config snapshot (see options.ts). */
+export interface RoutingOptions {
+  readonly loadBalance: boolean;
+  readonly statementLevel: boolean;
+  readonly allowSqlComments: boolean;
+  readonly disableOnWrite: DisableOnWrite;
+  /** write_function_list: a call to a matching function goes to the primary. */
+  readonly writeFunctions: RegExp | null;
+  /** read_only_function_list: a call to any function not matching goes to the primary. */
+  readonly readOnlyFunctions: RegExp | null;
+  /** primary_routing_query_pattern_list, matched against the whole text. */
+  readonly primaryPatterns: readonly RegExp[];
+  /** pgpool sends reads of system catalogs to the primary (its catalog is authoritative). */
+  readonly catalogToPrimary: boolean;
+  readonly checkTempTables: boolean;
+  readonly checkUnloggedTables: boolean;
+}
+
+/** What the session has done so far that matters to routing a read. */
+export interface SessionView {
+  /** The primary's transaction status is not idle. */
+  readonly inTransaction: boolean;
+  readonly failedTransaction: boolean;
+  readonly pinnedTransaction: boolean;
+  readonly pinnedSession: boolean;
+  readonly wroteInTransaction: boolean;
+  /** Some earlier explicit transaction of this session wrote (trans_transaction). */
+  readonly wroteInEarlierTransaction: boolean;
+  readonly wroteInSession: boolean;
+  /** dml_adaptive: tables written in the current transaction. */
+  readonly writtenTables: ReadonlySet<string>;
+  readonly tempTables: ReadonlySet<string>;
+}
+
+/** Catalog facts about the session's database, cached from the primary (cluster/catalog-cache). */
+export interface CatalogView {
+  /** True for a volatile function and for one the cache does not know yet (the safe side). */
+  writesFunction(name: string): boolean;
+  isUnlogged(relation: string): boolean;
+}
+
+export interface Decision {
+  readonly to: 'primary' | 'balance';
+  readonly reason: string;
+}
+
+const primary = (reason: string): Decision => ({ to: 'primary', reason });
+const BALANCE: Decision = { to: 'balance', reason: 'read' };
+
+/**
+ * Where one statement goes, following pgpool's where_to_send_main_replica() for EITHER
+ * statements; every other kind is the primary's (session state is replayed elsewhere later).
+ */
+export function route(s: Statement, sql: string, o: RoutingOptions, v: SessionView, c: CatalogView): Decision {
+  if (s.kind !== 'read') return primary(s.reason);
+  if (!o.loadBalance) return primary('load_balance_mode is off');
+  if (s.leadingComment && !o.allowSqlComments) return primary('leading comment');
+  if (v.pinnedSession) return primary('session pinned to the primary');
+  const tx = transactionRule(o, v);
+  if (tx) return primary(tx);
+  if (o.catalogToPrimary && s.catalog) return primary('system catalog');
+  if (o.checkTempTables && v.tempTables.size > 0 && s.relations.some((r) => v.tempTables.has(bare(r)))) return primary('temporary table');
+  if (o.checkUnloggedTables && s.relations.some((r) => c.isUnlogged(bare(r)))) return primary('unlogged table');
+  if (o.primaryPatterns.some((p) => p.test(sql))) return primary('primary_routing_query_pattern_list');
+  const fn = writingFunction(s.functions, o, c);
+  if (fn) return primary(`function ${fn}`);
+  if (o.disableOnWrite === 'dml_adaptive' && v.inTransaction && s.relations.some((r) => v.writtenTables.has(bare(r)))) {
+    return primary('table written in this transaction');
+  }
+  return BALANCE;
+}
+
+/** The name without its schema: the caches and the session's tables are keyed by it. */
+function bare(name: string): string {
+  const dot = name.lastIndexOf('.');
+  return dot < 0 ? name : name.slice(dot + 1);
+}
+
+function transactionRule(o: RoutingOptions, v: SessionView): string | null {
+  if (o.disableOnWrite === 'always' && v.wroteInSession) return 'the session wrote (always)';
+  if (!v.inTransaction) return null;
+  if (v.failedTransaction) return 'failed transaction';
+  if (v.pinnedTransaction) return 'transaction pinned to the primary';
+  switch (o.disableOnWrite) {
+    case 'off':
+    case 'dml_adaptive':
+      return null;
+    case 'transaction':
+    case 'always':
+      return v.wroteInTransaction ? 'the transaction wrote' : null;
+    case 'trans_transaction':
+      return v.wroteInTransaction || v.wroteInEarlierTransaction ? 'a transaction of this session wrote' : null;
+  }
+}
+
+/**
+ * Functions that describe the session's own server connection: the client knows the primary's
+ * backend (its BackendKeyData, its LISTENs, its temp schema), so these answer from there.
+ */
+const SESSION_FUNCTIONS = new Set([
+  'pg_backend_pid',
+  'pg_listening_channels',
+  'pg_notification_queue_usage',
+  'pg_my_temp_schema',
+  'inet_server_addr',
+  'inet_server_port',
+]);
+
+function writingFunction(functions: readonly string[], o: RoutingOptions, c: CatalogView): string | null {
+  for (const f of functions) {
+    if (SESSION_FUNCTIONS.has(bare(f))) return f;
+    if (o.writeFunctions) {
+      if (o.writeFunctions.test(f)) return f;
+    } else if (o.readOnlyFunctions) {
+      if (!o.readOnlyFunctions.test(f)) return f;
+    } else if (c.writesFunction(bare(f))) {
+      return f;
+    }
+  }
+  return null;
+}

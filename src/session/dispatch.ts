@@ -1,0 +1,328 @@
+import type { BackendConnection } from '../backend/connection';
+import type { DatabaseCatalog } from '../cluster/catalog-cache';
+import type { Logger } from '../log/logger';
+import { encodeNotice } from '../protocol/backend';
+import { Backend, Frontend } from '../protocol/codes';
+import { decodeQuery } from '../protocol/frontend';
+import { NodeView, readNode } from '../router/balancer';
+import { classify } from '../router/classify';
+import type { CompiledRouting } from '../router/options';
+import { Decision, route } from '../router/route';
+import { Statement, statement } from '../router/statement';
+import { ExtendedState } from './extended';
+import { NodeLink, Unit } from './link';
+import { ReplayLog } from './replay-log';
+import { RouteState } from './route-state';
+
+/** What the dispatcher needs from its session and the rest of Sluice. */
+export interface DispatchHost {
+  readonly routing: CompiledRouting;
+  readonly log: Logger;
+  readonly noticePerNode: boolean;
+  readonly logPerNode: boolean;
+  catalog(): DatabaseCatalog | null;
+  nodes(): readonly NodeView[];
+  /** The node reads go to for this statement (statement-level) or this session. */
+  loadBalanceNode(): number | null;
+  countSelect(node: number): void;
+  /** A new backend connection to a node for this session (from the pool). */
+  connect(node: number): Promise<BackendConnection>;
+  /** Attaches a connection to the session and returns its link. */
+  attach(conn: BackendConnection): NodeLink;
+  toClient(buf: Buffer, start: number, end: number): void;
+  /** The client's frames may flow again (a held frame is delivered first). */
+  resume(): void;
+}
+
+const POISON_SQL = "DO $$BEGIN RAISE EXCEPTION 'a read of this transaction failed on a standby'; END$$";
+const NO_CATALOG = { writesFunction: () => true, isUnlogged: () => false, addUnlogged: () => undefined };
+
+/**
+ * The routing data path of one session: decides a node for each simple Query and each extended
+ * batch, keeps the order of replies across nodes (a unit for another node waits until the
+ * current node has answered everything forwarded), replays session state on a node before it
+ * serves the session, and keeps transactions consistent between the primary and a standby that
+ * serves the transaction's reads. A frame it cannot send yet is held (returns false) and the
+ * host resumes the client when the reason is gone.
+ */
+export class Dispatcher {
+  readonly links = new Map<number, NodeLink>();
+  readonly state = new RouteState();
+  readonly replay = new ReplayLog();
+  readonly ext = new ExtendedState();
+  /** SQL-level PREPAREd statements: EXECUTE goes where the prepared statement may go. */
+  private readonly sqlPrepared = new Map<string, Statement>();
+  /** Nodes this session could not use (connection or replay failed): reads go elsewhere. */
+  private readonly badNodes = new Set<number>();
+  private held = false;
+  private connecting = false;
+  private standbyBegin = 'BEGIN';
+
+  constructor(
+    readonly primary: NodeLink,
+    private readonly host: DispatchHost,
+  ) {
+    this.links.set(primary.nodeId, primary);
+  }
+
+  /** The link with forwarded units outstanding (at most one at a time), if any. */
+  private active(): NodeLink | null {
+    for (const l of this.links.values()) if (l.forwarded > 0) return l;
+    return null;
+  }
+
+  /** One client message in the ready state. False: hold it; it comes again after resume(). */
+  message(type: number, buf: Buffer, start: number, end: number): boolean {
+    switch (type) {
+      case Frontend.Query:
+        return this.query(buf, start, end);
+      case Frontend.Parse:
+      case Frontend.Bind:
+      case Frontend.Describe:
+      case Frontend.Execute:
+      case Frontend.Close:
+        this.ext.add(type, buf, start, end, false);
+        if (this.ext.batchNode !== null) this.sendHeld(this.links.get(this.ext.batchNode) ?? this.primary);
+        return true;
+      case Frontend.Flush:
+      case Frontend.Sync:
+        return this.batch(type, buf, start, end);
+      case Frontend.CopyData:
+      case Frontend.CopyDone:
+      case Frontend.CopyFail:
+        (this.active() ?? this.primary).send(type, buf, start, end);
+        return true;
+      default:
+        // FunctionCall and anything unknown: the primary answers (or rejects) it.
+        return this.dispatch(this.primary.nodeId, statement('write', 'function call'), '', type, buf, start, end);
+    }
+  }
+
+  private query(buf: Buffer, start: number, end: number): boolean {
+    const sql = decodeQuery(buf, start, end);
+    const s = classify(sql);
+    const d = this.decide(s, sql);
+    return this.dispatch(d.node, d.stmt, sql, Frontend.Query, buf, start, end, d.wrote);
+  }
+
+  /** Extended protocol: Flush or Sync sends what the batch holds to one node. */
+  private batch(type: number, buf: Buffer, start: number, end: number): boolean {
+    const b = this.ext.batch;
+    let node = this.ext.batchNode ?? this.ext.portalNode();
+    let stmt = statement('read', 'extended batch');
+    let wrote = false;
+    if (node === null) {
+      node = this.primary.nodeId;
+      const reads = b.statements.length > 0 && b.statements.every((p) => p.stmt.kind === 'read');
+      if (b.statements.length === 0) {
+        node = this.active()?.nodeId ?? this.primary.nodeId;
+      } else if (reads) {
+        const ds = b.statements.map((p) => this.decide(p.stmt, p.sql));
+        if (ds.every((d) => d.node === ds[0]!.node)) node = ds[0]!.node;
+        wrote = ds.some((d) => d.wrote);
+      } else {
+        const first = b.statements.find((p) => p.stmt.kind !== 'read')!;
+        stmt = first.stmt;
+        wrote = b.statements.some((p) => p.stmt.kind === 'write');
+      }
+    }
+    const text = b.executed.length > 0 ? b.executed : b.statements.map((p) => p.sql);
+    const sent = this.dispatch(node, stmt, text.join('; '), type, buf, start, end, wrote);
+    if (sent && type === Frontend.Sync) this.ext.synced(this.state.txStatus === 'idle');
+    else if (sent) this.ext.batchNode = node;
+    return sent;
+  }
+
+  /** Where a statement goes: the primary, or the node a read may use. */
+  private decide(s: Statement, sql: string): { node: number; stmt: Statement; wrote: boolean } {
+    let eff = s;
+    if (s.kind === 'execute') eff = this.sqlPrepared.get(s.name ?? '') ?? statement('write', 'execute of an unknown statement');
+    const d: Decision = route(eff, sql, this.host.routing, this.state, this.host.catalog() ?? NO_CATALOG);
+    const primaryId = this.primary.nodeId;
+    if (d.to === 'primary') {
+      const wrote = eff.kind === 'write' || (eff.kind === 'read' && d.reason.startsWith('function'));
+      return { node: primaryId, stmt: s, wrote };
+    }
+    // A read right behind work still running on the primary stays there: it keeps the client's
+    // pipeline flowing, and the transaction state is only certain once the primary has answered.
+    if (this.primary.busy) return { node: primaryId, stmt: s, wrote: false };
+    const lb = this.host.loadBalanceNode();
+    const node = lb === null ? primaryId : readNode(this.host.nodes(), lb, this.host.routing.preferLowerDelay);
+    if (node === null || this.badNodes.has(node)) return { node: primaryId, stmt: s, wrote: false };
+    return { node, stmt: s, wrote: false };
+  }
+
+  /**
+   * Sends the frame (with any held batch messages) to the node as part of a forwarded unit, or
+   * holds it: while another node still owes replies, while connecting, while replaying state.
+   */
+  private dispatch(node: number, s: Statement, sql: string, type: number, buf: Buffer, start: number, end: number, wrote = false): boolean {
+    const link = this.links.get(node);
+    if (!link) return this.connectTo(node);
+    const active = this.active();
+    if (active && active !== link) return this.hold();
+    if (link !== this.primary && !this.prepareStandby(link)) return false;
+    const continuing = type !== Frontend.Query && this.ext.batchNode !== null;
+    if (!continuing) this.openUnit(link, s, sql);
+    if (link === this.primary) this.notePrimary(s, wrote);
+    this.sendHeld(link);
+    link.send(type, buf, start, end);
+    if (type === Frontend.Query) link.prepared.delete('');
+    return true;
+  }
+
+  private openUnit(link: NodeLink, s: Statement, sql: string): void {
+    const unit: Unit = { forward: true, errored: false };
+    if (this.host.noticePerNode && sql) {
+      unit.notice = encodeNotice(Backend.NoticeResponse, 'NOTICE', '00000', `DB node id: ${link.nodeId} statement: ${sql}`);
+    }
+    if (this.host.logPerNode && sql) this.host.log.info({ node: link.nodeId, statement: sql }, 'statement sent');
+    if (s.kind === 'read' || (s.kind === 'execute' && link !== this.primary)) this.host.countSelect(link.nodeId);
+    const isPrimary = link === this.primary;
+    const seqs = isPrimary ? this.logSessionState(s, sql) : [];
+    unit.done = (u) => {
+      if (u.errored) for (const q of seqs) this.replay.remove(q);
+      if (isPrimary) this.primaryReady(s, u);
+      else if (u.errored && this.state.inTransaction) this.standbyReadFailed(link);
+    };
+    link.open(unit);
+  }
+
+  /** Session state the primary is about to get, for the other nodes to replay later. */
+  private logSessionState(s: Statement, sql: string): number[] {
+    if (s.discards === 'all') {
+      this.replay.restart(sql);
+      this.sqlPrepared.clear();
+      this.ext.forgetStatements();
+      for (const l of this.links.values()) l.prepared.clear();
+      return [];
+    }
+    if (s.kind === 'session' && s.name !== undefined) {
+      if (s.inner) this.sqlPrepared.set(s.name, s.inner);
+      else if (s.name === '') this.sqlPrepared.clear();
+      else this.sqlPrepared.delete(s.name);
+    }
+    const texts = s.replay ?? (s.kind === 'session' ? [sql] : []);
+    return texts.map((t) => this.replay.append(t, s.replayKey, this.state.inTransaction));
+  }
+
+  private notePrimary(s: Statement, wrote: boolean): void {
+    if (s.kind === 'txBegin' || s.pinTransaction) this.state.txStartSeq = this.replay.lastSeq;
+    if (s.kind === 'txBegin' && s.standbyBegin) this.standbyBegin = s.standbyBegin;
+    if (s.createsUnlogged) this.host.catalog()?.addUnlogged(s.createsUnlogged);
+    this.state.sentToPrimary(s, wrote || s.kind === 'write');
+  }
+
+  /** The primary answered a unit: track the transaction; end standbys' read transactions with it. */
+  private primaryReady(s: Statement, u: Unit): void {
+    const before = this.state.txStatus;
+    const r = this.state.primaryReady(this.primary.conn.txStatus, !this.primary.busy);
+    if (r !== 'ended') return;
+    const committed = !u.errored && s.commit !== false && before !== 'failedTx';
+    if (!committed) this.replay.truncateAfter(this.state.txStartSeq);
+    for (const l of this.links.values()) {
+      if (l === this.primary || !l.inReadTransaction) continue;
+      l.inReadTransaction = false;
+      if (!committed && l.appliedSeq > this.state.txStartSeq) l.appliedSeq = this.state.txStartSeq;
+      l.runSwallowed(committed ? 'COMMIT' : 'ROLLBACK');
+    }
+  }
+
+  /**
+   * A read of an open transaction failed on a standby: the client now believes its transaction
+   * failed, so the primary's must fail too, or a COMMIT would keep its writes.
+   */
+  private standbyReadFailed(link: NodeLink): void {
+    this.state.pinnedTransaction = true;
+    this.primary.runSwallowed(POISON_SQL, () => (this.state.txStatus = this.primary.conn.txStatus));
+    if (link.inReadTransaction) {
+      link.inReadTransaction = false;
+      link.runSwallowed('ROLLBACK');
+    }
+  }
+
+  /** Before a standby serves the session: replay what it misses; open its read transaction. */
+  private prepareStandby(link: NodeLink): boolean {
+    const missing = this.replay.since(link.appliedSeq);
+    if (missing.length > 0) {
+      link.appliedSeq = this.replay.lastSeq;
+      let failed = false;
+      missing.forEach((e, i) => {
+        link.runSwallowed(e.sql, (u) => {
+          failed ||= u.errored;
+          if (i < missing.length - 1) return;
+          if (failed) this.drop(link, 'replaying session state failed');
+          this.release();
+        });
+      });
+      return this.hold();
+    }
+    if (this.state.inTransaction && !link.inReadTransaction) {
+      link.inReadTransaction = true;
+      link.runSwallowed(this.standbyBegin);
+    }
+    return true;
+  }
+
+  private sendHeld(link: NodeLink): void {
+    const held = this.ext.batch.held;
+    if (held.length === 0) return;
+    for (const name of this.ext.batch.uses) {
+      const ps = this.ext.statements.get(name);
+      if (ps && link.prepared.get(name) !== ps) link.runSwallowedMessages([ps.parse]);
+    }
+    for (const h of held) link.send(h.type, h.buf, h.start, h.end);
+    for (const ps of this.ext.batch.statements) link.prepared.set(ps.name, ps);
+    for (const name of this.ext.batch.closedStatements) link.prepared.delete(name);
+    this.ext.placed(link.nodeId);
+    this.ext.batch.uses.clear();
+    this.ext.batch.clearHeld();
+  }
+
+  private connectTo(node: number): boolean {
+    if (!this.connecting) {
+      this.connecting = true;
+      this.host
+        .connect(node)
+        .then((conn) => {
+          const link = this.host.attach(conn);
+          this.links.set(node, link);
+        })
+        .catch((err: Error) => {
+          this.badNodes.add(node);
+          this.host.log.warn({ node, err: err.message }, 'cannot connect to node for reads; using the primary');
+        })
+        .finally(() => {
+          this.connecting = false;
+          this.release();
+        });
+    }
+    return this.hold();
+  }
+
+  private hold(): false {
+    this.held = true;
+    return false;
+  }
+
+  /** Lets a held client frame go again. */
+  release(): void {
+    if (!this.held) return;
+    this.held = false;
+    this.host.resume();
+  }
+
+  /** LinkOwner: a node answered everything forwarded to it. */
+  linkIdle(): void {
+    this.release();
+  }
+
+  /** Stops using a node for this session (its connection is closed by the caller or here). */
+  drop(link: NodeLink, reason: string): void {
+    if (link === this.primary) return;
+    this.badNodes.add(link.nodeId);
+    this.links.delete(link.nodeId);
+    this.host.log.warn({ node: link.nodeId, reason }, 'node no longer used by this session');
+    link.conn.destroy();
+  }
+}

@@ -1,0 +1,151 @@
+import { serialize } from 'pg-protocol';
+import type { BackendConnection } from '../backend/connection';
+import { decodeFields } from '../protocol/backend';
+import { Backend, Frontend } from '../protocol/codes';
+import { WriteBatch } from './write-batch';
+
+const SYNC = Buffer.from([Frontend.Sync, 0, 0, 0, 4]);
+
+/**
+ * One exchange with a node that ends at its ReadyForQuery: a simple Query, or the extended
+ * messages up to a Sync. A forwarded unit's replies go to the client; a swallowed one is Sluice's
+ * own (replayed session state, a BEGIN for a standby's read) and the client never sees it.
+ */
+export interface Unit {
+  readonly forward: boolean;
+  errored: boolean;
+  /** A NOTICE for the client, sent when the unit's replies are about to start. */
+  notice?: Buffer;
+  /** Called at the unit's ReadyForQuery. */
+  done?: (u: Unit) => void;
+}
+
+/** What a link reports to its session. */
+export interface LinkOwner {
+  /** A frame for the client. */
+  toClient(buf: Buffer, start: number, end: number): void;
+  noticeToClient(notice: Buffer): void;
+  /** The last forwarded unit of this link finished: the session may switch nodes now. */
+  linkIdle(link: NodeLink): void;
+  /** The server sent a FATAL error that the client saw. */
+  fatalSeen(): void;
+}
+
+/**
+ * A session's backend connection to one node, with the units it still owes replies for, in order.
+ * It also remembers what of the session's state this node already has: which replay-log entries
+ * ran here, which prepared statements exist here, whether a read transaction is open here.
+ */
+export class NodeLink {
+  private readonly units: Unit[] = [];
+  /** Forwarded units outstanding. */
+  forwarded = 0;
+  /** The highest replay-log sequence number applied on this node. */
+  appliedSeq = 0;
+  /** Sluice opened a transaction here for reads of the client's transaction. */
+  inReadTransaction = false;
+  /** Protocol-level prepared statements (by name, '' = unnamed) that exist on this node. */
+  readonly prepared = new Map<string, unknown>();
+  readonly batch: WriteBatch;
+
+  constructor(
+    readonly conn: BackendConnection,
+    readonly isPrimary: boolean,
+    private readonly owner: LinkOwner,
+  ) {
+    this.batch = new WriteBatch((b) => conn.write(b));
+  }
+
+  get nodeId(): number {
+    return this.conn.node.id;
+  }
+
+  get busy(): boolean {
+    return this.units.length > 0;
+  }
+
+  /** Starts a unit: its messages follow with send(). */
+  open(unit: Unit): void {
+    this.units.push(unit);
+    if (unit.forward) {
+      this.forwarded++;
+      if (unit.notice && this.firstForward() === unit) this.emitNotice(unit);
+    }
+  }
+
+  /** Forwards one client frame (a range of a received chunk) to the node. */
+  send(type: number, buf: Buffer, start: number, end: number): void {
+    this.conn.noteSent(type);
+    this.batch.add(buf, start, end);
+  }
+
+  /** Sends a message Sluice made itself (already framed). */
+  sendOwn(type: number, frame: Buffer): void {
+    this.batch.flush();
+    this.conn.noteSent(type);
+    this.conn.write(frame);
+  }
+
+  /** Runs SQL of Sluice's own here as a swallowed unit. */
+  runSwallowed(sql: string, done?: (u: Unit) => void): void {
+    this.open({ forward: false, errored: false, done });
+    this.sendOwn(Frontend.Query, serialize.query(sql));
+  }
+
+  /** Sends extended-protocol messages of Sluice's own, then a Sync, as a swallowed unit. */
+  runSwallowedMessages(frames: readonly Buffer[], done?: (u: Unit) => void): void {
+    this.open({ forward: false, errored: false, done });
+    this.batch.flush();
+    for (const f of frames) this.conn.noteSent(f[0]!);
+    this.conn.noteSent(Frontend.Sync);
+    this.conn.write(Buffer.concat([...frames, SYNC]));
+  }
+
+  flush(): boolean {
+    return this.batch.flush();
+  }
+
+  private firstForward(): Unit | undefined {
+    return this.units.find((u) => u.forward);
+  }
+
+  private emitNotice(u: Unit): void {
+    const n = u.notice!;
+    u.notice = undefined;
+    this.owner.noticeToClient(n);
+  }
+
+  /** The connection's frame handler while the session owns it (the data path, server to client). */
+  frame(type: number, buf: Buffer, start: number, end: number): void {
+    const u = this.units[0];
+    if (u === undefined || !u.forward) {
+      // Outside any client exchange only the primary speaks for the session: notifications and
+      // parameter changes from it still reach the client; standbys' are theirs alone.
+      if (type === Backend.ErrorResponse) this.noteError(u, buf, start, end);
+      if (this.isPrimary && (type === Backend.NotificationResponse || type === Backend.ParameterStatus || type === Backend.NoticeResponse)) {
+        this.owner.toClient(buf, start, end);
+      } else if (type === Backend.ReadyForQuery && u) {
+        this.finish(u);
+      }
+      return;
+    }
+    if (type === Backend.ErrorResponse) this.noteError(u, buf, start, end);
+    this.owner.toClient(buf, start, end);
+    if (type === Backend.ReadyForQuery) this.finish(u);
+  }
+
+  private noteError(u: Unit | undefined, buf: Buffer, start: number, end: number): void {
+    if (u) u.errored = true;
+    if (decodeFields(buf, start, end).get('S') === 'FATAL' && u?.forward) this.owner.fatalSeen();
+  }
+
+  private finish(u: Unit): void {
+    this.units.shift();
+    u.done?.(u);
+    if (!u.forward) return;
+    this.forwarded--;
+    const next = this.firstForward();
+    if (next?.notice) this.emitNotice(next);
+    if (this.forwarded === 0) this.owner.linkIdle(this);
+  }
+}

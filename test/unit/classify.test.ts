@@ -1,0 +1,134 @@
+import t from 'tap';
+import { classify } from '../../src/router/classify';
+import { loadParser } from '../../src/router/parse-tree';
+import type { StatementKind } from '../../src/router/statement';
+
+// The routing class of each statement shape pgpool's docs and regression tests name, plus the
+// ones where Sluice deliberately differs (README: "Differences from pgpool-II").
+const cases: [string, StatementKind, string?][] = [
+  ['SELECT abalance FROM pgbench_accounts WHERE aid = 1', 'read'],
+  ['select 1', 'read'],
+  ['  \n select 1;', 'read'],
+  ['(select 1) union (select 2)', 'read'],
+  ['values (1), (2)', 'read'],
+  ['table t', 'read'],
+  ['with x as (select 1) select * from x', 'read'],
+  ['with x as (insert into t values (1) returning *) select * from x', 'write', 'data-modifying WITH'],
+  ['with x as (select 1), y as (delete from t returning *) select 1', 'write'],
+  ['with x as (select 1 as update) select * from x', 'read'],
+  ['with recursive x(n) as (select 1 union all select n+1 from x where n < 3) select * from x', 'read'],
+  ['select * from t for update', 'write', 'locking clause'],
+  ['select * from t for share', 'write'],
+  ['select * from t for no key update', 'write'],
+  ['select * from t for key share nowait', 'write'],
+  ['select substring(a for 2) from t', 'read'],
+  ['select * into temp tx from t', 'write', 'select into'],
+  ["select 'into', \"into\" from t", 'read'],
+  ['select $$ for update $$', 'read'],
+  ["select e'it\\'s for update'", 'read'],
+  ['select 1 /* for update */', 'read'],
+  ['select 1 -- for update\n', 'read'],
+  ['select 1; select 2', 'write', 'multi-statement query'],
+  ['insert into t values (1)', 'write'],
+  ['update t set a = 1', 'write'],
+  ['delete from t', 'write'],
+  ['merge into t using s on t.a = s.a when matched then delete', 'write'],
+  ['create table t (a int)', 'write'],
+  ['create temp table tt (a int)', 'write'],
+  ['drop table t', 'write'],
+  ['vacuum', 'write'],
+  ['copy t from stdin', 'write', 'copy from'],
+  ['copy t to stdout', 'read'],
+  ['copy (select * from t) to stdout', 'read'],
+  ['copy (select * from t for update) to stdout', 'write'],
+  ["copy t to '/tmp/x'", 'write'],
+  ['lock t', 'write'],
+  ['lock table t in access exclusive mode', 'write'],
+  ['lock table t in row exclusive mode', 'write'],
+  ['lock table t in access share mode', 'txLocal'],
+  ['explain select 1', 'read'],
+  ['explain analyze select 1', 'read'],
+  ['explain analyze insert into t values (1)', 'write', 'explain analyze executes'],
+  ['explain (analyze, buffers) delete from t', 'write'],
+  ['explain (analyze false) delete from t', 'read'],
+  ['explain insert into t values (1)', 'read'],
+  ['show transaction_isolation', 'read'],
+  ['begin', 'txBegin'],
+  ['start transaction read only', 'txBegin'],
+  ['begin isolation level serializable', 'txBegin'],
+  ['commit', 'txEnd'],
+  ['end', 'txEnd'],
+  ['rollback', 'txEnd'],
+  ['abort', 'txEnd'],
+  ['rollback to savepoint s', 'txLocal'],
+  ['savepoint s', 'txLocal'],
+  ['release savepoint s', 'txLocal'],
+  ['commit prepared \'x\'', 'write'],
+  ['prepare transaction \'x\'', 'write'],
+  ["set datestyle = 'ISO'", 'session'],
+  ['set local statement_timeout = 0', 'txLocal'],
+  ['set transaction isolation level serializable', 'txLocal'],
+  ['set transaction_read_only = off', 'txLocal'],
+  ['set session characteristics as transaction isolation level serializable', 'session'],
+  ['reset all', 'session'],
+  ['discard all', 'session'],
+  ['prepare p as select 1', 'session'],
+  ['prepare p (int) as insert into t values ($1)', 'session'],
+  ['execute p', 'execute'],
+  ['deallocate p', 'session'],
+  ['listen ch', 'write'],
+  ['notify ch', 'write'],
+  ['declare c cursor for select 1', 'write'],
+  ['fetch 1 from c', 'write'],
+  ["select 'unterminated", 'write', 'unterminated string or comment'],
+  ['/* hint */ select 1', 'read'],
+];
+
+t.before(loadParser);
+
+t.test('statement kinds', async (t) => {
+  for (const [sql, kind, reason] of cases) {
+    const c = classify(sql);
+    t.equal(c.kind, kind, `${sql} -> ${kind} (${c.reason})`);
+    if (reason) t.equal(c.reason, reason, `${sql}: reason`);
+  }
+  t.ok(cases.length >= 60, 'at least 60 shapes');
+});
+
+t.test('functions, relations and catalogs are found for reads', async (t) => {
+  const c = classify("select nextval('s'), now(), public.f(1), \"Odd\"(2) from t join pg_catalog.pg_class c on true where a in (1)");
+  t.same(c.functions, ['nextval', 'now', 'public.f', 'Odd']);
+  t.ok(c.relations.includes('t'));
+  t.ok(c.catalog);
+  t.notOk(classify('select count(*) from t').catalog);
+  t.ok(classify('select count(*) from pg_class').catalog);
+  t.notOk(classify('select pg_backend_pid()').catalog, 'a pg_ function is not a catalog');
+  t.ok(classify('select * from information_schema.tables').catalog);
+});
+
+t.test('details that drive routing', async (t) => {
+  t.equal(classify('create temp table tt (a int)').createsTemp, 'tt');
+  t.equal(classify('create temporary table if not exists tt2 as select 1').createsTemp, 'tt2');
+  t.equal(classify('select 1 into temporary table tt3').createsTemp, 'tt3');
+  t.equal(classify('create unlogged table u (a int)').createsUnlogged, 'u');
+  t.same(classify('insert into public.t values (1)').writeTables, ['t']);
+  t.same(classify('update only t set a = 1').writeTables, ['t']);
+  t.same(classify('delete from t where a = 1').writeTables, ['t']);
+  t.equal(classify('begin isolation level serializable').pinTransaction, true);
+  t.equal(classify('begin isolation level repeatable read').standbyBegin, 'BEGIN ISOLATION LEVEL REPEATABLE READ');
+  t.equal(classify('begin').standbyBegin, 'BEGIN');
+  t.equal(classify('commit').commit, true);
+  t.equal(classify('rollback').commit, false);
+  t.equal(classify("set default_transaction_isolation = 'serializable'").pinSession, true);
+  t.equal(classify("set default_transaction_isolation = 'read committed'").pinSession, undefined);
+  t.equal(classify('set session characteristics as transaction isolation level serializable').pinSession, true);
+  const p = classify('prepare p (int) as select * from t where a = $1');
+  t.equal(p.name, 'p');
+  t.equal(p.inner?.kind, 'read');
+  t.equal(classify('execute p (1)').name, 'p');
+  t.equal(classify('deallocate all').discards, 'plans');
+  t.equal(classify('discard temp').discards, 'temp');
+  const multi = classify("set search_path = a; select 1; SET datestyle='ISO'");
+  t.same(multi.replay, ['set search_path = a', "SET datestyle='ISO'"]);
+  t.equal(classify('begin; select 1').pinTransaction, true);
+});
