@@ -6,6 +6,8 @@ import { WriteBatch } from './write-batch';
 
 const SYNC = Buffer.from([Frontend.Sync, 0, 0, 0, 4]);
 
+const isFatal = (buf: Buffer, start: number, end: number): boolean => decodeFields(buf, start, end).get('S') === 'FATAL';
+
 /**
  * One exchange with a node that ends at its ReadyForQuery: a simple Query, or the extended
  * messages up to a Sync. A forwarded unit's replies go to the client; a swallowed one is Sluice's
@@ -119,14 +121,19 @@ export class NodeLink {
   frame(type: number, buf: Buffer, start: number, end: number): void {
     const u = this.units[0];
     if (u === undefined || !u.forward) {
-      // Outside any client exchange only the primary speaks for the session: notifications and
-      // parameter changes from it still reach the client; standbys' are theirs alone.
-      if (type === Backend.ErrorResponse) this.noteError(u, buf, start, end);
-      if (this.isPrimary && (type === Backend.NotificationResponse || type === Backend.ParameterStatus || type === Backend.NoticeResponse)) {
-        this.owner.toClient(buf, start, end);
-      } else if (type === Backend.ReadyForQuery && u) {
-        this.finish(u);
+      // Outside any client exchange only the primary speaks for the session: notifications,
+      // parameter changes and a shutdown's FATAL from it still reach the client; standbys'
+      // are theirs alone (a standby that goes away is just not used again).
+      let pass = this.isPrimary && (type === Backend.NotificationResponse || type === Backend.ParameterStatus || type === Backend.NoticeResponse);
+      if (type === Backend.ErrorResponse) {
+        if (u) u.errored = true;
+        if (this.isPrimary && (u === undefined || isFatal(buf, start, end))) {
+          pass = true;
+          if (isFatal(buf, start, end)) this.owner.fatalSeen();
+        }
       }
+      if (pass) this.owner.toClient(buf, start, end);
+      else if (type === Backend.ReadyForQuery && u) this.finish(u);
       return;
     }
     if (type === Backend.ErrorResponse) this.noteError(u, buf, start, end);
@@ -134,9 +141,9 @@ export class NodeLink {
     if (type === Backend.ReadyForQuery) this.finish(u);
   }
 
-  private noteError(u: Unit | undefined, buf: Buffer, start: number, end: number): void {
-    if (u) u.errored = true;
-    if (decodeFields(buf, start, end).get('S') === 'FATAL' && u?.forward) this.owner.fatalSeen();
+  private noteError(u: Unit, buf: Buffer, start: number, end: number): void {
+    u.errored = true;
+    if (isFatal(buf, start, end)) this.owner.fatalSeen();
   }
 
   private finish(u: Unit): void {

@@ -6,7 +6,8 @@ import { clusterWithSluice } from '../helpers/sluice';
 // psql as a user runs it, and COPY of a million rows both ways with Sluice's memory watched.
 
 const run = promisify(execFile);
-const env = clusterWithSluice(1);
+// Load balancing off: this file checks the data path, and reads its own writes from new sessions.
+const env = clusterWithSluice(1, { load_balance_mode: false });
 
 const psqlArgs = () => ['-X', '-h', '127.0.0.1', '-p', String(env.sluice.port), '-U', 'postgres', '-d', 'postgres'];
 
