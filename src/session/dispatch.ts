@@ -34,6 +34,16 @@ export interface DispatchHost {
   resume(): void;
 }
 
+/** Close (statement) of Sluice's own. */
+function closeStatement(name: string): Buffer {
+  const body = Buffer.from(`S${name}\0`);
+  const f = Buffer.alloc(5 + body.length);
+  f[0] = Frontend.Close;
+  f.writeUInt32BE(4 + body.length, 1);
+  body.copy(f, 5);
+  return f;
+}
+
 const POISON_SQL = "DO $$BEGIN RAISE EXCEPTION 'a read of this transaction failed on a standby'; END$$";
 const NO_CATALOG = { writesFunction: () => true, isUnlogged: () => false, addUnlogged: () => undefined };
 
@@ -163,7 +173,12 @@ export class Dispatcher {
     if (active && active !== link) return this.hold();
     if (link !== this.primary && !this.prepareStandby(link)) return false;
     const continuing = type !== Frontend.Query && this.ext.batchNode !== null;
-    if (!continuing) this.openUnit(link, s, sql);
+    if (!continuing) {
+      // Statements the batch uses but this node lacks are prepared first, in a unit of their own
+      // that is queued (and answered) before the client's.
+      this.prepareStatements(link);
+      this.openUnit(link, s, sql);
+    }
     if (link === this.primary) this.notePrimary(s, wrote);
     this.sendHeld(link);
     link.send(type, buf, start, end);
@@ -264,13 +279,24 @@ export class Dispatcher {
     return true;
   }
 
+  private prepareStatements(link: NodeLink): void {
+    const own: Buffer[] = [];
+    const b = this.ext.batch;
+    for (const ps of b.statements) {
+      const here = link.prepared.get(ps.name);
+      if (here === ps) continue;
+      // A name this node still holds from an older statement (closed elsewhere) goes first;
+      // the unnamed statement is simply replaced by the next Parse.
+      if (here !== undefined && ps.name !== '') own.push(closeStatement(ps.name));
+      if (b.uses.has(ps.name)) own.push(ps.parse);
+      link.prepared.set(ps.name, ps);
+    }
+    if (own.length > 0) link.runSwallowedMessages(own);
+  }
+
   private sendHeld(link: NodeLink): void {
     const held = this.ext.batch.held;
     if (held.length === 0) return;
-    for (const name of this.ext.batch.uses) {
-      const ps = this.ext.statements.get(name);
-      if (ps && link.prepared.get(name) !== ps) link.runSwallowedMessages([ps.parse]);
-    }
     for (const h of held) link.send(h.type, h.buf, h.start, h.end);
     for (const ps of this.ext.batch.statements) link.prepared.set(ps.name, ps);
     for (const name of this.ext.batch.closedStatements) link.prepared.delete(name);

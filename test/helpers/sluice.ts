@@ -16,10 +16,16 @@ export interface TestSluice {
   stop(): Promise<void>;
 }
 
-/** The config for a cluster: every node as a [[backend]], plus overrides. */
+/** The config for a cluster: every node as a [[backend]], plus overrides (`weights` sets theirs). */
 export function clusterConfig(cluster: TestCluster, overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  const backend = Array.from({ length: cluster.replicas + 1 }, (_, i) => ({ hostname: '127.0.0.1', port: cluster.port(i) }));
-  return { listen_addresses: '127.0.0.1', port: 0, backend, ...overrides };
+  const { weights, ...rest } = overrides as { weights?: number[] };
+  const backend = Array.from({ length: cluster.replicas + 1 }, (_, i) => ({
+    hostname: '127.0.0.1',
+    port: cluster.port(i),
+    application_name: `node${i}`,
+    ...(weights ? { weight: weights[i] } : {}),
+  }));
+  return { listen_addresses: '127.0.0.1', port: 0, backend, ...rest };
 }
 
 /** Sluice in this process, on a free port, in front of the cluster. */
