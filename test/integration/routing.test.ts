@@ -1,6 +1,7 @@
 import t from 'tap';
 import type { Client } from 'pg';
 import { createCluster, TestCluster } from '../helpers/cluster';
+import { RawClient, serialize } from '../helpers/raw-client';
 import { startSluice, TestSluice, waitFor } from '../helpers/sluice';
 
 // The routing table, in the manner of pgpool's 001.load_balance: every statement echoes
@@ -301,5 +302,47 @@ t.test('redirect preference lists', async (t) => {
     t.equal(await run('batch-nightly'), 2, 'application_name rule wins');
     t.equal(await run('oltp'), 0, 'primary target');
     t.equal(await run('other'), 1, 'then the database rule');
+  });
+});
+
+t.test('pipelines that mix reads and writes behave as on one server', async (t) => {
+  await withSluice({ notice_per_node_statement: false }, async (s) => {
+    const c = await RawClient.startup(s.port);
+    const ready = async (n: number) => waitFor(`${n} ReadyForQuery`, () => c.readyCount() >= n);
+    const dataRows = (from: number) => c.frames.slice(from).filter((f) => f.type === 'D').map((f) => f.body.subarray(6).toString());
+    // One Sync around a read, a write and a read that sees it: all on the primary, in order.
+    let mark = c.frames.length;
+    let n = c.readyCount();
+    c.send(
+      serialize.parse({ text: 'select count(*) from t where a = 900' }), serialize.bind({}), serialize.execute({}),
+      serialize.parse({ text: 'insert into t values (900)' }), serialize.bind({}), serialize.execute({}),
+      serialize.parse({ text: 'select count(*) from t where a = 900' }), serialize.bind({}), serialize.execute({}),
+      serialize.sync(),
+    );
+    await ready(n + 1);
+    t.same(dataRows(mark), ['0', '1'], 'results in order; the second read sees the write');
+    t.equal(s.server.selectCount[1], 0, 'nothing of that batch went to the standby');
+    // An error skips to Sync: the insert after it never runs.
+    mark = c.frames.length;
+    n = c.readyCount();
+    c.send(
+      serialize.parse({ text: 'select 1/0' }), serialize.bind({}), serialize.execute({}),
+      serialize.parse({ text: 'insert into t values (901)' }), serialize.bind({}), serialize.execute({}),
+      serialize.sync(),
+      serialize.query('select count(*) from t where a = 901'),
+    );
+    await ready(n + 2);
+    const kinds = c.frames.slice(mark).map((f) => f.type).join('');
+    t.equal(kinds, '1EZTDCZ', 'ParseComplete, the error, ReadyForQuery, then the next query: as PostgreSQL sends them');
+    t.same(dataRows(mark), ['0'], 'the insert after the error did not run');
+    // Pipelined simple queries alternating nodes: replies stay in order.
+    mark = c.frames.length;
+    n = c.readyCount();
+    const qs = [];
+    for (let i = 0; i < 20; i++) qs.push(serialize.query(i % 3 === 0 ? `select ${i}` : `select ${i}, nextval('s') > 0`));
+    c.send(...qs);
+    await ready(n + 20);
+    t.same(dataRows(mark).map((r) => Number.parseInt(r, 10)), Array.from({ length: 20 }, (_, i) => i), 'twenty replies in order');
+    c.close();
   });
 });
