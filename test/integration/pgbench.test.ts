@@ -1,12 +1,13 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { clusterWithSluice } from '../helpers/sluice';
+import { clusterWithSluice, waitFor } from '../helpers/sluice';
 
-// pgbench through Sluice: initialise, then TPC-B-like runs in each query mode, no failures.
+// pgbench through Sluice: initialise, then TPC-B-like runs in each query mode, no failures;
+// read-only runs spread over both standbys.
 
 const run = promisify(execFile);
-const env = clusterWithSluice(1);
+const env = clusterWithSluice(2);
 
 const conn = () => ['-h', '127.0.0.1', '-p', String(env.sluice.port), '-U', 'postgres'];
 
@@ -14,7 +15,23 @@ t.test('pgbench -i through Sluice', async (t) => {
   const { stderr } = await run('pgbench', ['-i', '-q', ...conn(), 'postgres']);
   t.match(stderr, /done in/);
   t.equal(await env.cluster.psql(0, 'select count(*) from pgbench_accounts'), '100000');
+  // New sessions read from the standbys: wait until both have replayed the load.
+  for (const n of [1, 2]) {
+    await waitFor(`node ${n} replayed pgbench -i`, async () => (await env.cluster.psql(n, "select count(*) from pg_class where relname = 'pgbench_accounts'")) === '1' && (await env.cluster.psql(n, 'select count(*) from pgbench_accounts')) === '100000', 30_000);
+  }
 });
+
+for (const mode of ['simple', 'prepared']) {
+  t.test(`pgbench -S -c 16 -M ${mode} with load balancing: every standby serves reads, zero failed`, async (t) => {
+    const before = [...env.sluice.server.selectCount];
+    const { stdout } = await run('pgbench', ['-S', '-c', '16', '-j', '2', '-T', '5', '-M', mode, ...conn(), 'postgres'], { maxBuffer: 1 << 24 });
+    const processed = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1]);
+    t.equal(Number(/number of failed transactions: (\d+)/.exec(stdout)?.[1]), 0);
+    const reads = env.sluice.server.selectCount.map((n, i) => n - before[i]!);
+    t.ok(reads[1]! > 0 && reads[2]! > 0, `reads per node ${reads.join('/')} for ${processed} transactions`);
+    t.ok(reads[1]! + reads[2]! > reads[0]!, 'most reads on the standbys (weights 1:1:1)');
+  });
+}
 
 for (const mode of ['simple', 'extended', 'prepared']) {
   t.test(`pgbench -c 8 -T 10 -M ${mode}: zero failed transactions`, async (t) => {
