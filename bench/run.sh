@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Interleaved pgbench comparison: direct to the primary, through Sluice, and through PgBouncer and
+# Interleaved pgbench comparison: direct to the primary, through Sluice (pooler only, routing
+# without a standby to use, load balanced over primary + standby), and through PgBouncer and
 # pgpool-II when installed (Debian packages pgbouncer, pgpool2), round by round so that the
 # machine's drift hits every target alike. Prints TPS, mean latency and the ratio to direct, then
 # Sluice's RSS with 1,000 idle clients.
@@ -34,9 +35,26 @@ free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0
 wait_port() { for _ in $(seq 1 100); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 
 base=$(free_port)
-PG_FAST=1 PG_MAX_CONNECTIONS=$((IDLE_CLIENTS + 100)) bash "$root/scripts/cluster.sh" create "$work/cluster" "$base" 0 >/dev/null
+# A primary and one streaming standby: the standby serves the load-balanced runs.
+PG_FAST=1 PG_MAX_CONNECTIONS=$((IDLE_CLIENTS + 100)) bash "$root/scripts/cluster.sh" create "$work/cluster" "$base" 1 >/dev/null
 pgbench -i -q -s "$SCALE" -h 127.0.0.1 -p "$base" -U postgres postgres >/dev/null 2>&1
+until [ "$(psql -h 127.0.0.1 -p $((base + 1)) -U postgres -Atc 'select count(*) from pgbench_branches' postgres 2>/dev/null)" = "$SCALE" ]; do sleep 0.2; done
 declare -A port=([direct]=$base)
+
+# Sluice three ways: one backend (the pooler alone); both nodes with weights 1:0 (every statement
+# is classified and routed, but reads still land on the primary: the cost of routing alone);
+# both nodes with weights 1:1 (reads really spread).
+start_sluice() { # name backends-toml
+  port[$1]=$(free_port)
+  printf 'listen_addresses = "127.0.0.1"\nport = %s\nnum_init_children = %s\nlog_min_messages = "warning"\n%s\n' \
+    "${port[$1]}" $((IDLE_CLIENTS + 16)) "$2" >"$work/$1.toml"
+  node "$root/dist/cli.js" -f "$work/$1.toml" >"$work/$1.log" 2>&1 &
+  pids+=($!)
+  wait_port "${port[$1]}"
+}
+node_toml() { printf '[[backend]]\nhostname = "127.0.0.1"\nport = %s\nweight = %s\n' "$1" "$2"; }
+start_sluice sluice-route "$(node_toml "$base" 1; node_toml $((base + 1)) 0)"
+start_sluice sluice-lb "$(node_toml "$base" 1; node_toml $((base + 1)) 1)"
 
 port[sluice]=$(free_port)
 cat >"$work/sluice.toml" <<TOML
@@ -108,7 +126,7 @@ CONF
   wait_port "${port[pgpool]}"
 fi
 
-targets=(direct sluice)
+targets=(direct sluice sluice-route sluice-lb)
 [ -n "${port[pgbouncer]:-}" ] && targets+=(pgbouncer)
 [ -n "${port[pgpool]:-}" ] && targets+=(pgpool)
 workloads=("select-simple|-S -c 16 -j 2 -M simple" "select-extended|-S -c 16 -j 2 -M extended" "tpcb|-c 8 -j 2 -M simple" "select-connect|-S -C -c 8 -j 2")

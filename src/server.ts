@@ -3,6 +3,7 @@ import { connectBackend } from './backend/connect';
 import type { BackendConnection, NodeAddress } from './backend/connection';
 import { CatalogCache } from './cluster/catalog-cache';
 import { discoverPrimary } from './cluster/discover';
+import { ReplicationMonitor } from './cluster/replication';
 import { NodeInfo, nodesFromConfig } from './cluster/topology';
 import type { Config } from './config/load';
 import type { Logger } from './log/logger';
@@ -40,6 +41,7 @@ export class Server {
   readonly catalogs: CatalogCache;
   /** Reads sent to each node (pgpool's select_cnt). */
   readonly selectCount: number[];
+  readonly replication: ReplicationMonitor;
   private readonly listeners: NetServer[] = [];
   private readonly sessions = new Set<Session>();
   private primaryId = 0;
@@ -64,12 +66,32 @@ export class Server {
     this.routing = routingOptions(config);
     this.catalogs = new CatalogCache(config.relcache_expire * 1000, log.child({ component: 'catalog' }));
     this.selectCount = this.nodes.map(() => 0);
+    const srParams = new Map([
+      ['user', config.sr_check_user],
+      ['database', config.sr_check_database || 'postgres'],
+      ['application_name', 'sluice_sr_check'],
+    ]);
+    this.replication = new ReplicationMonitor(
+      this.nodes,
+      () => this.primaryId,
+      (node) =>
+        connectBackend({ node, params: srParams, poolKey: '', password: config.sr_check_password || this.passwordFor(config.sr_check_user), timeoutMs: config.connect_timeout }),
+      {
+        periodMs: config.sr_check_period * 1000,
+        thresholdBytes: config.delay_threshold,
+        thresholdMs: config.delay_threshold_by_time,
+        timeoutMs: config.connect_timeout || 10_000,
+      },
+      () => this.refreshViews(),
+      log.child({ component: 'sr_check' }),
+    );
   }
 
   static async start(config: Config, log: Logger): Promise<Server> {
     const s = new Server(config, log);
     await loadParser();
     await s.findPrimary();
+    s.replication.start();
     await s.listen();
     return s;
   }
@@ -117,9 +139,15 @@ export class Server {
     return this.views;
   }
 
-  /** Health and replication delay feed this as their issues land; for now: all up, no delay. */
+  /** Rebuilt when the primary or a delay changes (health checks will feed `up`). */
   private refreshViews(): void {
-    this.views = this.nodes.map((n) => ({ id: n.id, weight: n.weight, up: true, primary: n.id === this.primaryId, delayed: false, delay: 0 }));
+    const useTime = this.config.delay_threshold_by_time > 0;
+    this.views = this.nodes.map((n) => {
+      const r = this.replication.info[n.id]!;
+      const primary = n.id === this.primaryId;
+      const delay = primary ? 0 : useTime ? (r.delayMs ?? 0) : r.delayBytes;
+      return { id: n.id, weight: n.weight, up: true, primary, delayed: !primary && r.delayed, delay };
+    });
   }
 
   private context(): SessionContext {
@@ -135,6 +163,7 @@ export class Server {
       node: (id) => this.nodes[id],
       nodeViews: () => this.nodeViews(),
       countSelect: (node) => this.selectCount[node]!++,
+      replication: this.replication,
       openBackend: this.openBackend,
     };
   }
@@ -178,6 +207,7 @@ export class Server {
 
   private async doStop(mode: ShutdownMode): Promise<void> {
     this.log.info({ mode }, 'shutting down');
+    this.replication.stop();
     await Promise.all(this.listeners.map((l) => new Promise((r) => l.close(r))));
     this.registry.rejectWaiters(new ClientError('FATAL', SqlState.AdminShutdown, 'terminating connection due to administrator command'));
     if (mode === 'smart') await this.waitForSessions(SMART_SHUTDOWN_LIMIT_MS);

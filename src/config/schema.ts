@@ -3,7 +3,6 @@ import { bool, INT_MAX, int, num, oneOf, SpecTable, str } from './spec';
 // Every config key (CONTRACT.md), pgpool-II's names and meanings. Durations are seconds unless
 // the name says otherwise (connect_timeout is milliseconds, as in pgpool).
 
-const ROUTING = 'read load balancing (routing issue)';
 const HEALTH = 'health check and failover (failover issue)';
 const RECOVERY = 'online recovery (recovery issue)';
 const ADMIN = 'PCP admin (admin issue)';
@@ -59,13 +58,13 @@ export const topLevel = {
   health_check_retry_delay: int(1, 0, INT_MAX, { pending: HEALTH }),
   connect_timeout: int(10000, 0, INT_MAX),
 
-  sr_check_period: int(10, 0, INT_MAX, { pending: HEALTH }),
-  sr_check_user: str('postgres', { pending: HEALTH }),
-  sr_check_password: str('', { pending: HEALTH }),
-  sr_check_database: str('postgres', { pending: HEALTH }),
-  delay_threshold: int(0, 0, Number.MAX_SAFE_INTEGER, { pending: ROUTING }),
-  delay_threshold_by_time: int(0, 0, INT_MAX, { pending: ROUTING }),
-  prefer_lower_delay_standby: bool(false, { pending: ROUTING }),
+  sr_check_period: int(10, 0, INT_MAX),
+  sr_check_user: str('postgres'),
+  sr_check_password: str(''),
+  sr_check_database: str('postgres'),
+  delay_threshold: int(0, 0, Number.MAX_SAFE_INTEGER),
+  delay_threshold_by_time: int(0, 0, INT_MAX),
+  prefer_lower_delay_standby: bool(false),
 
   failover_command: str('', { pending: HEALTH }),
   failback_command: str('', { pending: HEALTH }),

@@ -9,6 +9,7 @@ import { classify } from '../router/classify';
 import type { CompiledRouting } from '../router/options';
 import { Decision, route } from '../router/route';
 import { Statement, statement } from '../router/statement';
+import { lsnToNumber } from '../cluster/replication';
 import { ExtendedState } from './extended';
 import { NodeLink, Unit } from './link';
 import { ReplayLog } from './replay-log';
@@ -25,6 +26,9 @@ export interface DispatchHost {
   /** The node reads go to for this statement (statement-level) or this session. */
   loadBalanceNode(): number | null;
   countSelect(node: number): void;
+  /** The last replay LSN known for a node (sr_check or a read-your-writes check). */
+  replayLsn(node: number): number;
+  noteReplay(node: number, lsn: number): void;
   /** A new backend connection to a node for this session (from the pool). */
   connect(node: number): Promise<BackendConnection>;
   /** Attaches a connection to the session and returns its link. */
@@ -67,6 +71,14 @@ export class Dispatcher {
   private held = false;
   private connecting = false;
   private standbyBegin = 'BEGIN';
+  /** read_your_writes: the primary's WAL position after the session's last write, in bytes. */
+  private writeLsn = 0;
+  /** A write went to the primary since writeLsn was last read. */
+  private lsnOwed = false;
+  /** read_your_writes: the standby whose replay position must be asked before this read. */
+  private checkNode: number | null = null;
+  /** The standby just asked (for the read being decided again): no second check. */
+  private checked: number | null = null;
 
   constructor(
     readonly primary: NodeLink,
@@ -159,7 +171,27 @@ export class Dispatcher {
     const lb = this.host.loadBalanceNode();
     const node = lb === null ? primaryId : readNode(this.host.nodes(), lb, this.host.routing.preferLowerDelay);
     if (node === null || this.badNodes.has(node)) return { node: primaryId, stmt: s, wrote: false };
+    if (this.host.routing.readYourWrites && node !== primaryId && this.writeLsn > this.host.replayLsn(node)) {
+      // Not known to have replayed the session's last write: ask it once; if it is still behind,
+      // this read goes to the primary.
+      if (this.checked === node) {
+        this.checked = null;
+        return { node: primaryId, stmt: s, wrote: false };
+      }
+      this.checkNode = node;
+    }
     return { node, stmt: s, wrote: false };
+  }
+
+  /** read_your_writes: asks a standby how far it has replayed, then lets the read be decided again. */
+  private checkReplay(link: NodeLink): false {
+    this.checkNode = null;
+    link.runCaptured('SELECT pg_catalog.pg_last_wal_replay_lsn()', (v) => {
+      if (v) this.host.noteReplay(link.nodeId, lsnToNumber(v));
+      this.checked = link.nodeId;
+      this.release();
+    });
+    return this.hold();
   }
 
   /**
@@ -171,6 +203,8 @@ export class Dispatcher {
     if (!link) return this.connectTo(node);
     const active = this.active();
     if (active && active !== link) return this.hold();
+    if (this.checkNode === node) return this.checkReplay(link);
+    this.checkNode = null;
     if (link !== this.primary && !this.prepareStandby(link)) return false;
     const continuing = type !== Frontend.Query && this.ext.batchNode !== null;
     if (!continuing) {
@@ -226,12 +260,21 @@ export class Dispatcher {
     if (s.kind === 'txBegin' && s.standbyBegin) this.standbyBegin = s.standbyBegin;
     if (s.createsUnlogged) this.host.catalog()?.addUnlogged(s.createsUnlogged);
     this.state.sentToPrimary(s, wrote || s.kind === 'write');
+    if (wrote || s.kind === 'write') this.lsnOwed = true;
   }
 
   /** The primary answered a unit: track the transaction; end standbys' read transactions with it. */
   private primaryReady(s: Statement, u: Unit): void {
     const before = this.state.txStatus;
     const r = this.state.primaryReady(this.primary.conn.txStatus, !this.primary.busy);
+    if (this.lsnOwed && this.host.routing.readYourWrites && this.state.txStatus === 'idle' && !this.primary.busy) {
+      // The write is committed: its position is where a standby must have replayed to serve
+      // this session's reads (one extra round trip per writing transaction; README).
+      this.lsnOwed = false;
+      this.primary.runCaptured('SELECT pg_catalog.pg_current_wal_insert_lsn()', (v) => {
+        if (v) this.writeLsn = Math.max(this.writeLsn, lsnToNumber(v));
+      });
+    }
     if (r !== 'ended') return;
     const committed = !u.errored && s.commit !== false && before !== 'failedTx';
     if (!committed) this.replay.truncateAfter(this.state.txStartSeq);

@@ -6,6 +6,12 @@ import { WriteBatch } from './write-batch';
 
 const SYNC = Buffer.from([Frontend.Sync, 0, 0, 0, 4]);
 
+/** The first column of a DataRow, as text (null for SQL NULL). */
+function firstValue(buf: Buffer, start: number): string | null {
+  const len = buf.readInt32BE(start + 7);
+  return len < 0 ? null : buf.toString('utf8', start + 11, start + 11 + len);
+}
+
 const isFatal = (buf: Buffer, start: number, end: number): boolean => decodeFields(buf, start, end).get('S') === 'FATAL';
 
 /**
@@ -20,6 +26,9 @@ export interface Unit {
   notice?: Buffer;
   /** Called at the unit's ReadyForQuery. */
   done?: (u: Unit) => void;
+  /** A swallowed unit of Sluice's own that wants its first value back. */
+  value?: string | null;
+  capture?: boolean;
 }
 
 /** What a link reports to its session. */
@@ -94,6 +103,12 @@ export class NodeLink {
     this.sendOwn(Frontend.Query, serialize.query(sql));
   }
 
+  /** Runs a one-value query of Sluice's own here; `done` gets the value (null on error). */
+  runCaptured(sql: string, done: (value: string | null) => void): void {
+    this.open({ forward: false, errored: false, capture: true, value: null, done: (u) => done(u.errored ? null : (u.value ?? null)) });
+    this.sendOwn(Frontend.Query, serialize.query(sql));
+  }
+
   /** Sends extended-protocol messages of Sluice's own, then a Sync, as a swallowed unit. */
   runSwallowedMessages(frames: readonly Buffer[], done?: (u: Unit) => void): void {
     this.open({ forward: false, errored: false, done });
@@ -134,6 +149,7 @@ export class NodeLink {
       }
       if (pass) this.owner.toClient(buf, start, end);
       else if (type === Backend.ReadyForQuery && u) this.finish(u);
+      else if (type === Backend.DataRow && u?.capture && u.value === null) u.value = firstValue(buf, start);
       return;
     }
     if (type === Backend.ErrorResponse) this.noteError(u, buf, start, end);

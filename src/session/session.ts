@@ -2,6 +2,7 @@ import { Socket } from 'node:net';
 import { BackendConnection, BackendHandler, NodeAddress } from '../backend/connection';
 import { BackendStartupError } from '../backend/connect';
 import type { CatalogCache, DatabaseCatalog } from '../cluster/catalog-cache';
+import type { ReplicationMonitor } from '../cluster/replication';
 import type { Config } from '../config/load';
 import { chooseLoadBalanceNode, matchRedirect, NodeView } from '../router/balancer';
 import type { CompiledRouting } from '../router/options';
@@ -37,6 +38,7 @@ export interface SessionContext {
   /** The nodes as routing sees them now (up, role, weight, delay). */
   nodeViews(): readonly NodeView[];
   countSelect(node: number): void;
+  readonly replication: ReplicationMonitor;
   openBackend(node: NodeAddress, params: ReadonlyMap<string, string>, key: string): Promise<BackendConnection>;
 }
 
@@ -256,6 +258,8 @@ export class Session {
       nodes: () => ctx.nodeViews(),
       loadBalanceNode: () => (ctx.routing.statementLevel ? chooseLoadBalanceNode(ctx.nodeViews(), this.rule, ctx.rng) : this.lbNode),
       countSelect: (node) => ctx.countSelect(node),
+      replayLsn: (node) => ctx.replication.info[node]?.replayLsn ?? 0,
+      noteReplay: (node, lsn) => ctx.replication.noteReplay(node, lsn),
       connect: async (id) => {
         const node = ctx.node(id);
         if (!node) throw new Error(`no node ${id}`);
