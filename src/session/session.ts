@@ -1,10 +1,10 @@
 import { Socket } from 'node:net';
 import { BackendConnection, BackendHandler, NodeAddress } from '../backend/connection';
 import { BackendStartupError } from '../backend/connect';
-import type { CatalogCache, DatabaseCatalog } from '../cluster/catalog-cache';
+import type { CatalogCache } from '../cluster/catalog-cache';
 import type { ReplicationMonitor } from '../cluster/replication';
 import type { Config } from '../config/load';
-import { chooseLoadBalanceNode, matchRedirect, NodeView } from '../router/balancer';
+import type { NodeView } from '../router/balancer';
 import type { CompiledRouting } from '../router/options';
 import type { Rng } from '../util/rng';
 import type { Logger } from '../log/logger';
@@ -21,6 +21,7 @@ import { cancelOnNode } from '../backend/cancel';
 import { Dispatcher, DispatchHost } from './dispatch';
 import { NodeLink } from './link';
 import { SessionRegistry } from './registry';
+import { SessionRouting } from './session-routing';
 import { checkStartup, encodeWelcome, StartupRequest, unsupportedProtocol } from './startup';
 import { WriteBatch } from './write-batch';
 
@@ -61,8 +62,7 @@ export class Session {
   private state: State = { kind: 'startup' };
   private readonly framer: Framer;
   private dispatcher: Dispatcher | null = null;
-  private lbNode: number | null = null;
-  private catalog: DatabaseCatalog | null = null;
+  private readonly routing: SessionRouting;
   private hasSlot = false;
   private secretKey = 0;
   private processIdValue = 0;
@@ -89,6 +89,7 @@ export class Session {
     readonly id: number,
   ) {
     this.log = ctx.log.child({ session: id });
+    this.routing = new SessionRouting(ctx, this.log);
     this.framer = new Framer(ctx.config.max_message_size, false);
     this.toClient = new WriteBatch((b) => this.client.write(b));
     this.idleLimited = ctx.config.client_idle_limit > 0;
@@ -205,14 +206,14 @@ export class Session {
         this.ctx.pool.release(conn, req.database).catch(() => undefined);
         return;
       }
-      if (this.ctx.routing.loadBalance) await this.loadRoutingFacts(req, conn);
+      if (this.ctx.routing.loadBalance) await this.routing.load(req, conn);
       if (this.closed) return;
       this.dispatcher = new Dispatcher(this.link(conn, true), this.dispatchHost(req));
       this.processIdValue = conn.processId;
       this.secretKey = this.ctx.registry.newSecret(this);
       this.client.write(encodeWelcome(req, conn, this.secretKey));
       this.state = { kind: 'ready', req };
-      this.log.debug({ user: req.user, database: req.database, node: node.id, backendPid: conn.processId, reused, lbNode: this.lbNode }, 'session started');
+      this.log.debug({ user: req.user, database: req.database, node: node.id, backendPid: conn.processId, reused, lbNode: this.routing.lbNode }, 'session started');
       this.armIdleLimit();
       this.client.resume();
       this.framer.resume(this.onClientFrame);
@@ -227,26 +228,6 @@ export class Session {
     }
   }
 
-  /**
-   * Routing needs the session's load-balance node, chosen once (pgpool's
-   * select_load_balancing_node() at session start), and the database's catalog facts.
-   */
-  private async loadRoutingFacts(req: StartupRequest, conn: BackendConnection): Promise<void> {
-    const r = this.ctx.routing;
-    const rule = matchRedirect(r.appNameRedirects, req.params.get('application_name')) ?? matchRedirect(r.databaseRedirects, req.database);
-    this.lbNode = chooseLoadBalanceNode(this.ctx.nodeViews(), rule, this.ctx.rng);
-    this.rule = rule;
-    this.catalog = this.ctx.catalogs.get(req.database);
-    if (this.catalog) return;
-    try {
-      this.catalog = await this.ctx.catalogs.load(req.database, conn, this.ctx.config.connect_timeout || 10_000);
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message, database: req.database }, 'cannot read function volatility; reads that call functions go to the primary');
-    }
-  }
-
-  private rule: ReturnType<typeof matchRedirect> = null;
-
   private dispatchHost(req: StartupRequest): DispatchHost {
     const ctx = this.ctx;
     return {
@@ -254,9 +235,9 @@ export class Session {
       log: this.log,
       noticePerNode: ctx.config.notice_per_node_statement,
       logPerNode: ctx.config.log_per_node_statement,
-      catalog: () => this.catalog,
+      catalog: () => this.routing.catalog,
       nodes: () => ctx.nodeViews(),
-      loadBalanceNode: () => (ctx.routing.statementLevel ? chooseLoadBalanceNode(ctx.nodeViews(), this.rule, ctx.rng) : this.lbNode),
+      loadBalanceNode: () => this.routing.loadBalanceNode(),
       countSelect: (node) => ctx.countSelect(node),
       replayLsn: (node) => ctx.replication.info[node]?.replayLsn ?? 0,
       noteReplay: (node, lsn) => ctx.replication.noteReplay(node, lsn),
