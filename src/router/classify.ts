@@ -93,7 +93,8 @@ function classifyTokens(t: Token[], sql: string): Statement {
     case 'set':
       return classifySet(t);
     case 'reset':
-      return statement('session', 'reset');
+      // Keyed like SET, so the log keeps only the last word on each setting.
+      return statement('session', 'reset', { replayKey: word(t[1], 'all') ? 'reset all' : t[1] && `set ${t[1].text}` });
     case 'discard':
       return statement('session', 'discard', { discards: discardWhat(t[1]) });
     case 'prepare':
@@ -261,7 +262,7 @@ function classifyPrepare(t: Token[], sql: string): Statement {
   const as = t.findIndex((x, i) => i > 1 && x.depth === 0 && word(x, 'as'));
   if (!name || as < 0 || as + 1 >= t.length) return statement('write', 'prepare');
   const inner = classifyTokens(t.slice(as + 1), sql);
-  return statement('session', 'prepare', { name, inner });
+  return statement('session', 'prepare', { name, inner, replayKey: `prepare ${name}` });
 }
 
 function classifyLock(t: Token[]): Statement {

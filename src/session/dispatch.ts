@@ -49,6 +49,8 @@ function closeStatement(name: string): Buffer {
 }
 
 const POISON_SQL = "DO $$BEGIN RAISE EXCEPTION 'a read of this transaction failed on a standby'; END$$";
+/** What a statement is when nothing routes it (load balancing off, no per-node tracing). */
+const UNROUTED = statement('write', 'not routed');
 const NO_CATALOG = { writesFunction: () => true, isUnlogged: () => false, addUnlogged: () => undefined };
 
 /**
@@ -79,12 +81,19 @@ export class Dispatcher {
   private checkNode: number | null = null;
   /** The standby just asked (for the read being decided again): no second check. */
   private checked: number | null = null;
+  /**
+   * Statements are looked at only when something uses what is found: load balancing, or the
+   * per-node notice/log. Otherwise everything goes to the primary unclassified (the hot path
+   * of a single-node pool pays nothing for routing).
+   */
+  private readonly inspect: boolean;
 
   constructor(
     readonly primary: NodeLink,
     private readonly host: DispatchHost,
   ) {
     this.links.set(primary.nodeId, primary);
+    this.inspect = host.routing.loadBalance || host.noticePerNode || host.logPerNode;
   }
 
   /** The link with forwarded units outstanding (at most one at a time), if any. */
@@ -103,7 +112,8 @@ export class Dispatcher {
       case Frontend.Describe:
       case Frontend.Execute:
       case Frontend.Close:
-        this.ext.add(type, buf, start, end, false);
+        if (this.inspect) this.ext.add(type, buf, start, end);
+        else this.ext.batch.held.push({ type, buf, start, end });
         if (this.ext.batchNode !== null) this.sendHeld(this.links.get(this.ext.batchNode) ?? this.primary);
         return true;
       case Frontend.Flush:
@@ -121,6 +131,7 @@ export class Dispatcher {
   }
 
   private query(buf: Buffer, start: number, end: number): boolean {
+    if (!this.inspect) return this.dispatch(this.primary.nodeId, UNROUTED, '', Frontend.Query, buf, start, end);
     const sql = decodeQuery(buf, start, end);
     const s = classify(sql);
     const d = this.decide(s, sql);
@@ -133,7 +144,10 @@ export class Dispatcher {
     let node = this.ext.batchNode ?? this.ext.portalNode();
     let stmt = statement('read', 'extended batch');
     let wrote = false;
-    if (node === null) {
+    if (!this.inspect) {
+      node = this.primary.nodeId;
+      stmt = UNROUTED;
+    } else if (node === null) {
       node = this.primary.nodeId;
       const reads = b.statements.length > 0 && b.statements.every((p) => p.stmt.kind === 'read');
       if (b.statements.length === 0) {
@@ -230,7 +244,7 @@ export class Dispatcher {
     const isPrimary = link === this.primary;
     const seqs = isPrimary ? this.logSessionState(s, sql) : [];
     unit.done = (u) => {
-      if (u.errored) for (const q of seqs) this.replay.remove(q);
+      for (const q of seqs) this.replay.settle(q, !u.errored, this.primary.conn.txStatus !== 'idle');
       if (isPrimary) this.primaryReady(s, u);
       else if (u.errored && this.state.inTransaction) this.standbyReadFailed(link);
     };
@@ -239,6 +253,8 @@ export class Dispatcher {
 
   /** Session state the primary is about to get, for the other nodes to replay later. */
   private logSessionState(s: Statement, sql: string): number[] {
+    // Without load balancing no other node ever serves the session: nothing to replay.
+    if (!this.host.routing.loadBalance) return [];
     if (s.discards === 'all') {
       this.replay.restart(sql);
       this.sqlPrepared.clear();
@@ -249,10 +265,20 @@ export class Dispatcher {
     if (s.kind === 'session' && s.name !== undefined) {
       if (s.inner) this.sqlPrepared.set(s.name, s.inner);
       else if (s.name === '') this.sqlPrepared.clear();
-      else this.sqlPrepared.delete(s.name);
+      else return this.deallocate(s.name, sql);
     }
     const texts = s.replay ?? (s.kind === 'session' ? [sql] : []);
-    return texts.map((t) => this.replay.append(t, s.replayKey, this.state.inTransaction));
+    return texts.map((t) => this.replay.append(t, s.replayKey));
+  }
+
+  /**
+   * DEALLOCATE name: its PREPARE leaves the log (so the log stays as small as the session's live
+   * state), and the standbys that already ran that PREPARE get the DEALLOCATE now.
+   */
+  private deallocate(name: string, sql: string): number[] {
+    const e = this.replay.removeKey(`prepare ${name}`);
+    if (e) for (const l of this.links.values()) if (l !== this.primary && l.appliedSeq >= e.seq) l.runSwallowed(sql);
+    return [];
   }
 
   private notePrimary(s: Statement, wrote: boolean): void {
@@ -266,7 +292,7 @@ export class Dispatcher {
   /** The primary answered a unit: track the transaction; end standbys' read transactions with it. */
   private primaryReady(s: Statement, u: Unit): void {
     const before = this.state.txStatus;
-    const r = this.state.primaryReady(this.primary.conn.txStatus, !this.primary.busy);
+    const ended = this.state.primaryReady(this.primary.conn.txStatus, !this.primary.busy);
     if (this.lsnOwed && this.host.routing.readYourWrites && this.state.txStatus === 'idle' && !this.primary.busy) {
       // The write is committed: its position is where a standby must have replayed to serve
       // this session's reads (one extra round trip per writing transaction; README).
@@ -275,7 +301,7 @@ export class Dispatcher {
         if (v) this.writeLsn = Math.max(this.writeLsn, lsnToNumber(v));
       });
     }
-    if (r !== 'ended') return;
+    if (!ended) return;
     const committed = !u.errored && s.commit !== false && before !== 'failedTx';
     if (!committed) this.replay.truncateAfter(this.state.txStartSeq);
     for (const l of this.links.values()) {

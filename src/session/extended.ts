@@ -13,7 +13,7 @@ export interface PreparedStatement {
 }
 
 /** A client frame held until its batch's node is known. */
-interface Held {
+export interface Held {
   readonly type: number;
   readonly buf: Buffer;
   readonly start: number;
@@ -38,8 +38,6 @@ export class ExtendedBatch {
   readonly executed: string[] = [];
   /** Names closed by this batch. */
   readonly closedStatements: string[] = [];
-  /** Set when DISCARD ALL / DEALLOCATE ALL runs in this batch. */
-  discardsAll = false;
 
   get empty(): boolean {
     return this.held.length === 0;
@@ -61,8 +59,8 @@ export class ExtendedState {
   /** The node the current batch went to after a Flush (the rest follows it), else null. */
   batchNode: number | null = null;
 
-  /** Records one client message of the batch; returns nothing, the batch holds it. */
-  add(type: number, buf: Buffer, start: number, end: number, copy: boolean): void {
+  /** Records one client message of the batch; the batch holds it until Flush or Sync. */
+  add(type: number, buf: Buffer, start: number, end: number): void {
     const b = this.batch;
     b.held.push({ type, buf, start, end });
     const r = new Reader(buf, start + 5, end);
@@ -71,7 +69,7 @@ export class ExtendedState {
         const name = r.cstring();
         const sql = r.cstring();
         // A named statement lives for the session: keep its own copy, not the client's chunk.
-        const parse = copy || name !== '' ? Buffer.from(buf.subarray(start, end)) : buf.subarray(start, end);
+        const parse = name !== '' ? Buffer.from(buf.subarray(start, end)) : buf.subarray(start, end);
         const ps: PreparedStatement = { name, sql, stmt: classify(sql), parse };
         this.statements.set(name, ps);
         b.statements.push(ps);

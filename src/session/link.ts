@@ -2,6 +2,7 @@ import { serialize } from 'pg-protocol';
 import type { BackendConnection } from '../backend/connection';
 import { decodeFields } from '../protocol/backend';
 import { Backend, Frontend } from '../protocol/codes';
+import type { PreparedStatement } from './extended';
 import { WriteBatch } from './write-batch';
 
 const SYNC = Buffer.from([Frontend.Sync, 0, 0, 0, 4]);
@@ -56,7 +57,7 @@ export class NodeLink {
   /** Sluice opened a transaction here for reads of the client's transaction. */
   inReadTransaction = false;
   /** Protocol-level prepared statements (by name, '' = unnamed) that exist on this node. */
-  readonly prepared = new Map<string, unknown>();
+  readonly prepared = new Map<string, PreparedStatement>();
   readonly batch: WriteBatch;
 
   constructor(

@@ -42,18 +42,19 @@ export class RouteState implements SessionView {
   }
 
   /**
-   * The primary's ReadyForQuery. Returns 'ended' when a transaction block just ended (the caller
-   * closes the standbys' read transactions and settles the replay log).
+   * The primary's ReadyForQuery. True when a transaction block just ended (the caller closes the
+   * standbys' read transactions and settles the replay log). Transaction flags are lowered only
+   * when nothing else is outstanding: later statements already sent may have raised them.
    */
-  primaryReady(status: TxStatus, quiescent: boolean): 'ended' | 'began' | null {
-    const before = this.txStatus;
+  primaryReady(status: TxStatus, quiescent: boolean): boolean {
+    const ended = this.txStatus !== 'idle' && status === 'idle';
+    if (status === 'idle' && quiescent) {
+      if (this.wroteInTransaction && ended) this.wroteInEarlierTransaction = true;
+      this.pinnedTransaction = false;
+      this.wroteInTransaction = false;
+      if (this.writtenTables.size > 0) this.writtenTables = new Set();
+    }
     this.txStatus = status;
-    if (status !== 'idle') return before === 'idle' ? 'began' : null;
-    if (!quiescent) return before !== 'idle' ? 'ended' : null;
-    if (this.wroteInTransaction && before !== 'idle') this.wroteInEarlierTransaction = true;
-    this.pinnedTransaction = false;
-    this.wroteInTransaction = false;
-    if (this.writtenTables.size > 0) this.writtenTables = new Set();
-    return before !== 'idle' ? 'ended' : null;
+    return ended;
   }
 }
