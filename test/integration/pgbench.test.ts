@@ -7,7 +7,9 @@ import { clusterWithSluice, waitFor } from '../helpers/sluice';
 // read-only runs spread over both standbys.
 
 const run = promisify(execFile);
-const env = clusterWithSluice(2);
+// Weights 0:1:1: the read-only runs must land on the standbys only (a random 1:1:1 split of 16
+// sessions could give the primary most of them by chance).
+const env = clusterWithSluice(2, { weights: [0, 1, 1] });
 
 const conn = () => ['-h', '127.0.0.1', '-p', String(env.sluice.port), '-U', 'postgres'];
 
@@ -29,7 +31,8 @@ for (const mode of ['simple', 'prepared']) {
     t.equal(Number(/number of failed transactions: (\d+)/.exec(stdout)?.[1]), 0);
     const reads = env.sluice.server.selectCount.map((n, i) => n - before[i]!);
     t.ok(reads[1]! > 0 && reads[2]! > 0, `reads per node ${reads.join('/')} for ${processed} transactions`);
-    t.ok(reads[1]! + reads[2]! > reads[0]!, 'most reads on the standbys (weights 1:1:1)');
+    // pgbench's start-up look at pg_catalog is the primary's (system catalogs stay there).
+    t.ok(reads[0]! <= 1, `the primary served only pgbench's catalog lookup (${reads[0]})`);
   });
 }
 
