@@ -73,6 +73,7 @@ max_wal_senders = 10
 max_replication_slots = 10
 hot_standby = on
 wal_keep_size = '256MB'
+wal_log_hints = on
 logging_collector = off
 EOF
   if [ "${PG_FAST:-0}" = 1 ]; then printf 'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n'; fi

@@ -68,7 +68,7 @@ async function main(): Promise<number> {
   }
   const log = createLogger(config.log_min_messages);
   for (const key of config.pendingKeys) log.warn({ key }, 'config key accepted but not active yet');
-  const server = await Server.start(config, log);
+  const server = await Server.start(config, log, { discardStatus: args.discardStatus });
   const stop = (mode: ShutdownMode) => {
     server.stop(mode).then(
       () => log.flush(() => process.exit(0)),

@@ -2,13 +2,11 @@ import { createServer, Server as NetServer, Socket } from 'node:net';
 import { connectBackend } from './backend/connect';
 import type { BackendConnection, NodeAddress } from './backend/connection';
 import { CatalogCache } from './cluster/catalog-cache';
-import { discoverPrimary } from './cluster/discover';
-import { ReplicationMonitor } from './cluster/replication';
-import { NodeInfo, nodesFromConfig } from './cluster/topology';
+import { ClusterManager } from './cluster/manager';
+import type { ReplicationMonitor } from './cluster/replication';
 import type { Config } from './config/load';
 import type { Logger } from './log/logger';
 import { PoolSet } from './pool/pool-set';
-import type { NodeView } from './router/balancer';
 import { CompiledRouting, routingOptions } from './router/options';
 import { loadParser } from './router/parse-tree';
 import { ClientError } from './protocol/client-error';
@@ -34,17 +32,15 @@ export function listenHosts(spec: string): { host: string; optional: boolean }[]
 
 /** The composition root: builds every component from a config snapshot and owns their life. */
 export class Server {
-  readonly nodes: NodeInfo[];
+  readonly cluster: ClusterManager;
   readonly pool: PoolSet;
   readonly registry: SessionRegistry;
   readonly routing: CompiledRouting;
   readonly catalogs: CatalogCache;
   /** Reads sent to each node (pgpool's select_cnt). */
   readonly selectCount: number[];
-  readonly replication: ReplicationMonitor;
   private readonly listeners: NetServer[] = [];
   private readonly sessions = new Set<Session>();
-  private primaryId = 0;
   private nextSessionId = 1;
   private stopping: Promise<void> | null = null;
 
@@ -52,7 +48,6 @@ export class Server {
     readonly config: Config,
     private readonly log: Logger,
   ) {
-    this.nodes = nodesFromConfig(config.backend);
     this.pool = new PoolSet(
       {
         maxPerNode: config.num_init_children * config.max_pool,
@@ -65,33 +60,33 @@ export class Server {
     this.registry = new SessionRegistry(config.num_init_children, config.reserved_connections);
     this.routing = routingOptions(config);
     this.catalogs = new CatalogCache(config.relcache_expire * 1000, log.child({ component: 'catalog' }));
-    this.selectCount = this.nodes.map(() => 0);
-    const srParams = new Map([
-      ['user', config.sr_check_user],
-      ['database', config.sr_check_database || 'postgres'],
-      ['application_name', 'sluice_sr_check'],
-    ]);
-    this.replication = new ReplicationMonitor(
-      this.nodes,
-      () => this.primaryId,
-      (node) =>
-        connectBackend({ node, params: srParams, poolKey: '', password: config.sr_check_password || this.passwordFor(config.sr_check_user), timeoutMs: config.connect_timeout }),
+    this.selectCount = config.backend.map(() => 0);
+    this.cluster = new ClusterManager(
+      config,
+      (node, user, database, password, timeoutMs) =>
+        connectBackend({
+          node,
+          params: new Map([
+            ['user', user],
+            ['database', database],
+            ['application_name', 'sluice'],
+          ]),
+          poolKey: '',
+          password: password ?? this.passwordFor(user),
+          timeoutMs,
+        }),
       {
-        periodMs: config.sr_check_period * 1000,
-        thresholdBytes: config.delay_threshold,
-        thresholdMs: config.delay_threshold_by_time,
-        timeoutMs: config.connect_timeout || 10_000,
+        nodeDown: (id) => this.nodeDown(id),
+        primaryFound: (id) => log.info({ primary: id, sessions: this.sessions.size }, 'sessions continue on the primary'),
       },
-      () => this.refreshViews(),
-      log.child({ component: 'sr_check' }),
+      log.child({ component: 'cluster' }),
     );
   }
 
-  static async start(config: Config, log: Logger): Promise<Server> {
+  static async start(config: Config, log: Logger, opts: { discardStatus?: boolean } = {}): Promise<Server> {
     const s = new Server(config, log);
     await loadParser();
-    await s.findPrimary();
-    s.replication.start();
+    await s.cluster.start(opts.discardStatus ?? false);
     await s.listen();
     return s;
   }
@@ -102,6 +97,10 @@ export class Server {
     return typeof a === 'object' && a ? a.port : 0;
   }
 
+  get replication(): ReplicationMonitor {
+    return this.cluster.replication;
+  }
+
   private passwordFor(user: string): string | undefined {
     return this.config.user.find((u) => u.name === user)?.password;
   }
@@ -109,45 +108,10 @@ export class Server {
   private openBackend = (node: NodeAddress, params: ReadonlyMap<string, string>, key: string): Promise<BackendConnection> =>
     connectBackend({ node, params, poolKey: key, password: this.passwordFor(params.get('user') ?? ''), timeoutMs: this.config.connect_timeout });
 
-  private async findPrimary(): Promise<void> {
-    const user = this.config.health_check_user;
-    const params = new Map([
-      ['user', user],
-      ['database', this.config.health_check_database || 'postgres'],
-      ['application_name', 'sluice'],
-    ]);
-    const id = await discoverPrimary(
-      this.nodes,
-      (node) => this.openBackend(node, params, ''),
-      this.config.connect_timeout || 10_000,
-      this.log,
-    );
-    if (id === null) {
-      this.log.warn('no primary found at start-up; using node 0 until one is found');
-      this.primaryId = 0;
-    } else {
-      this.primaryId = id;
-    }
-    this.refreshViews();
-    this.log.info({ primary: this.primaryId, roles: this.nodes.map((n) => n.role) }, 'primary node');
-  }
-
-  private views: NodeView[] = [];
-
-  /** The nodes as routing sees them (rebuilt on change, read on every balanced statement). */
-  nodeViews(): readonly NodeView[] {
-    return this.views;
-  }
-
-  /** Rebuilt when the primary or a delay changes (health checks will feed `up`). */
-  private refreshViews(): void {
-    const useTime = this.config.delay_threshold_by_time > 0;
-    this.views = this.nodes.map((n) => {
-      const r = this.replication.info[n.id]!;
-      const primary = n.id === this.primaryId;
-      const delay = primary ? 0 : useTime ? (r.delayMs ?? 0) : r.delayBytes;
-      return { id: n.id, weight: n.weight, up: true, primary, delayed: !primary && r.delayed, delay };
-    });
+  /** A node left service: pooled connections to it go, and every session lets go of it. */
+  private nodeDown(id: number): void {
+    this.pool.discardNode(id);
+    for (const s of this.sessions) s.nodeDown(id);
   }
 
   private context(): SessionContext {
@@ -159,11 +123,14 @@ export class Server {
       routing: this.routing,
       catalogs: this.catalogs,
       rng: Math.random,
-      primaryNode: () => this.nodes[this.primaryId]!,
-      node: (id) => this.nodes[id],
-      nodeViews: () => this.nodeViews(),
+      waitForPrimary: (timeoutMs, not) => this.cluster.waitForPrimary(timeoutMs, not),
+      node: (id) => this.cluster.topology.nodes[id],
+      nodeViews: () => this.cluster.nodeViews(),
       countSelect: (node) => this.selectCount[node]!++,
-      replication: this.replication,
+      replication: this.cluster.replication,
+      confirmDown: (node, shutdown) => this.cluster.confirmDown(node, shutdown),
+      holdTimeoutMs: this.config.failover_hold_timeout * 1000,
+      canFailOver: this.config.backend.length > 1,
       openBackend: this.openBackend,
     };
   }
@@ -207,7 +174,7 @@ export class Server {
 
   private async doStop(mode: ShutdownMode): Promise<void> {
     this.log.info({ mode }, 'shutting down');
-    this.replication.stop();
+    this.cluster.stop();
     await Promise.all(this.listeners.map((l) => new Promise((r) => l.close(r))));
     this.registry.rejectWaiters(new ClientError('FATAL', SqlState.AdminShutdown, 'terminating connection due to administrator command'));
     if (mode === 'smart') await this.waitForSessions(SMART_SHUTDOWN_LIMIT_MS);

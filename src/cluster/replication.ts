@@ -1,7 +1,7 @@
 import type { BackendConnection } from '../backend/connection';
 import { runQueries } from '../backend/query';
 import type { Logger } from '../log/logger';
-import type { NodeInfo } from './topology';
+import { isLive, NodeInfo } from './topology';
 
 /** What the streaming-replication check last found about one node (pgpool's sr_check worker). */
 export interface ReplicationInfo {
@@ -50,10 +50,11 @@ export class ReplicationMonitor {
 
   constructor(
     private readonly nodes: readonly NodeInfo[],
-    private readonly primaryId: () => number,
+    private readonly primaryId: () => number | null,
     private readonly open: (node: NodeInfo) => Promise<BackendConnection>,
     private readonly opts: ReplicationOptions,
-    private readonly onChange: () => void,
+    /** After each check; `changed` when what routing uses changed. */
+    private readonly measured: (changed: boolean) => void,
     private readonly log: Logger,
   ) {
     this.info = nodes.map(() => ({ delayBytes: 0, delayMs: null, state: '', syncState: '', replayLsn: 0, delayed: false }));
@@ -100,7 +101,7 @@ export class ReplicationMonitor {
 
   private async measure(): Promise<void> {
     const pid = this.primaryId();
-    const primary = this.nodes[pid];
+    const primary = pid === null ? undefined : this.nodes[pid];
     if (!primary) return;
     const p = await this.query(primary, ['SELECT pg_catalog.pg_current_wal_lsn()', STAT_SQL]);
     if (!p) return;
@@ -113,10 +114,15 @@ export class ReplicationMonitor {
           changed = this.set(n.id, { delayBytes: 0, delayMs: null, state: '', syncState: '', replayLsn: primaryLsn, delayed: false }) || changed;
           return;
         }
+        const stat = stats.get(n.applicationName);
+        if (!isLive(n)) {
+          // Not queried; what the primary says of it still counts (a down node streaming again).
+          this.info[n.id] = { ...this.info[n.id]!, state: stat?.[1] ?? '', syncState: stat?.[2] ?? '' };
+          return;
+        }
         const r = await this.query(n, ['SELECT pg_catalog.pg_last_wal_replay_lsn()']);
         if (!r) return;
         const replayLsn = lsnToNumber(r[0]![0]?.[0]);
-        const stat = stats.get(n.applicationName);
         const delayMs = stat?.[3] != null ? Number(stat[3]) : null;
         const delayBytes = Math.max(0, primaryLsn - replayLsn);
         const delayed =
@@ -124,7 +130,7 @@ export class ReplicationMonitor {
         changed = this.set(n.id, { delayBytes, delayMs, state: stat?.[1] ?? '', syncState: stat?.[2] ?? '', replayLsn, delayed }) || changed;
       }),
     );
-    if (changed) this.onChange();
+    this.measured(changed);
   }
 
   /** Records a node's figures; true when what routing uses (delayed, delay) changed. */

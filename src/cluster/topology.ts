@@ -1,7 +1,14 @@
 import type { NodeAddress } from '../backend/connection';
 import type { BackendConfig } from '../config/load';
+import type { SavedStatus, StatusFile } from './status-file';
 
 export type NodeRole = 'primary' | 'standby' | 'unknown';
+
+/**
+ * pgpool's node statuses: up (serving), waiting (attached, not yet confirmed by a connection),
+ * down (detached: no statement goes there), unused (never configured to serve).
+ */
+export type NodeStatus = 'up' | 'waiting' | 'down' | 'unused';
 
 /** A node as Sluice knows it: its config and what was last found out about it. */
 export interface NodeInfo extends NodeAddress {
@@ -10,9 +17,14 @@ export interface NodeInfo extends NodeAddress {
   readonly dataDirectory: string;
   readonly applicationName: string;
   role: NodeRole;
+  status: NodeStatus;
+  lastStatusChange: Date;
+  /** follow_primary_command is re-pointing it: no statements, no health verdicts meanwhile. */
+  following: boolean;
 }
 
 export function nodesFromConfig(backends: readonly BackendConfig[]): NodeInfo[] {
+  const now = new Date();
   return backends.map((b, id) => ({
     id,
     host: b.hostname,
@@ -22,5 +34,73 @@ export function nodesFromConfig(backends: readonly BackendConfig[]): NodeInfo[] 
     dataDirectory: b.data_directory,
     applicationName: b.application_name,
     role: 'unknown',
+    status: 'waiting',
+    lastStatusChange: now,
+    following: false,
   }));
+}
+
+/** A node statements may go to. */
+export const isLive = (n: NodeInfo): boolean => (n.status === 'up' || n.status === 'waiting') && !n.following;
+
+/**
+ * The nodes, which one is primary, and their statuses: every change is written to the status
+ * file and announced (routing views, sessions, metrics are rebuilt from it).
+ */
+export class Topology {
+  readonly nodes: NodeInfo[];
+  /** The primary's id; null while none is known (a failover looking for the new one). */
+  private primary: number | null = null;
+
+  constructor(
+    backends: readonly BackendConfig[],
+    private readonly file: StatusFile | null,
+    private readonly changed: () => void,
+  ) {
+    this.nodes = nodesFromConfig(backends);
+  }
+
+  get primaryId(): number | null {
+    return this.primary;
+  }
+
+  /** The lowest live node id: pgpool's "main node" (%m / %M for the hooks); -1 when none. */
+  mainNodeId(): number {
+    return this.nodes.find(isLive)?.id ?? -1;
+  }
+
+  /** Statuses saved by an earlier run: a node saved down stays down. */
+  restore(saved: readonly SavedStatus[]): void {
+    saved.forEach((s, i) => {
+      const n = this.nodes[i]!;
+      n.status = s === 'up' ? 'waiting' : s;
+    });
+  }
+
+  setStatus(id: number, status: NodeStatus): void {
+    const n = this.nodes[id]!;
+    if (n.status === status) return;
+    n.status = status;
+    n.lastStatusChange = new Date();
+    this.save();
+    this.changed();
+  }
+
+  setPrimary(id: number | null): void {
+    this.primary = id;
+    for (const n of this.nodes) {
+      if (n.id === id) n.role = 'primary';
+      else if (n.role === 'primary') n.role = 'standby';
+    }
+    this.changed();
+  }
+
+  setFollowing(id: number, following: boolean): void {
+    this.nodes[id]!.following = following;
+    this.changed();
+  }
+
+  private save(): void {
+    this.file?.write(this.nodes.map((n) => (n.status === 'down' || n.status === 'unused' ? n.status : 'up')));
+  }
 }

@@ -1,9 +1,8 @@
-import { bool, INT_MAX, int, num, oneOf, SpecTable, str } from './spec';
+import { bool, INT_MAX, int, num, oneOf, optInt, optStr, SpecTable, str } from './spec';
 
 // Every config key (CONTRACT.md), pgpool-II's names and meanings. Durations are seconds unless
 // the name says otherwise (connect_timeout is milliseconds, as in pgpool).
 
-const HEALTH = 'health check and failover (failover issue)';
 const RECOVERY = 'online recovery (recovery issue)';
 const ADMIN = 'PCP admin (admin issue)';
 const HTTP = 'HTTP endpoints (operations issue)';
@@ -16,7 +15,7 @@ export const topLevel = {
   pcp_port: int(9898, 0, 65535, { reload: 'restart', pending: ADMIN }),
   http_listen_addresses: str('localhost', { reload: 'restart', pending: HTTP }),
   http_port: int(9899, 0, 65535, { reload: 'restart', pending: HTTP }),
-  work_dir: str('/tmp', { reload: 'restart', pending: HEALTH }),
+  work_dir: str('/tmp', { reload: 'restart' }),
 
   num_init_children: int(32, 1, 100000, { reload: 'restart' }),
   max_pool: int(4, 1, 100000, { reload: 'restart' }),
@@ -49,13 +48,13 @@ export const topLevel = {
   /** Sluice's: after a commit that wrote, reads wait for a standby that replayed it (README). */
   read_your_writes: bool(false),
 
-  health_check_period: int(10, 0, INT_MAX, { pending: HEALTH }),
-  health_check_timeout: int(20, 0, INT_MAX, { pending: HEALTH }),
-  health_check_user: str('postgres', { pending: HEALTH }),
-  health_check_password: str('', { pending: HEALTH }),
-  health_check_database: str('postgres', { pending: HEALTH }),
-  health_check_max_retries: int(0, 0, INT_MAX, { pending: HEALTH }),
-  health_check_retry_delay: int(1, 0, INT_MAX, { pending: HEALTH }),
+  health_check_period: int(10, 0, INT_MAX),
+  health_check_timeout: int(20, 0, INT_MAX),
+  health_check_user: str('postgres'),
+  health_check_password: str(''),
+  health_check_database: str('postgres'),
+  health_check_max_retries: int(0, 0, INT_MAX),
+  health_check_retry_delay: int(1, 0, INT_MAX),
   connect_timeout: int(10000, 0, INT_MAX),
 
   sr_check_period: int(10, 0, INT_MAX),
@@ -66,13 +65,17 @@ export const topLevel = {
   delay_threshold_by_time: int(0, 0, INT_MAX),
   prefer_lower_delay_standby: bool(false),
 
-  failover_command: str('', { pending: HEALTH }),
-  failback_command: str('', { pending: HEALTH }),
-  follow_primary_command: str('', { pending: HEALTH }),
-  failover_on_backend_error: bool(true, { pending: HEALTH }),
-  failover_on_backend_shutdown: bool(false, { pending: HEALTH }),
-  search_primary_node_timeout: int(300, 0, INT_MAX, { pending: HEALTH }),
-  auto_failback: bool(false, { pending: HEALTH }),
+  failover_command: str(''),
+  failback_command: str(''),
+  follow_primary_command: str(''),
+  failover_on_backend_error: bool(true),
+  failover_on_backend_shutdown: bool(false),
+  search_primary_node_timeout: int(300, 0, INT_MAX),
+  auto_failback: bool(false),
+  /** Sluice's: seconds a statement (or a new session) waits for a primary during a failover. */
+  failover_hold_timeout: int(60, 0, INT_MAX),
+  /** Sluice's: seconds a failover, failback or follow_primary command may run before it is killed. */
+  hook_timeout: int(300, 0, INT_MAX),
 
   recovery_user: str('postgres', { pending: RECOVERY }),
   recovery_password: str('', { pending: RECOVERY }),
@@ -100,6 +103,14 @@ export const backendKeys = {
   data_directory: str(''),
   flag: str('ALLOW_TO_FAILOVER'),
   application_name: str(''),
+  // Per-node health check settings (pgpool's health_check_period0 and so on); unset = top level.
+  health_check_period: optInt(0, INT_MAX),
+  health_check_timeout: optInt(0, INT_MAX),
+  health_check_user: optStr(),
+  health_check_password: optStr(),
+  health_check_database: optStr(),
+  health_check_max_retries: optInt(0, INT_MAX),
+  health_check_retry_delay: optInt(0, INT_MAX),
 } satisfies SpecTable;
 
 export const pcpUserKeys = {

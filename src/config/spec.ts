@@ -43,6 +43,9 @@ export const num = (def: number, min: number, max: number, o: Opts = {}): Spec<n
   max,
   ...base(o),
 });
+/** A key that may be left out (undefined): per-node overrides of a top-level key. */
+export const optInt = (min: number, max: number): Spec<number | undefined> => ({ kind: 'int', default: undefined, min, max, reload: 'hot' });
+export const optStr = (): Spec<string | undefined> => ({ kind: 'string', default: undefined, reload: 'hot' });
 export const oneOf = <const V extends readonly string[]>(values: V, def: V[number], o: Opts = {}): Spec<V[number]> => ({
   kind: 'enum',
   default: def,

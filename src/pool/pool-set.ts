@@ -132,6 +132,11 @@ export class PoolSet {
     }
   }
 
+  /** A node left service: its idle connections go (those in use go with their sessions). */
+  discardNode(nodeId: number): void {
+    for (const it of [...this.lru]) if (it.conn.node.id === nodeId) this.drop(it);
+  }
+
   private count(nodeId: number, delta: number): void {
     this.perNode.set(nodeId, (this.perNode.get(nodeId) ?? 0) + delta);
   }

@@ -2,6 +2,7 @@ import type { BackendConnection } from '../backend/connection';
 import type { DatabaseCatalog } from '../cluster/catalog-cache';
 import type { Logger } from '../log/logger';
 import { encodeNotice } from '../protocol/backend';
+import { serialize } from 'pg-protocol';
 import { Backend, Frontend } from '../protocol/codes';
 import { decodeQuery } from '../protocol/frontend';
 import { NodeView, readNode } from '../router/balancer';
@@ -10,7 +11,7 @@ import type { CompiledRouting } from '../router/options';
 import { Decision, route } from '../router/route';
 import { Statement, statement } from '../router/statement';
 import { lsnToNumber } from '../cluster/replication';
-import { ExtendedState } from './extended';
+import { ExtendedState, PreparedStatement } from './extended';
 import { NodeLink, Unit } from './link';
 import { ReplayLog } from './replay-log';
 import { RouteState } from './route-state';
@@ -23,8 +24,8 @@ export interface DispatchHost {
   readonly logPerNode: boolean;
   catalog(): DatabaseCatalog | null;
   nodes(): readonly NodeView[];
-  /** The node reads go to for this statement (statement-level) or this session. */
-  loadBalanceNode(): number | null;
+  /** The node reads go to for this statement (statement-level) or this session, avoiding some. */
+  loadBalanceNode(avoid: ReadonlyMap<number, number>): number | null;
   countSelect(node: number): void;
   /** The last replay LSN known for a node (sr_check or a read-your-writes check). */
   replayLsn(node: number): number;
@@ -36,6 +37,13 @@ export interface DispatchHost {
   toClient(buf: Buffer, start: number, end: number): void;
   /** The client's frames may flow again (a held frame is delivered first). */
   resume(): void;
+  /**
+   * Session state is logged for other nodes to replay: with load balancing, and whenever a
+   * failover may move the session to another primary.
+   */
+  readonly keepsState: boolean;
+  /** The session cannot go on (its new primary could not be reached): end it with this error. */
+  fail(err: unknown): void;
 }
 
 /** Close (statement) of Sluice's own. */
@@ -47,6 +55,14 @@ function closeStatement(name: string): Buffer {
   body.copy(f, 5);
   return f;
 }
+
+/** A node that failed this session is not tried again for this long (a health check decides meanwhile). */
+const AVOID_MS = 10_000;
+const RERUN = statement('read', 're-run of a read whose standby was lost');
+const LOST = statement('read', 'read lost with its standby');
+/** Answers a read that was lost with its node and cannot be re-run; in a transaction it fails it. */
+const lostReadSql = (node: number) =>
+  `DO $$BEGIN RAISE EXCEPTION USING ERRCODE = '08006', MESSAGE = 'connection to node ${node} was lost while it answered this statement', HINT = 'The statement was not re-run: part of its result had been sent, or it ran in a transaction.'; END$$`;
 
 const POISON_SQL = "DO $$BEGIN RAISE EXCEPTION 'a read of this transaction failed on a standby'; END$$";
 /** What a statement is when nothing routes it (load balancing off, no per-node tracing). */
@@ -68,8 +84,13 @@ export class Dispatcher {
   readonly ext = new ExtendedState();
   /** SQL-level PREPAREd statements: EXECUTE goes where the prepared statement may go. */
   private readonly sqlPrepared = new Map<string, Statement>();
-  /** Nodes this session could not use (connection or replay failed): reads go elsewhere. */
-  private readonly badNodes = new Set<number>();
+  /** Nodes this session could not use lately (connection or replay failed, link lost), and when. */
+  private readonly badNodes = new Map<number, number>();
+  /** Set while the session has lost its primary: how to get a new primary link. */
+  private reconnect: (() => Promise<NodeLink>) | null = null;
+  private reconnecting = false;
+  /** The last unit opened for a read on a standby that could be re-run elsewhere. */
+  private rerunnable: Unit | null = null;
   private held = false;
   private connecting = false;
   private standbyBegin = 'BEGIN';
@@ -89,11 +110,11 @@ export class Dispatcher {
   private readonly inspect: boolean;
 
   constructor(
-    readonly primary: NodeLink,
+    public primary: NodeLink,
     private readonly host: DispatchHost,
   ) {
     this.links.set(primary.nodeId, primary);
-    this.inspect = host.routing.loadBalance || host.noticePerNode || host.logPerNode;
+    this.inspect = host.keepsState || host.noticePerNode || host.logPerNode;
   }
 
   /** The link with forwarded units outstanding (at most one at a time), if any. */
@@ -104,6 +125,7 @@ export class Dispatcher {
 
   /** One client message in the ready state. False: hold it; it comes again after resume(). */
   message(type: number, buf: Buffer, start: number, end: number): boolean {
+    if (this.reconnect) return this.recoverPrimary();
     switch (type) {
       case Frontend.Query:
         return this.query(buf, start, end);
@@ -182,9 +204,9 @@ export class Dispatcher {
     // A read right behind work still running on the primary stays there: it keeps the client's
     // pipeline flowing, and the transaction state is only certain once the primary has answered.
     if (this.primary.busy) return { node: primaryId, stmt: s, wrote: false };
-    const lb = this.host.loadBalanceNode();
+    const lb = this.host.loadBalanceNode(this.avoided());
     const node = lb === null ? primaryId : readNode(this.host.nodes(), lb, this.host.routing.preferLowerDelay);
-    if (node === null || this.badNodes.has(node)) return { node: primaryId, stmt: s, wrote: false };
+    if (node === null || this.avoided().has(node)) return { node: primaryId, stmt: s, wrote: false };
     if (this.host.routing.readYourWrites && node !== primaryId && this.writeLsn > this.host.replayLsn(node)) {
       // Not known to have replayed the session's last write: ask it once; if it is still behind,
       // this read goes to the primary.
@@ -224,17 +246,25 @@ export class Dispatcher {
     if (!continuing) {
       // Statements the batch uses but this node lacks are prepared first, in a unit of their own
       // that is queued (and answered) before the client's.
-      this.prepareStatements(link);
-      this.openUnit(link, s, sql);
+      const b = this.ext.batch;
+      this.prepareStatements(link, b.statements, b.uses);
+      const unit = this.openUnit(link, s, sql);
+      this.rerunnable = null;
+      if (link !== this.primary && !this.state.inTransaction) {
+        unit.retry = { frames: [], statements: [...b.statements], uses: [...b.uses] };
+        this.rerunnable = unit;
+      }
     }
     if (link === this.primary) this.notePrimary(s, wrote);
+    const retry = link === this.primary ? undefined : this.rerunnable?.retry;
+    if (retry) retry.frames.push(...this.ext.batch.held, { type, buf, start, end });
     this.sendHeld(link);
     link.send(type, buf, start, end);
     if (type === Frontend.Query) link.prepared.delete('');
     return true;
   }
 
-  private openUnit(link: NodeLink, s: Statement, sql: string): void {
+  private openUnit(link: NodeLink, s: Statement, sql: string): Unit {
     const unit: Unit = { forward: true, errored: false };
     if (this.host.noticePerNode && sql) {
       unit.notice = encodeNotice(Backend.NoticeResponse, 'NOTICE', '00000', `DB node id: ${link.nodeId} statement: ${sql}`);
@@ -249,12 +279,13 @@ export class Dispatcher {
       else if (u.errored && this.state.inTransaction) this.standbyReadFailed(link);
     };
     link.open(unit);
+    return unit;
   }
 
   /** Session state the primary is about to get, for the other nodes to replay later. */
   private logSessionState(s: Statement, sql: string): number[] {
-    // Without load balancing no other node ever serves the session: nothing to replay.
-    if (!this.host.routing.loadBalance) return [];
+    // No other node will ever serve the session: nothing to replay.
+    if (!this.host.keepsState) return [];
     if (s.discards === 'all') {
       this.replay.restart(sql);
       this.sqlPrepared.clear();
@@ -348,16 +379,16 @@ export class Dispatcher {
     return true;
   }
 
-  private prepareStatements(link: NodeLink): void {
+  /** Parses on the node the statements a batch uses from earlier batches and it lacks. */
+  private prepareStatements(link: NodeLink, statements: readonly PreparedStatement[], uses: { has(name: string): boolean }): void {
     const own: Buffer[] = [];
-    const b = this.ext.batch;
-    for (const ps of b.statements) {
+    for (const ps of statements) {
       const here = link.prepared.get(ps.name);
       if (here === ps) continue;
       // A name this node still holds from an older statement (closed elsewhere) goes first;
       // the unnamed statement is simply replaced by the next Parse.
       if (here !== undefined && ps.name !== '') own.push(closeStatement(ps.name));
-      if (b.uses.has(ps.name)) own.push(ps.parse);
+      if (uses.has(ps.name)) own.push(ps.parse);
       link.prepared.set(ps.name, ps);
     }
     if (own.length > 0) link.runSwallowedMessages(own);
@@ -384,7 +415,7 @@ export class Dispatcher {
           this.links.set(node, link);
         })
         .catch((err: Error) => {
-          this.badNodes.add(node);
+          this.badNodes.set(node, Date.now());
           this.host.log.warn({ node, err: err.message }, 'cannot connect to node for reads; using the primary');
         })
         .finally(() => {
@@ -415,9 +446,101 @@ export class Dispatcher {
   /** Stops using a node for this session (its connection is closed by the caller or here). */
   drop(link: NodeLink, reason: string): void {
     if (link === this.primary) return;
-    this.badNodes.add(link.nodeId);
+    this.badNodes.set(link.nodeId, Date.now());
     this.links.delete(link.nodeId);
     this.host.log.warn({ node: link.nodeId, reason }, 'node no longer used by this session');
     link.conn.destroy();
+  }
+
+  /** Nodes to avoid for reads now (entries older than AVOID_MS are forgotten). */
+  private avoided(): ReadonlyMap<number, number> {
+    if (this.badNodes.size === 0) return this.badNodes;
+    const now = Date.now();
+    for (const [n, at] of this.badNodes) if (now - at > AVOID_MS) this.badNodes.delete(n);
+    return this.badNodes;
+  }
+
+  /**
+   * A standby's connection is gone (the node died, or was detached). What it still owed the
+   * client is answered from the primary, in order: a read outside a transaction whose replies
+   * had not started is simply run there; anything else gets an error of its own (08006) and,
+   * inside a transaction, fails the transaction as a failed read would.
+   */
+  standbyLost(link: NodeLink, reason: string): void {
+    if (this.links.get(link.nodeId) !== link || link === this.primary) return;
+    this.links.delete(link.nodeId);
+    this.badNodes.set(link.nodeId, Date.now());
+    const owed = link.takeOwed();
+    this.host.log.warn({ node: link.nodeId, reason, owed: owed.length }, 'standby connection lost');
+    if (owed.length > 0) {
+      if (this.reconnect) {
+        this.host.fail(new Error('primary and standby lost together'));
+        return;
+      }
+      this.answerOwed(link.nodeId, owed);
+    }
+    link.conn.destroy();
+    this.release();
+  }
+
+  private answerOwed(node: number, owed: readonly Unit[]): void {
+    const p = this.primary;
+    if (this.ext.batchNode === node) this.ext.batchNode = p.nodeId;
+    this.ext.moved(node, p.nodeId);
+    for (const u of owed) {
+      if (u.retry && !u.started) {
+        this.prepareStatements(p, u.retry.statements, new Set(u.retry.uses));
+        this.openUnit(p, RERUN, '');
+        for (const f of u.retry.frames) p.send(f.type, f.buf, f.start, f.end);
+        for (const ps of u.retry.statements) p.prepared.set(ps.name, ps);
+      } else {
+        this.openUnit(p, LOST, '');
+        p.sendOwn(Frontend.Query, serialize.query(lostReadSql(node)));
+      }
+    }
+    p.flush();
+  }
+
+  /**
+   * The primary's connection is gone while the session was idle outside a transaction: the
+   * session waits (holding its next statement) for `reconnect` to give it the new primary.
+   */
+  primaryLost(reconnect: () => Promise<NodeLink>): void {
+    this.links.delete(this.primary.nodeId);
+    this.reconnect = reconnect;
+  }
+
+  private recoverPrimary(): false {
+    if (!this.reconnecting) {
+      this.reconnecting = true;
+      this.reconnect!()
+        .then((link) => this.adoptPrimary(link))
+        .catch((err: unknown) => this.host.fail(err))
+        .finally(() => {
+          this.reconnecting = false;
+          this.release();
+        });
+    }
+    return this.hold();
+  }
+
+  /** A new primary link: the session's state is replayed on it before the held statement. */
+  private adoptPrimary(link: NodeLink): void {
+    const old = this.links.get(link.nodeId);
+    if (old) {
+      // This session's standby link to the promoted node: the new link replaces it.
+      this.links.delete(old.nodeId);
+      old.conn.destroy();
+    }
+    this.primary = link;
+    this.links.set(link.nodeId, link);
+    this.reconnect = null;
+    for (const e of this.replay.since(0)) {
+      link.runSwallowed(e.sql, (u) => {
+        if (u.errored) this.host.log.warn({ node: link.nodeId, statement: e.sql }, 'session state could not be replayed on the new primary');
+      });
+    }
+    link.appliedSeq = this.replay.lastSeq;
+    this.host.log.info({ node: link.nodeId, replayed: this.replay.since(0).length }, 'session moved to the new primary');
   }
 }

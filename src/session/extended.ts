@@ -134,6 +134,11 @@ export class ExtendedState {
     for (const p of this.portals.values()) if (p.node === null) p.node = node;
   }
 
+  /** A node was lost and its work re-run on another: the portals made there live there now. */
+  moved(from: number, to: number): void {
+    for (const p of this.portals.values()) if (p.node === from) p.node = to;
+  }
+
   /** The node holding a portal this batch uses, if any. */
   portalNode(): number | null {
     for (const name of this.batch.portalsUsed) {

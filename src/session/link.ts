@@ -2,7 +2,7 @@ import { serialize } from 'pg-protocol';
 import type { BackendConnection } from '../backend/connection';
 import { decodeFields } from '../protocol/backend';
 import { Backend, Frontend } from '../protocol/codes';
-import type { PreparedStatement } from './extended';
+import type { Held, PreparedStatement } from './extended';
 import { WriteBatch } from './write-batch';
 
 const SYNC = Buffer.from([Frontend.Sync, 0, 0, 0, 4]);
@@ -30,6 +30,13 @@ export interface Unit {
   /** A swallowed unit of Sluice's own that wants its first value back. */
   value?: string | null;
   capture?: boolean;
+  /** Something of this unit's replies reached the client. */
+  started?: boolean;
+  /**
+   * A read outside a transaction on a standby: what to send again to another node if this one
+   * is lost before the replies start (the client frames, and statements they use from earlier).
+   */
+  retry?: { frames: Held[]; statements: PreparedStatement[]; uses: string[] };
 }
 
 /** What a link reports to its session. */
@@ -41,6 +48,11 @@ export interface LinkOwner {
   linkIdle(link: NodeLink): void;
   /** The server sent a FATAL error that the client saw. */
   fatalSeen(): void;
+  /**
+   * The primary sent a FATAL error outside any exchange (a shutdown, a postmaster gone): true
+   * when the session takes it (it may survive the node), false to pass it to the client.
+   */
+  keepFatal(link: NodeLink, frame: Buffer): boolean;
 }
 
 /**
@@ -62,7 +74,8 @@ export class NodeLink {
 
   constructor(
     readonly conn: BackendConnection,
-    readonly isPrimary: boolean,
+    /** The session's primary link (a standby's link becomes it when that node is promoted). */
+    public isPrimary: boolean,
     private readonly owner: LinkOwner,
   ) {
     this.batch = new WriteBatch((b) => conn.write(b));
@@ -145,7 +158,10 @@ export class NodeLink {
         if (u) u.errored = true;
         if (this.isPrimary && (u === undefined || isFatal(buf, start, end))) {
           pass = true;
-          if (isFatal(buf, start, end)) this.owner.fatalSeen();
+          if (isFatal(buf, start, end)) {
+            if (this.owner.keepFatal(this, Buffer.from(buf.subarray(start, end)))) return;
+            this.owner.fatalSeen();
+          }
         }
       }
       if (pass) this.owner.toClient(buf, start, end);
@@ -153,14 +169,26 @@ export class NodeLink {
       else if (type === Backend.DataRow && u?.capture && u.value === null) u.value = firstValue(buf, start);
       return;
     }
-    if (type === Backend.ErrorResponse) this.noteError(u, buf, start, end);
+    if (type === Backend.ErrorResponse) {
+      u.errored = true;
+      if (isFatal(buf, start, end)) {
+        // A standby going away is the session's to handle (the read is re-run or answered with
+        // an error of Sluice's): the client must not think its own connection is ending.
+        if (!this.isPrimary) return;
+        this.owner.fatalSeen();
+      }
+    }
+    u.started = true;
     this.owner.toClient(buf, start, end);
     if (type === Backend.ReadyForQuery) this.finish(u);
   }
 
-  private noteError(u: Unit, buf: Buffer, start: number, end: number): void {
-    u.errored = true;
-    if (isFatal(buf, start, end)) this.owner.fatalSeen();
+  /** The link is gone: the forwarded units it still owed, in order (the session answers them). */
+  takeOwed(): Unit[] {
+    const owed = this.units.filter((u) => u.forward);
+    this.units.length = 0;
+    this.forwarded = 0;
+    return owed;
   }
 
   private finish(u: Unit): void {

@@ -2,7 +2,7 @@ import type { BackendConnection } from '../backend/connection';
 import type { DatabaseCatalog } from '../cluster/catalog-cache';
 import type { RedirectRule } from '../config/patterns';
 import type { Logger } from '../log/logger';
-import { chooseLoadBalanceNode, matchRedirect } from '../router/balancer';
+import { chooseLoadBalanceNode, matchRedirect, NodeView } from '../router/balancer';
 import type { SessionContext } from './session';
 import type { StartupRequest } from './startup';
 
@@ -33,8 +33,22 @@ export class SessionRouting {
     }
   }
 
-  /** The node for the next read: the session's, or a fresh choice per statement. */
-  loadBalanceNode(): number | null {
-    return this.ctx.routing.statementLevel ? chooseLoadBalanceNode(this.ctx.nodeViews(), this.rule, this.ctx.rng) : this.lbNode;
+  /**
+   * The node for the next read: a fresh choice per statement, or the session's, chosen again
+   * when its node left service or failed this session (`avoid`).
+   */
+  loadBalanceNode(avoid: ReadonlyMap<number, number>): number | null {
+    const views = this.ctx.nodeViews();
+    if (this.ctx.routing.statementLevel) return chooseLoadBalanceNode(usable(views, avoid), this.rule, this.ctx.rng);
+    const lb = this.lbNode;
+    if (lb !== null && views[lb]?.up && !avoid.has(lb)) return lb;
+    this.lbNode = chooseLoadBalanceNode(usable(views, avoid), this.rule, this.ctx.rng);
+    if (lb !== null) this.log.debug({ from: lb, to: this.lbNode }, 'load-balance node changed');
+    return this.lbNode;
   }
+}
+
+/** The views with the avoided nodes marked down (copied only when there are some). */
+function usable(views: readonly NodeView[], avoid: ReadonlyMap<number, number>): readonly NodeView[] {
+  return avoid.size === 0 ? views : views.map((v) => (avoid.has(v.id) ? { ...v, up: false } : v));
 }

@@ -8,9 +8,9 @@ import type { NodeView } from '../router/balancer';
 import type { CompiledRouting } from '../router/options';
 import type { Rng } from '../util/rng';
 import type { Logger } from '../log/logger';
-import type { PoolSet } from '../pool/pool-set';
 import { ClientError } from '../protocol/client-error';
 import { Frontend } from '../protocol/codes';
+import { decodeFields } from '../protocol/backend';
 import { Framer, FrameSink } from '../protocol/framer';
 import { decodeParse, decodeQuery, decodeStartupPacket } from '../protocol/frontend';
 import { ProtocolError } from '../protocol/reader';
@@ -22,26 +22,38 @@ import { Dispatcher, DispatchHost } from './dispatch';
 import { NodeLink } from './link';
 import { SessionRegistry } from './registry';
 import { SessionRouting } from './session-routing';
+import { connectPrimary, PrimaryHost } from './primary';
 import { checkStartup, encodeWelcome, StartupRequest, unsupportedProtocol } from './startup';
 import { WriteBatch } from './write-batch';
 
 /** What a session needs from the rest of Sluice (built by server.ts). */
-export interface SessionContext {
+export interface SessionContext extends PrimaryHost {
   readonly config: Config;
-  readonly pool: PoolSet;
   readonly registry: SessionRegistry;
   readonly log: Logger;
   readonly routing: CompiledRouting;
   readonly catalogs: CatalogCache;
   readonly rng: Rng;
-  primaryNode(): NodeAddress;
   node(id: number): NodeAddress | undefined;
   /** The nodes as routing sees them now (up, role, weight, delay). */
   nodeViews(): readonly NodeView[];
   countSelect(node: number): void;
   readonly replication: ReplicationMonitor;
-  openBackend(node: NodeAddress, params: ReadonlyMap<string, string>, key: string): Promise<BackendConnection>;
+  /** More than one node: a failover can move a session, so its state is kept for replay. */
+  readonly canFailOver: boolean;
 }
+
+/** The primary's own FATAL (or none), given to the client when its node turned out to be alive. */
+class KeptFatal extends Error {
+  constructor(readonly frame: Buffer | null) {
+    super('the primary ended the connection');
+  }
+}
+
+const isShutdown = (frame: Buffer): boolean => {
+  const code = decodeFields(frame, 0, frame.length).get('C');
+  return code === SqlState.AdminShutdown || code === '57P02';
+};
 
 type State =
   | { kind: 'startup' }
@@ -74,6 +86,8 @@ export class Session {
   private readonly idleLimited: boolean;
   /** The server already told the client why it is going (a FATAL passed through). */
   private fatalSent = false;
+  /** The primary's FATAL for an idle session, kept until it is known whether the node failed. */
+  private keptFatal: Buffer | null = null;
   private waitingForServer = false;
   /** The data path held a client frame (routing waits for a node); resume() lets it go. */
   private readonly resumeClient = () => {
@@ -199,9 +213,8 @@ export class Session {
       await this.ctx.registry.acquireSlot(this);
       this.hasSlot = true;
       if (this.closed) return this.close('client left while waiting');
-      const node = this.ctx.primaryNode();
-      const key = poolKey(node.id, req.params);
-      const { conn, reused } = await this.ctx.pool.acquire(node.id, key, () => this.ctx.openBackend(node, req.params, key));
+      const { conn, reused } = await connectPrimary(this.ctx, req.params);
+      const node = conn.node;
       if (this.closed) {
         this.ctx.pool.release(conn, req.database).catch(() => undefined);
         return;
@@ -237,7 +250,7 @@ export class Session {
       logPerNode: ctx.config.log_per_node_statement,
       catalog: () => this.routing.catalog,
       nodes: () => ctx.nodeViews(),
-      loadBalanceNode: () => this.routing.loadBalanceNode(),
+      loadBalanceNode: (avoid) => this.routing.loadBalanceNode(avoid),
       countSelect: (node) => ctx.countSelect(node),
       replayLsn: (node) => ctx.replication.info[node]?.replayLsn ?? 0,
       noteReplay: (node, lsn) => ctx.replication.noteReplay(node, lsn),
@@ -255,6 +268,8 @@ export class Session {
       attach: (conn) => this.link(conn, false),
       toClient: (buf, start, end) => this.toClient.add(buf, start, end),
       resume: this.resumeClient,
+      keepsState: ctx.routing.loadBalance || ctx.canFailOver,
+      fail: (err) => this.failWithError(err),
     };
   }
 
@@ -282,6 +297,11 @@ export class Session {
       noticeToClient: (n) => this.toClient.add(n, 0, n.length),
       linkIdle: () => this.dispatcher?.linkIdle(),
       fatalSeen: () => (this.fatalSent = true),
+      keepFatal: (l, frame) => {
+        if (!this.survivable(l)) return false;
+        this.keptFatal = frame;
+        return true;
+      },
     });
     const handler: BackendHandler = {
       frame: (type, buf, start, end) => link.frame(type, buf, start, end),
@@ -297,18 +317,67 @@ export class Session {
 
   private linkClosed(link: NodeLink, err?: Error): void {
     const d = this.dispatcher;
-    if (this.state.kind === 'closed' || (d && d.links.get(link.nodeId) !== link)) return;
-    // A standby that owed the client nothing can go quietly: reads use another node.
-    if (d && !link.isPrimary && link.forwarded === 0) {
-      d.drop(link, err?.message ?? 'connection closed');
-      d.release();
+    if (this.state.kind === 'closed' || !d || d.links.get(link.nodeId) !== link) return;
+    if (!link.isPrimary) {
+      // A standby is never the end of a session: what it owed is answered from the primary.
+      d.standbyLost(link, err?.message ?? 'connection closed');
+      void this.ctx.confirmDown(link.nodeId, false);
       return;
     }
+    const fatal = this.keptFatal;
+    this.keptFatal = null;
+    const down = this.ctx.confirmDown(link.nodeId, fatal !== null && isShutdown(fatal));
+    if (!this.survivable(link)) return this.primaryGone(link, fatal, err);
+    // Idle outside a transaction: nothing is lost yet. If the node failed, the session carries
+    // on with the new primary at its next statement; if not (its backend alone was ended, say by
+    // pg_terminate_backend), it ends as a direct connection would.
+    d.primaryLost(async () => {
+      if (!(await down)) throw new KeptFatal(fatal);
+      const { conn } = await connectPrimary(this.ctx, this.requestParams());
+      if (this.closed) {
+        this.ctx.pool.discard(conn);
+        throw new Error('session closed');
+      }
+      return this.link(conn, true);
+    });
+    void down.then((isDown) => {
+      if (!isDown) this.primaryGone(link, fatal, err);
+    });
+  }
+
+  /** Whether losing this link now can leave the client connected: the idle primary of a session. */
+  private survivable(link: NodeLink): boolean {
+    const d = this.dispatcher;
+    return this.ctx.canFailOver && link.isPrimary && !!d && link.forwarded === 0 && !d.state.inTransaction && !this.fatalSent;
+  }
+
+  private requestParams(): ReadonlyMap<string, string> {
+    return this.state.kind === 'ready' || this.state.kind === 'starting' ? this.state.req.params : new Map();
+  }
+
+  /** The primary connection is gone and the session with it: the server's FATAL, or ours. */
+  private primaryGone(link: NodeLink, fatal: Buffer | null, err?: Error): void {
+    if (this.closed) return;
     this.toClient.flush();
-    if (!this.fatalSent) {
+    if (fatal) this.client.write(fatal);
+    else if (!this.fatalSent) {
       this.client.write(new ClientError('FATAL', SqlState.ConnectionFailure, `connection to node ${link.nodeId} lost`, err?.message).toFrame());
     }
     this.close('backend connection lost', err);
+  }
+
+  private failWithError(err: unknown): void {
+    if (err instanceof KeptFatal) {
+      if (err.frame) this.failWith(err.frame);
+      else this.fail(new ClientError('FATAL', SqlState.ConnectionFailure, 'connection to the primary lost'));
+    } else if (err instanceof BackendStartupError) this.failWith(err.frame);
+    else if (err instanceof ClientError) this.fail(err);
+    else this.fail(new ClientError('FATAL', SqlState.ConnectionFailure, 'connection to the primary lost', (err as Error).message));
+  }
+
+  /** A node left service: this session's connection to it goes (and what it owed is answered). */
+  nodeDown(id: number): void {
+    this.dispatcher?.links.get(id)?.conn.destroy(new Error(`node ${id} left service`));
   }
 
   /** client_idle_limit: a client silent that long while nothing is in flight is disconnected. */

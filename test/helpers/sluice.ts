@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Client, ClientConfig } from 'pg';
 import { buildConfig, Config } from '../../src/config/load';
@@ -23,13 +24,14 @@ export function clusterConfig(cluster: TestCluster, overrides: Record<string, un
     hostname: '127.0.0.1',
     port: cluster.port(i),
     application_name: `node${i}`,
+    data_directory: join(cluster.dir, `node${i}`),
     ...(weights ? { weight: weights[i] } : {}),
   }));
-  return { listen_addresses: '127.0.0.1', port: 0, backend, ...rest };
+  return { listen_addresses: '127.0.0.1', port: 0, work_dir: cluster.dir, backend, ...rest };
 }
 
 /** Sluice in this process, on a free port, in front of the cluster. */
-export async function startSluice(cluster: TestCluster, overrides: Record<string, unknown> = {}): Promise<TestSluice> {
+export async function startSluice(cluster: TestCluster, overrides: Record<string, unknown> = {}, opts: { discardStatus?: boolean } = {}): Promise<TestSluice> {
   const config = buildConfig(clusterConfig(cluster, overrides), cluster.dir);
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
@@ -38,7 +40,7 @@ export async function startSluice(cluster: TestCluster, overrides: Record<string
       cb();
     },
   });
-  const server = await Server.start(config, createLogger('debug', sink));
+  const server = await Server.start(config, createLogger('debug', sink), opts);
   const port = server.port;
   const clients: Client[] = [];
   return {

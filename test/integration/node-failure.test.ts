@@ -4,7 +4,9 @@ import { clusterWithSluice, waitFor } from '../helpers/sluice';
 // A node that dies mid-statement: the client gets an ErrorResponse with a real SQLSTATE, never a
 // silent close; new sessions get a clear error while it is down and work again once it is back.
 
-const env = clusterWithSluice(1);
+// Failover off: what a node's death looks like without it (test/integration/failover*.test.ts
+// cover failover).
+const env = clusterWithSluice(1, { failover_on_backend_error: false, health_check_period: 0 });
 
 t.test('primary killed with -9 mid-query', async (t) => {
   const c = await env.sluice.client();

@@ -1,0 +1,215 @@
+import type { Logger } from '../log/logger';
+import { findPrimary, NodeQuery } from './discover';
+import { HookValues, runHook } from './hooks';
+import { lsnToNumber } from './replication';
+import { isLive, NodeInfo, Topology } from './topology';
+
+export interface FailoverOptions {
+  failoverCommand: string;
+  failbackCommand: string;
+  followPrimaryCommand: string;
+  /** search_primary_node_timeout in ms; 0 = look until one is found. */
+  searchPrimaryTimeoutMs: number;
+  /** Seconds between looks for the primary (pgpool: 1). */
+  searchIntervalMs: number;
+  hookTimeoutMs: number;
+  /** Where hooks run: the config file's folder. */
+  cwd: string;
+}
+
+/** What failover needs from the rest of Sluice (wired in server.ts). */
+export interface FailoverHost {
+  query: NodeQuery;
+  /** A node left service: sessions and the pool let go of its connections. */
+  nodeDown(id: number): void;
+  /** The primary is known (again, or a new one). */
+  primaryFound(id: number): void;
+  /** Check a node's health at once (after follow_primary_command re-pointed it). */
+  recheck(id: number): void;
+}
+
+const LSN_SQL = 'SELECT pg_catalog.pg_last_wal_receive_lsn(), pg_catalog.pg_last_wal_replay_lsn()';
+
+/**
+ * Failover, failback and the search for the primary, one at a time (pgpool's request queue):
+ * a request for a node already being failed joins it. A dead node is marked down at once (so no
+ * statement goes there), then failover_command runs with the most up-to-date standby as %m; when
+ * it was the primary, the new primary is looked for while reads go on, and follow_primary_command
+ * re-points the other standbys at it.
+ */
+export class Failover {
+  private chain: Promise<void> = Promise.resolve();
+  private readonly pending = new Map<number, Promise<void>>();
+  private searching: Promise<void> | null = null;
+  /** Requests queued or running. */
+  private active = 0;
+
+  constructor(
+    private readonly topology: Topology,
+    private readonly opts: FailoverOptions,
+    private readonly host: FailoverHost,
+    private readonly log: Logger,
+  ) {}
+
+  get inProgress(): boolean {
+    return this.active > 0;
+  }
+
+  private enqueue(work: () => Promise<void>): Promise<void> {
+    this.active++;
+    const run = this.chain.then(work).catch((err: Error) => this.log.error({ err: err.message }, 'failover step failed'));
+    this.chain = run.finally(() => this.active--);
+    return this.chain;
+  }
+
+  /** A node is dead (health check, or a session's connection broke and a check confirmed it). */
+  degenerate(id: number, reason: string): Promise<void> {
+    const node = this.topology.nodes[id];
+    if (!node || node.status === 'down') return Promise.resolve();
+    if (node.flags.includes('DISALLOW_TO_FAILOVER')) {
+      this.log.warn({ node: id, reason }, 'node failed but is flagged DISALLOW_TO_FAILOVER: not detached');
+      return Promise.resolve();
+    }
+    let p = this.pending.get(id);
+    if (!p) {
+      p = this.enqueue(() => this.down(node, reason)).finally(() => this.pending.delete(id));
+      this.pending.set(id, p);
+    }
+    return p;
+  }
+
+  private async down(node: NodeInfo, reason: string): Promise<void> {
+    if (node.status === 'down') return;
+    const oldPrimary = this.topology.primaryId;
+    const oldMain = this.topology.mainNodeId();
+    const wasPrimary = node.id === oldPrimary;
+    this.log.info({ node: node.id, reason, wasPrimary }, 'failover: node detached');
+    this.topology.setStatus(node.id, 'down');
+    if (wasPrimary) this.topology.setPrimary(null);
+    this.host.nodeDown(node.id);
+    // %m: for a dead primary the standby that lost the least (pgpool takes the lowest id); for
+    // a dead standby the primary, which stays.
+    const next = wasPrimary ? await this.mostAdvancedStandby() : oldPrimary;
+    if (this.opts.failoverCommand) {
+      await this.hook('failover_command', this.opts.failoverCommand, this.values(node, next ?? -1, oldMain, oldPrimary));
+    }
+    if (!wasPrimary) return;
+    const found = await this.search();
+    if (found !== null && found !== oldPrimary) await this.followAll(found, oldMain, oldPrimary);
+  }
+
+  /** The live standby with the highest received (or replayed) WAL position; ties: lowest id. */
+  async mostAdvancedStandby(): Promise<number | null> {
+    const standbys = this.topology.nodes.filter((n) => isLive(n) && n.id !== this.topology.primaryId);
+    const positions = await Promise.all(
+      standbys.map(async (n) => {
+        try {
+          const [rows] = await this.host.query(n, [LSN_SQL]);
+          const r = rows?.[0] ?? [];
+          return Math.max(lsnToNumber(r[0]), lsnToNumber(r[1]));
+        } catch {
+          return -1;
+        }
+      }),
+    );
+    let best: number | null = null;
+    let bestLsn = -1;
+    standbys.forEach((n, i) => {
+      if (positions[i]! > bestLsn) {
+        best = n.id;
+        bestLsn = positions[i]!;
+      }
+    });
+    this.log.info({ candidate: best, positions: Object.fromEntries(standbys.map((n, i) => [n.id, positions[i]])) }, 'promotion candidate');
+    return best;
+  }
+
+  /**
+   * Looks for the primary once a second up to search_primary_node_timeout (sessions that need it
+   * wait meanwhile, bounded by failover_hold_timeout; reads on standbys go on). Also what
+   * start-up and a later health check use when no primary is known.
+   */
+  search(): Promise<number | null> {
+    if (!this.searching) {
+      this.searching = this.searchLoop().finally(() => (this.searching = null));
+    }
+    return this.searching.then(() => this.topology.primaryId);
+  }
+
+  private async searchLoop(): Promise<void> {
+    const deadline = this.opts.searchPrimaryTimeoutMs > 0 ? Date.now() + this.opts.searchPrimaryTimeoutMs : Infinity;
+    let logged = false;
+    for (;;) {
+      const id = await findPrimary(this.topology.nodes, this.host.query, this.log);
+      if (id !== null) {
+        this.topology.setPrimary(id);
+        this.log.info({ primary: id }, 'primary node found');
+        this.host.primaryFound(id);
+        return;
+      }
+      if (Date.now() >= deadline) {
+        this.log.error({ timeoutMs: this.opts.searchPrimaryTimeoutMs }, 'no primary node found; writes fail until one is');
+        return;
+      }
+      if (!logged) this.log.warn('waiting for a primary node');
+      logged = true;
+      await new Promise<void>((r) => setTimeout(r, this.opts.searchIntervalMs).unref());
+    }
+  }
+
+  /** follow_primary_command for each live standby, one at a time, each out of service meanwhile. */
+  private async followAll(primary: number, oldMain: number, oldPrimary: number | null): Promise<void> {
+    if (!this.opts.followPrimaryCommand) return;
+    for (const n of this.topology.nodes.filter((x) => isLive(x) && x.id !== primary)) {
+      this.topology.setFollowing(n.id, true);
+      this.host.nodeDown(n.id);
+      try {
+        const r = await this.hook('follow_primary_command', this.opts.followPrimaryCommand, this.values(n, primary, oldMain, oldPrimary));
+        if (r !== 0) this.log.warn({ node: n.id }, 'follow_primary_command failed; the node is checked before it serves again');
+      } finally {
+        this.topology.setFollowing(n.id, false);
+        this.host.recheck(n.id);
+      }
+    }
+  }
+
+  /** Brings a down node back (attach, auto_failback): waiting, then failback_command. */
+  failback(id: number, reason: string): Promise<void> {
+    return this.enqueue(async () => {
+      const node = this.topology.nodes[id];
+      if (!node || node.status !== 'down') return;
+      const oldMain = this.topology.mainNodeId();
+      this.topology.setStatus(id, 'waiting');
+      this.log.info({ node: id, reason }, 'failback: node attached');
+      if (this.opts.failbackCommand) {
+        await this.hook('failback_command', this.opts.failbackCommand, this.values(node, this.topology.mainNodeId(), oldMain, this.topology.primaryId));
+      }
+      this.host.recheck(id);
+      if (this.topology.primaryId === null) await this.search();
+    });
+  }
+
+  private values(n: NodeInfo, main: number, oldMain: number, oldPrimary: number | null): HookValues {
+    const m = main >= 0 ? this.topology.nodes[main] : undefined;
+    const p = oldPrimary !== null ? this.topology.nodes[oldPrimary] : undefined;
+    return {
+      nodeId: n.id,
+      host: n.host,
+      port: n.port,
+      dataDirectory: n.dataDirectory,
+      newMainId: m ? m.id : -1,
+      newMainHost: m?.host ?? '',
+      newMainPort: m?.port ?? '',
+      newMainDataDirectory: m?.dataDirectory ?? '',
+      oldMainId: oldMain,
+      oldPrimaryId: p ? p.id : -1,
+      oldPrimaryHost: p?.host ?? '',
+      oldPrimaryPort: p?.port ?? '',
+    };
+  }
+
+  private async hook(name: string, command: string, v: HookValues): Promise<number | null> {
+    const r = await runHook(name, command, v, { cwd: this.opts.cwd, timeoutMs: this.opts.hookTimeoutMs, log: this.log });
+    return r.code;
+  }
+}

@@ -1,0 +1,127 @@
+import { spawn } from 'node:child_process';
+import { isAbsolute, resolve } from 'node:path';
+import type { Logger } from '../log/logger';
+
+/**
+ * The values behind pgpool's placeholders for failover_command, failback_command and
+ * follow_primary_command (pgpool.md a.7). Ids are numbers; -1 when there is no such node.
+ */
+export interface HookValues {
+  /** %d %h %p %D: the failed (or attached, or following) node. */
+  nodeId: number;
+  host: string;
+  port: number;
+  dataDirectory: string;
+  /** %m %H %r %R: the new main node (the promotion candidate, or the new primary). */
+  newMainId: number;
+  newMainHost: string;
+  newMainPort: number | '';
+  newMainDataDirectory: string;
+  /** %M: the old main node; %P %N %S: the old primary. */
+  oldMainId: number;
+  oldPrimaryId: number;
+  oldPrimaryHost: string;
+  oldPrimaryPort: number | '';
+}
+
+/** Each placeholder letter, its value and the environment variable that carries it too. */
+const PLACEHOLDERS: Record<string, [keyof HookValues, string]> = {
+  d: ['nodeId', 'SLUICE_FAILED_NODE_ID'],
+  h: ['host', 'SLUICE_FAILED_HOST'],
+  p: ['port', 'SLUICE_FAILED_PORT'],
+  D: ['dataDirectory', 'SLUICE_FAILED_DATA_DIRECTORY'],
+  m: ['newMainId', 'SLUICE_NEW_MAIN_NODE_ID'],
+  H: ['newMainHost', 'SLUICE_NEW_MAIN_HOST'],
+  r: ['newMainPort', 'SLUICE_NEW_MAIN_PORT'],
+  R: ['newMainDataDirectory', 'SLUICE_NEW_MAIN_DATA_DIRECTORY'],
+  M: ['oldMainId', 'SLUICE_OLD_MAIN_NODE_ID'],
+  P: ['oldPrimaryId', 'SLUICE_OLD_PRIMARY_NODE_ID'],
+  N: ['oldPrimaryHost', 'SLUICE_OLD_PRIMARY_HOST'],
+  S: ['oldPrimaryPort', 'SLUICE_OLD_PRIMARY_PORT'],
+};
+
+/** A value as one shell word that the shell takes verbatim: nothing in it is expanded or run. */
+export function shellQuote(v: string): string {
+  return `'${v.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The command line with every placeholder replaced by its shell-quoted value (pgpool pastes the
+ * raw value, so a data directory with a space or a `$(...)` in it broke or ran; quoting fixes
+ * that). `%%` is a literal %; an unknown `%x` is left as it is, as pgpool does.
+ */
+export function expandPlaceholders(command: string, v: HookValues): string {
+  return command.replace(/%(.)/g, (whole, c: string) => {
+    if (c === '%') return '%';
+    const p = PLACEHOLDERS[c];
+    return p ? shellQuote(String(v[p[0]])) : whole;
+  });
+}
+
+/** The same values as environment variables (SLUICE_FAILED_NODE_ID and so on). */
+export function hookEnvironment(v: HookValues): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, name] of Object.values(PLACEHOLDERS)) env[name] = String(v[key]);
+  return env;
+}
+
+export interface HookResult {
+  code: number | null;
+  signal: string | null;
+  timedOut: boolean;
+}
+
+/**
+ * Runs a hook through /bin/sh with its placeholders expanded, the values also in the
+ * environment, in the config file's folder (so relative script paths work), its output logged
+ * line by line, and killed after timeoutMs (0 = no limit).
+ */
+export function runHook(
+  name: string,
+  command: string,
+  values: HookValues,
+  opts: { cwd: string; timeoutMs: number; log: Logger },
+): Promise<HookResult> {
+  const line = expandPlaceholders(command, values);
+  const log = opts.log.child({ hook: name });
+  log.info({ command: line }, 'running hook');
+  return new Promise((done) => {
+    const child = spawn('/bin/sh', ['-c', line], {
+      cwd: opts.cwd && isAbsolute(opts.cwd) ? opts.cwd : resolve(opts.cwd || '.'),
+      env: { ...process.env, ...hookEnvironment(values) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let timedOut = false;
+    const timer =
+      opts.timeoutMs > 0
+        ? setTimeout(() => {
+            timedOut = true;
+            // The whole process group: a script's own children go too.
+            if (child.pid) process.kill(-child.pid, 'SIGKILL');
+          }, opts.timeoutMs)
+        : undefined;
+    const relay = (stream: NodeJS.ReadableStream, level: 'info' | 'warn') => {
+      let rest = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (s: string) => {
+        const lines = (rest + s).split('\n');
+        rest = lines.pop()!;
+        for (const l of lines) if (l) log[level]({ output: l }, 'hook output');
+      });
+      stream.on('end', () => {
+        if (rest) log[level]({ output: rest }, 'hook output');
+      });
+    };
+    relay(child.stdout, 'info');
+    relay(child.stderr, 'warn');
+    child.on('error', (err) => log.error({ err: err.message }, 'hook could not be started'));
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const result = { code, signal, timedOut };
+      if (code === 0) log.info(result, 'hook finished');
+      else log.warn(result, 'hook failed');
+      done(result);
+    });
+  });
+}

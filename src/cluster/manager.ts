@@ -1,0 +1,227 @@
+import type { BackendConnection } from '../backend/connection';
+import { runQueries } from '../backend/query';
+import type { Config } from '../config/load';
+import type { Logger } from '../log/logger';
+import type { NodeView } from '../router/balancer';
+import { NodeQuery } from './discover';
+import { Failover } from './failover';
+import { HealthCheck, healthSettings, HealthSettings } from './health';
+import { ReplicationMonitor } from './replication';
+import { StatusFile } from './status-file';
+import { isLive, NodeInfo, Topology } from './topology';
+
+/** Opens a connection to a node as a user (Sluice's own: checks, discovery). */
+export type OpenAs = (node: NodeInfo, user: string, database: string, password: string | undefined, timeoutMs: number) => Promise<BackendConnection>;
+
+/** What the cluster tells the rest of Sluice (wired in server.ts). */
+export interface ClusterEvents {
+  /** A node left service: sessions and the pool let go of it. */
+  nodeDown(id: number): void;
+  /** A primary is known (at start-up, or after a failover). */
+  primaryFound(id: number): void;
+}
+
+/** pgpool's auto_failback_interval default: a node is not re-attached more often than this. */
+const AUTO_FAILBACK_INTERVAL_MS = 60_000;
+
+/**
+ * The nodes and everything that watches them: statuses (saved in work_dir/sluice_status), the
+ * health checks, the replication check, failover, and the routing views built from them.
+ */
+export class ClusterManager {
+  readonly topology: Topology;
+  readonly replication: ReplicationMonitor;
+  readonly failover: Failover;
+  readonly health: HealthCheck[];
+  private readonly statusFile: StatusFile;
+  private views: NodeView[] = [];
+  private readonly waiters = new Set<() => void>();
+  private readonly lastAutoFailback = new Map<number, number>();
+  private readonly reportedStale = new Set<number>();
+
+  constructor(
+    private readonly config: Config,
+    private readonly open: OpenAs,
+    private readonly events: ClusterEvents,
+    private readonly log: Logger,
+  ) {
+    this.statusFile = new StatusFile(config.work_dir);
+    this.topology = new Topology(config.backend, this.statusFile, () => this.refreshViews());
+    const timeoutMs = config.connect_timeout || 10_000;
+    this.replication = new ReplicationMonitor(
+      this.topology.nodes,
+      () => this.topology.primaryId,
+      (node) => this.open(node, config.sr_check_user, config.sr_check_database || 'postgres', config.sr_check_password || undefined, timeoutMs),
+      {
+        periodMs: config.sr_check_period * 1000,
+        thresholdBytes: config.delay_threshold,
+        thresholdMs: config.delay_threshold_by_time,
+        timeoutMs,
+      },
+      (changed) => this.measured(changed),
+      log.child({ component: 'sr_check' }),
+    );
+    this.failover = new Failover(
+      this.topology,
+      {
+        failoverCommand: config.failover_command,
+        failbackCommand: config.failback_command,
+        followPrimaryCommand: config.follow_primary_command,
+        searchPrimaryTimeoutMs: config.search_primary_node_timeout * 1000,
+        searchIntervalMs: 1000,
+        hookTimeoutMs: config.hook_timeout * 1000,
+        cwd: config.configDir,
+      },
+      {
+        query: this.query,
+        nodeDown: (id) => events.nodeDown(id),
+        primaryFound: (id) => this.primaryFound(id),
+        recheck: (id) => void this.health[id]?.checkNow(),
+      },
+      log.child({ component: 'failover' }),
+    );
+    this.health = this.topology.nodes.map((n, i) => {
+      const s = healthSettings(config, config.backend[i]!);
+      return new HealthCheck(
+        n.id,
+        s,
+        {
+          probe: (st) => this.probe(n, st),
+          skipped: () => n.status === 'down' || n.following,
+          failed: (reason) => void this.failover.degenerate(n.id, `health check failed: ${reason}`),
+          succeeded: () => this.healthy(n),
+        },
+        log.child({ component: 'health_check' }),
+      );
+    });
+  }
+
+  /** Restores (or discards) saved statuses, finds the primary, starts the checks. */
+  async start(discardStatus: boolean): Promise<void> {
+    if (discardStatus) this.statusFile.discard();
+    const saved = discardStatus ? null : this.statusFile.read(this.topology.nodes.length);
+    if (saved) {
+      this.topology.restore(saved);
+      const down = this.topology.nodes.filter((n) => n.status === 'down').map((n) => n.id);
+      if (down.length > 0) this.log.info({ down, file: this.statusFile.path }, 'node statuses restored: nodes saved down stay detached');
+    }
+    const id = await this.failover.search();
+    if (id === null) this.log.warn('no primary found at start-up');
+    // Every node that answered is up; the others wait for a health check.
+    for (const n of this.topology.nodes) if (n.status === 'waiting' && n.role !== 'unknown') this.topology.setStatus(n.id, 'up');
+    this.refreshViews();
+    this.log.info({ primary: id, nodes: this.topology.nodes.map((n) => ({ id: n.id, status: n.status, role: n.role })) }, 'cluster state');
+    // One replication check now even when sr_check_period is 0: it reports stale down statuses.
+    await this.replication.check();
+    this.replication.start();
+    for (const h of this.health) h.start();
+  }
+
+  stop(): void {
+    this.replication.stop();
+    for (const h of this.health) h.stop();
+    for (const w of this.waiters) w();
+    this.waiters.clear();
+  }
+
+  get primary(): NodeInfo | null {
+    const id = this.topology.primaryId;
+    return id === null ? null : this.topology.nodes[id]!;
+  }
+
+  /**
+   * The primary once one is known (other than `not`, a node just found dead): at once, or when a
+   * failover finds it; null after timeoutMs.
+   */
+  waitForPrimary(timeoutMs: number, not?: number): Promise<NodeInfo | null> {
+    const usable = () => (this.primary && this.primary.id !== not ? this.primary : null);
+    if (usable() || timeoutMs <= 0) return Promise.resolve(usable());
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve(usable());
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.waiters.add(done);
+    });
+  }
+
+  /** The nodes as routing sees them (rebuilt on change, read on every balanced statement). */
+  nodeViews(): readonly NodeView[] {
+    return this.views;
+  }
+
+  private refreshViews(): void {
+    const useTime = this.config.delay_threshold_by_time > 0;
+    const pid = this.topology.primaryId;
+    this.views = this.topology.nodes.map((n) => {
+      const r = this.replication.info[n.id]!;
+      const primary = n.id === pid;
+      const delay = primary ? 0 : useTime ? (r.delayMs ?? 0) : r.delayBytes;
+      return { id: n.id, weight: n.weight, up: isLive(n), primary, delayed: !primary && r.delayed, delay };
+    });
+  }
+
+  /**
+   * A session's connection to a node broke (failover_on_backend_error), or the node said it is
+   * shutting down (failover_on_backend_shutdown). pgpool fails the node over at once; Sluice
+   * checks it first (with the health check's retries), so one killed backend or a network blip
+   * does not detach a healthy node. True when the node is down (failed over, or being).
+   */
+  async confirmDown(id: number, shutdown: boolean): Promise<boolean> {
+    const n = this.topology.nodes[id];
+    if (!n) return false;
+    if (n.status === 'down') return true;
+    const enabled = this.config.failover_on_backend_error || (shutdown && this.config.failover_on_backend_shutdown);
+    if (!enabled || n.following) return false;
+    return !(await this.health[id]!.checkNow());
+  }
+
+  private primaryFound(id: number): void {
+    this.events.primaryFound(id);
+    for (const w of [...this.waiters]) w();
+  }
+
+  private healthy(n: NodeInfo): void {
+    if (n.status === 'waiting') this.topology.setStatus(n.id, 'up');
+    if (this.topology.primaryId === null && !this.failover.inProgress) void this.failover.search();
+  }
+
+  /** After each replication check: a down standby streaming from the primary is stale. */
+  private measured(changed: boolean): void {
+    if (changed) this.refreshViews();
+    for (const n of this.topology.nodes) {
+      if (n.status !== 'down' || this.replication.info[n.id]!.state !== 'streaming') continue;
+      if (!this.config.auto_failback) {
+        if (!this.reportedStale.has(n.id)) this.log.warn({ node: n.id }, 'node is marked down but streams from the primary; attach it (sluicectl attach-node) or set auto_failback');
+        this.reportedStale.add(n.id);
+        continue;
+      }
+      const last = this.lastAutoFailback.get(n.id) ?? -Infinity;
+      if (Date.now() - last < AUTO_FAILBACK_INTERVAL_MS) continue;
+      this.lastAutoFailback.set(n.id, Date.now());
+      void this.failover.failback(n.id, 'auto_failback: streaming from the primary');
+    }
+  }
+
+  private async probe(n: NodeInfo, s: HealthSettings): Promise<void> {
+    const conn = await this.open(n, s.user, s.database, s.password || undefined, s.timeoutMs);
+    conn.terminate();
+  }
+
+  /** One-off queries as sr_check_user (pgpool finds the primary with that user). */
+  readonly query: NodeQuery = async (node, sqls) => {
+    const c = this.config;
+    const timeoutMs = c.connect_timeout || 10_000;
+    const conn = await this.open(node, c.sr_check_user, c.sr_check_database || 'postgres', c.sr_check_password || undefined, timeoutMs);
+    try {
+      const rs = await runQueries(conn, sqls, timeoutMs);
+      const bad = rs.find((r) => r.error);
+      if (bad) throw new Error(bad.error!.message);
+      return rs.map((r) => r.rows);
+    } finally {
+      conn.terminate();
+    }
+  };
+}

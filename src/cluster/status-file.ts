@@ -1,0 +1,58 @@
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** What the status file keeps per node: pgpool_status's three words. */
+export type SavedStatus = 'up' | 'down' | 'unused';
+
+export const STATUS_FILE = 'sluice_status';
+
+/** The file's text: one line per configured node, in node order (pgpool_status's format). */
+export function formatStatus(statuses: readonly SavedStatus[]): string {
+  return statuses.map((s) => `${s}\n`).join('');
+}
+
+/**
+ * Reads a status file's text. Null when it is not usable, as pgpool treats it: a line that is
+ * not a status word, a different node count, or no node up at all (then it is bogus and every
+ * node starts afresh).
+ */
+export function parseStatus(text: string, nodeCount: number): SavedStatus[] | null {
+  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  if (lines.length !== nodeCount) return null;
+  if (!lines.every((l): l is SavedStatus => l === 'up' || l === 'down' || l === 'unused')) return null;
+  return lines.includes('up') ? lines : null;
+}
+
+/** work_dir/sluice_status on disk: read at start-up, rewritten on every status change. */
+export class StatusFile {
+  readonly path: string;
+
+  constructor(workDir: string) {
+    this.path = join(workDir, STATUS_FILE);
+  }
+
+  /** The saved statuses, or null when there is no usable file. */
+  read(nodeCount: number): SavedStatus[] | null {
+    try {
+      return parseStatus(readFileSync(this.path, 'utf8'), nodeCount);
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Writes atomically (a rename), so a crash never leaves half a file. Skipped when every node
+   * is down, as pgpool does: the file then keeps the last set of nodes that took writes.
+   */
+  write(statuses: readonly SavedStatus[]): void {
+    if (!statuses.includes('up')) return;
+    const tmp = `${this.path}.tmp`;
+    writeFileSync(tmp, formatStatus(statuses));
+    renameSync(tmp, this.path);
+  }
+
+  /** -D: start as if there had never been a file. */
+  discard(): void {
+    rmSync(this.path, { force: true });
+  }
+}

@@ -1,0 +1,52 @@
+import { BackendStartupError } from '../backend/connect';
+import type { BackendConnection, NodeAddress } from '../backend/connection';
+import { ClientError } from '../protocol/client-error';
+import { SqlState } from '../protocol/sqlstate';
+import { poolKey } from '../pool/pool-key';
+import type { PoolSet } from '../pool/pool-set';
+
+/** What reaching the primary needs from the rest of Sluice. */
+export interface PrimaryHost {
+  readonly pool: PoolSet;
+  /** failover_hold_timeout in ms: how long a session waits for a primary. */
+  readonly holdTimeoutMs: number;
+  /** The primary (other than `not`) once one is known; null after timeoutMs. */
+  waitForPrimary(timeoutMs: number, not?: number): Promise<NodeAddress | null>;
+  /** Whether a node that could not be reached is down (checked at once, failed over if so). */
+  confirmDown(node: number, shutdown: boolean): Promise<boolean>;
+  openBackend(node: NodeAddress, params: ReadonlyMap<string, string>, key: string): Promise<BackendConnection>;
+}
+
+/** The node did not answer (as opposed to answering with an error about this session). */
+function unreachable(err: unknown): boolean {
+  if (err instanceof ClientError) return err.code === SqlState.ConnectionFailure;
+  return err instanceof BackendStartupError && err.code === SqlState.CannotConnectNow;
+}
+
+/**
+ * A backend connection to the primary for a session (starting, or carrying on after its primary
+ * died). When the primary cannot be reached and a check confirms it is down, the session waits
+ * for the failover to find the new one, up to failover_hold_timeout, instead of failing.
+ */
+export async function connectPrimary(h: PrimaryHost, params: ReadonlyMap<string, string>): Promise<{ conn: BackendConnection; reused: boolean }> {
+  const deadline = Date.now() + h.holdTimeoutMs;
+  let dead: number | undefined;
+  for (;;) {
+    const node = await h.waitForPrimary(Math.max(0, deadline - Date.now()), dead);
+    if (!node) {
+      throw new ClientError(
+        'FATAL',
+        SqlState.CannotConnectNow,
+        'no primary node is available',
+        dead === undefined ? 'No primary node is known.' : `Node ${dead} is down and no new primary was found within failover_hold_timeout.`,
+      );
+    }
+    const key = poolKey(node.id, params);
+    try {
+      return await h.pool.acquire(node.id, key, () => h.openBackend(node, params, key));
+    } catch (err) {
+      if (!unreachable(err) || Date.now() >= deadline || !(await h.confirmDown(node.id, false))) throw err;
+      dead = node.id;
+    }
+  }
+}

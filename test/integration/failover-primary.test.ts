@@ -1,0 +1,147 @@
+import { join } from 'node:path';
+import { Client } from 'pg';
+import t from 'tap';
+import { createCluster, TestCluster } from '../helpers/cluster';
+import { startSluice, TestSluice, waitFor } from '../helpers/sluice';
+
+// kill -9 of the primary under a write load, with a synchronous standby: the real failover.sh
+// promotes the most up-to-date standby, follow_primary.sh points the other at it, writes resume,
+// no acknowledged write is lost, and idle sessions carry on with their state on the new primary.
+
+const scripts = join(__dirname, '..', '..', 'scripts');
+const ARGS = '%d %h %p %D %m %H %M %P %r %R %N %S';
+
+let cluster: TestCluster;
+let sluice: TestSluice;
+
+t.before(async () => {
+  cluster = await createCluster(2);
+  // PG_FAST turns synchronous_commit off; a commit must wait for one standby here.
+  await cluster.psql(0, "ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 (node1, node2)'");
+  await cluster.psql(0, 'ALTER SYSTEM SET synchronous_commit = on');
+  await cluster.psql(0, 'SELECT pg_reload_conf()');
+  await waitFor('a synchronous standby', async () => (await cluster.psql(0, "select count(*) from pg_stat_replication where sync_state = 'quorum'")) === '2');
+  sluice = await startSluice(cluster, {
+    work_dir: cluster.dir,
+    health_check_period: 1,
+    health_check_timeout: 2,
+    connect_timeout: 2000,
+    sr_check_period: 1,
+    search_primary_node_timeout: 60,
+    failover_command: `${scripts}/failover.sh ${ARGS}`,
+    follow_primary_command: `${scripts}/follow_primary.sh ${ARGS}`,
+  });
+});
+
+t.teardown(async () => {
+  await sluice?.stop();
+  await cluster?.destroy();
+});
+
+interface Idle {
+  c: Client;
+  timeout: string;
+}
+
+/** Writes one row every 50 ms through Sluice, reconnecting after a lost session; records acks. */
+function probeWriter(port: number) {
+  const acked: number[] = [];
+  const errors: string[] = [];
+  const ackTimes: number[] = [];
+  let stop = false;
+  let sessionsLost = 0;
+  const run = (async () => {
+    let c: Client | null = null;
+    let ended = false;
+    for (let id = 1; !stop; id++) {
+      try {
+        if (!c) {
+          const fresh = new Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
+          c = fresh;
+          ended = false;
+          fresh.on('error', () => undefined);
+          fresh.once('end', () => (ended = true));
+          await fresh.connect();
+        }
+        await c.query('insert into probe values ($1)', [id]);
+        acked.push(id);
+        ackTimes.push(Date.now());
+      } catch (e) {
+        errors.push(`${(e as { code?: string }).code}: ${(e as Error).message}`);
+        if (ended) {
+          sessionsLost++;
+          c = null;
+        }
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await c?.end().catch(() => undefined);
+  })();
+  return {
+    acked,
+    errors,
+    ackTimes,
+    get sessionsLost() {
+      return sessionsLost;
+    },
+    finish: async () => {
+      stop = true;
+      await run;
+    },
+  };
+}
+
+t.test('primary killed under writes: promoted, followed, nothing acknowledged lost, idle sessions carry on', async (t) => {
+  const admin = await sluice.client();
+  await admin.query('create table probe (id int primary key)');
+
+  const idle: Idle[] = [];
+  for (let i = 0; i < 20; i++) {
+    const c = await sluice.client();
+    const timeout = `${1001 + i}ms`;
+    await c.query(`set statement_timeout = '${timeout}'`);
+    await c.query(`prepare twice as select $1::int * 2 + ${i}`);
+    t.same((await c.query({ name: 'plus', text: 'select $1::int + 1 as v', values: [i] })).rows, [{ v: i + 1 }]);
+    idle.push({ c, timeout });
+  }
+
+  const writer = probeWriter(sluice.port);
+  await waitFor('writes flowing', () => writer.acked.length >= 10);
+  const killedAt = Date.now();
+  const ackedBefore = writer.acked.length;
+  await cluster.sh('kill', '0');
+
+  await waitFor('a write acknowledged after the kill', () => writer.ackTimes.some((at) => at > killedAt), 60_000);
+  const outageMs = writer.ackTimes.find((at) => at > killedAt)! - killedAt;
+  await waitFor('more writes after the failover', () => writer.acked.length >= ackedBefore + 20, 30_000);
+  await writer.finish();
+  t.comment(`write outage ${outageMs} ms; ${writer.errors.length} failed writes; ${writer.sessionsLost} writer sessions lost`);
+
+  const topo = sluice.server.cluster.topology;
+  const primary = topo.primaryId!;
+  t.not(primary, 0, 'a standby became the primary');
+  t.equal(topo.nodes[0]!.status, 'down', 'the dead primary is detached');
+  const candidate = sluice.logs.find((l) => l.msg === 'promotion candidate');
+  t.equal(candidate?.candidate, primary, 'the promoted node is the candidate Sluice named (the most advanced standby)');
+  t.equal(await cluster.psql(primary, 'select pg_is_in_recovery()'), 'f', 'failover.sh really promoted it');
+
+  const other = primary === 1 ? 2 : 1;
+  await waitFor(
+    'the other standby follows the new primary',
+    async () => (await cluster.psql(other, 'select sender_port from pg_stat_wal_receiver where status = \'streaming\'').catch(() => '')) === String(cluster.port(primary)),
+    60_000,
+  );
+  await waitFor('the follower serves again', () => topo.nodes[other]!.status === 'up' && !topo.nodes[other]!.following, 30_000);
+
+  const present = await cluster.psql(primary, `select count(*) from probe where id in (${writer.acked.join(',')})`);
+  t.equal(Number(present), writer.acked.length, `all ${writer.acked.length} acknowledged writes are on the new primary`);
+
+  for (const [i, s] of idle.entries()) {
+    t.same((await s.c.query('show statement_timeout')).rows, [{ statement_timeout: s.timeout }], `session ${i}: its SET survived`);
+    t.same((await s.c.query('execute twice(5)')).rows, [{ '?column?': 10 + i }], `session ${i}: its PREPARE survived`);
+    t.same((await s.c.query({ name: 'plus', text: 'select $1::int + 1 as v', values: [i] })).rows, [{ v: i + 1 }], `session ${i}: its protocol-level statement works`);
+  }
+  t.ok(sluice.logs.some((l) => l.msg === 'running hook' && l.hook === 'failover_command'), 'failover_command ran');
+  t.ok(sluice.logs.some((l) => l.msg === 'hook finished' && l.hook === 'follow_primary_command'), 'follow_primary_command ran');
+  t.equal((await admin.query('select count(*)::int as n from probe')).rows[0].n >= writer.acked.length, true, 'the admin session carries on too');
+});

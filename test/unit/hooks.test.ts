@@ -1,0 +1,47 @@
+import { execFileSync } from 'node:child_process';
+import t from 'tap';
+import { expandPlaceholders, HookValues, hookEnvironment, shellQuote } from '../../src/cluster/hooks';
+
+// failover_command's placeholders (pgpool.md a.7): every value arrives as one verbatim shell word.
+
+const values: HookValues = {
+  nodeId: 2,
+  host: 'db two',
+  port: 5434,
+  dataDirectory: `/data/it's $(touch /tmp/pwned); "x" \`id\``,
+  newMainId: 1,
+  newMainHost: 'db-one',
+  newMainPort: 5433,
+  newMainDataDirectory: '/data/one',
+  oldMainId: 0,
+  oldPrimaryId: 0,
+  oldPrimaryHost: 'db-zero',
+  oldPrimaryPort: 5432,
+};
+
+const argsOf = (command: string): string[] =>
+  JSON.parse(execFileSync('/bin/sh', ['-c', `node -e 'console.log(JSON.stringify(process.argv.slice(1)))' -- ${command}`]).toString()) as string[];
+
+t.test('each placeholder becomes its value, shell-quoted; %% is a percent sign', async (t) => {
+  const line = expandPlaceholders('%d %h %p %D %m %H %M %P %r %R %N %S %% %x', values);
+  t.same(argsOf(line), ['2', 'db two', '5434', values.dataDirectory, '1', 'db-one', '0', '0', '5433', '/data/one', 'db-zero', '5432', '%', '%x']);
+});
+
+t.test('metacharacters are not run', async (t) => {
+  t.equal(shellQuote("a'b"), `'a'\\''b'`);
+  t.same(argsOf(shellQuote('$(echo no) `echo no` ; echo no')), ['$(echo no) `echo no` ; echo no']);
+});
+
+t.test('missing nodes are -1 and empty strings', async (t) => {
+  const none = { ...values, newMainId: -1, newMainHost: '', newMainPort: '' as const, newMainDataDirectory: '' };
+  t.same(argsOf(expandPlaceholders('%m %H %r %R', none)), ['-1', '', '', '']);
+});
+
+t.test('the same values are in the environment', async (t) => {
+  const env = hookEnvironment(values);
+  t.equal(env.SLUICE_FAILED_NODE_ID, '2');
+  t.equal(env.SLUICE_FAILED_DATA_DIRECTORY, values.dataDirectory);
+  t.equal(env.SLUICE_NEW_MAIN_NODE_ID, '1');
+  t.equal(env.SLUICE_OLD_PRIMARY_PORT, '5432');
+  t.equal(Object.keys(env).length, 12);
+});
