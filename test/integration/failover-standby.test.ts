@@ -38,7 +38,7 @@ t.before(async () => {
     health_check_retry_delay: 1,
     connect_timeout: 2000,
     sr_check_period: 1,
-    failover_command: `node ${join(__dirname, '..', 'fixtures', 'record-hook.js')} ${hookOut()} %d %h %p %D %m %H %M %P %r %R %N %S %% lit`,
+    failover_command: `node ${join(__dirname, '..', 'fixtures', 'record-hook.mjs')} ${hookOut()} %d %h %p %D %m %H %M %P %r %R %N %S %% lit`,
   };
   await run('pgbench', ['-i', '-q', '-s', '1', '-h', '127.0.0.1', '-p', String(cluster.port(0)), '-U', 'postgres', 'postgres']);
   await waitFor('standbys replayed the pgbench tables', async () => {
