@@ -23,6 +23,19 @@ port = ${DEMO_PORT:-9999}
 num_init_children = 100
 max_pool = 4
 log_min_messages = "info"
+work_dir = "$demo"
+
+# Health checks and failover: kill -9 the primary (bash scripts/cluster.sh kill $cluster 0) and
+# the most up-to-date standby is promoted, the other follows it, and sessions carry on.
+health_check_period = 1
+health_check_timeout = 2
+health_check_max_retries = 1
+connect_timeout = 2000
+sr_check_period = 2
+search_primary_node_timeout = 60
+failover_command = "$root/scripts/failover.sh %d %h %p %D %m %H %M %P %r %R %N %S"
+follow_primary_command = "$root/scripts/follow_primary.sh %d %h %p %D %m %H %M %P %r %R %N %S"
+failback_command = "$root/scripts/failback.sh %d %h %p %D %m %H %M %P %r %R %N %S"
 
 [[backend]]
 hostname = "127.0.0.1"

@@ -2,7 +2,6 @@ import type { BackendConnection } from '../backend/connection';
 import type { DatabaseCatalog } from '../cluster/catalog-cache';
 import type { Logger } from '../log/logger';
 import { encodeNotice } from '../protocol/backend';
-import { serialize } from 'pg-protocol';
 import { Backend, Frontend } from '../protocol/codes';
 import { decodeQuery } from '../protocol/frontend';
 import { NodeView, readNode } from '../router/balancer';
@@ -10,11 +9,13 @@ import { classify } from '../router/classify';
 import type { CompiledRouting } from '../router/options';
 import { Decision, route } from '../router/route';
 import { Statement, statement } from '../router/statement';
-import { lsnToNumber } from '../cluster/replication';
-import { ExtendedState, PreparedStatement } from './extended';
+import { ExtendedState } from './extended';
 import { NodeLink, Unit } from './link';
-import { ReplayLog } from './replay-log';
+import { answerOwed, AvoidList, replayAll } from './node-loss';
+import { ReadYourWrites } from './read-your-writes';
 import { RouteState } from './route-state';
+import { SessionState } from './session-state';
+import { prepareStatements, sendHeld } from './statements';
 
 /** What the dispatcher needs from its session and the rest of Sluice. */
 export interface DispatchHost {
@@ -46,24 +47,6 @@ export interface DispatchHost {
   fail(err: unknown): void;
 }
 
-/** Close (statement) of Sluice's own. */
-function closeStatement(name: string): Buffer {
-  const body = Buffer.from(`S${name}\0`);
-  const f = Buffer.alloc(5 + body.length);
-  f[0] = Frontend.Close;
-  f.writeUInt32BE(4 + body.length, 1);
-  body.copy(f, 5);
-  return f;
-}
-
-/** A node that failed this session is not tried again for this long (a health check decides meanwhile). */
-const AVOID_MS = 10_000;
-const RERUN = statement('read', 're-run of a read whose standby was lost');
-const LOST = statement('read', 'read lost with its standby');
-/** Answers a read that was lost with its node and cannot be re-run; in a transaction it fails it. */
-const lostReadSql = (node: number) =>
-  `DO $$BEGIN RAISE EXCEPTION USING ERRCODE = '08006', MESSAGE = 'connection to node ${node} was lost while it answered this statement', HINT = 'The statement was not re-run: part of its result had been sent, or it ran in a transaction.'; END$$`;
-
 const POISON_SQL = "DO $$BEGIN RAISE EXCEPTION 'a read of this transaction failed on a standby'; END$$";
 /** What a statement is when nothing routes it (load balancing off, no per-node tracing). */
 const UNROUTED = statement('write', 'not routed');
@@ -80,12 +63,10 @@ const NO_CATALOG = { writesFunction: () => true, isUnlogged: () => false, addUnl
 export class Dispatcher {
   readonly links = new Map<number, NodeLink>();
   readonly state = new RouteState();
-  readonly replay = new ReplayLog();
+  private readonly session: SessionState;
   readonly ext = new ExtendedState();
-  /** SQL-level PREPAREd statements: EXECUTE goes where the prepared statement may go. */
-  private readonly sqlPrepared = new Map<string, Statement>();
-  /** Nodes this session could not use lately (connection or replay failed, link lost), and when. */
-  private readonly badNodes = new Map<number, number>();
+  /** Nodes this session could not use lately (connection or replay failed, link lost). */
+  private readonly badNodes = new AvoidList();
   /** Set while the session has lost its primary: how to get a new primary link. */
   private reconnect: (() => Promise<NodeLink>) | null = null;
   private reconnecting = false;
@@ -94,14 +75,7 @@ export class Dispatcher {
   private held = false;
   private connecting = false;
   private standbyBegin = 'BEGIN';
-  /** read_your_writes: the primary's WAL position after the session's last write, in bytes. */
-  private writeLsn = 0;
-  /** A write went to the primary since writeLsn was last read. */
-  private lsnOwed = false;
-  /** read_your_writes: the standby whose replay position must be asked before this read. */
-  private checkNode: number | null = null;
-  /** The standby just asked (for the read being decided again): no second check. */
-  private checked: number | null = null;
+  private readonly ryw: ReadYourWrites;
   /**
    * Statements are looked at only when something uses what is found: load balancing, or the
    * per-node notice/log. Otherwise everything goes to the primary unclassified (the hot path
@@ -114,6 +88,8 @@ export class Dispatcher {
     private readonly host: DispatchHost,
   ) {
     this.links.set(primary.nodeId, primary);
+    this.session = new SessionState(host.keepsState);
+    this.ryw = new ReadYourWrites((node, lsn) => host.noteReplay(node, lsn));
     this.inspect = host.keepsState || host.noticePerNode || host.logPerNode;
   }
 
@@ -136,7 +112,7 @@ export class Dispatcher {
       case Frontend.Close:
         if (this.inspect) this.ext.add(type, buf, start, end);
         else this.ext.batch.held.push({ type, buf, start, end });
-        if (this.ext.batchNode !== null) this.sendHeld(this.links.get(this.ext.batchNode) ?? this.primary);
+        if (this.ext.batchNode !== null) sendHeld(this.links.get(this.ext.batchNode) ?? this.primary, this.ext);
         return true;
       case Frontend.Flush:
       case Frontend.Sync:
@@ -194,7 +170,7 @@ export class Dispatcher {
   /** Where a statement goes: the primary, or the node a read may use. */
   private decide(s: Statement, sql: string): { node: number; stmt: Statement; wrote: boolean } {
     let eff = s;
-    if (s.kind === 'execute') eff = this.sqlPrepared.get(s.name ?? '') ?? statement('write', 'execute of an unknown statement');
+    if (s.kind === 'execute') eff = this.session.prepared(s.name ?? '') ?? statement('write', 'execute of an unknown statement');
     const d: Decision = route(eff, sql, this.host.routing, this.state, this.host.catalog() ?? NO_CATALOG);
     const primaryId = this.primary.nodeId;
     if (d.to === 'primary') {
@@ -204,30 +180,13 @@ export class Dispatcher {
     // A read right behind work still running on the primary stays there: it keeps the client's
     // pipeline flowing, and the transaction state is only certain once the primary has answered.
     if (this.primary.busy) return { node: primaryId, stmt: s, wrote: false };
-    const lb = this.host.loadBalanceNode(this.avoided());
+    const lb = this.host.loadBalanceNode(this.badNodes.current());
     const node = lb === null ? primaryId : readNode(this.host.nodes(), lb, this.host.routing.preferLowerDelay);
-    if (node === null || this.avoided().has(node)) return { node: primaryId, stmt: s, wrote: false };
-    if (this.host.routing.readYourWrites && node !== primaryId && this.writeLsn > this.host.replayLsn(node)) {
-      // Not known to have replayed the session's last write: ask it once; if it is still behind,
-      // this read goes to the primary.
-      if (this.checked === node) {
-        this.checked = null;
-        return { node: primaryId, stmt: s, wrote: false };
-      }
-      this.checkNode = node;
+    if (node === null || this.badNodes.current().has(node)) return { node: primaryId, stmt: s, wrote: false };
+    if (this.host.routing.readYourWrites && node !== primaryId && this.ryw.behind(node, this.host.replayLsn(node))) {
+      return { node: primaryId, stmt: s, wrote: false };
     }
     return { node, stmt: s, wrote: false };
-  }
-
-  /** read_your_writes: asks a standby how far it has replayed, then lets the read be decided again. */
-  private checkReplay(link: NodeLink): false {
-    this.checkNode = null;
-    link.runCaptured('SELECT pg_catalog.pg_last_wal_replay_lsn()', (v) => {
-      if (v) this.host.noteReplay(link.nodeId, lsnToNumber(v));
-      this.checked = link.nodeId;
-      this.release();
-    });
-    return this.hold();
   }
 
   /**
@@ -239,15 +198,18 @@ export class Dispatcher {
     if (!link) return this.connectTo(node);
     const active = this.active();
     if (active && active !== link) return this.hold();
-    if (this.checkNode === node) return this.checkReplay(link);
-    this.checkNode = null;
+    if (this.ryw.checkNode === node) {
+      this.ryw.check(link, () => this.release());
+      return this.hold();
+    }
+    this.ryw.checkNode = null;
     if (link !== this.primary && !this.prepareStandby(link)) return false;
     const continuing = type !== Frontend.Query && this.ext.batchNode !== null;
     if (!continuing) {
       // Statements the batch uses but this node lacks are prepared first, in a unit of their own
       // that is queued (and answered) before the client's.
       const b = this.ext.batch;
-      this.prepareStatements(link, b.statements, b.uses);
+      prepareStatements(link, b.statements, b.uses);
       const unit = this.openUnit(link, s, sql);
       this.rerunnable = null;
       if (link !== this.primary && !this.state.inTransaction) {
@@ -258,7 +220,7 @@ export class Dispatcher {
     if (link === this.primary) this.notePrimary(s, wrote);
     const retry = link === this.primary ? undefined : this.rerunnable?.retry;
     if (retry) retry.frames.push(...this.ext.batch.held, { type, buf, start, end });
-    this.sendHeld(link);
+    sendHeld(link, this.ext);
     link.send(type, buf, start, end);
     if (type === Frontend.Query) link.prepared.delete('');
     return true;
@@ -272,9 +234,9 @@ export class Dispatcher {
     if (this.host.logPerNode && sql) this.host.log.info({ node: link.nodeId, statement: sql }, 'statement sent');
     if (s.kind === 'read' || (s.kind === 'execute' && link !== this.primary)) this.host.countSelect(link.nodeId);
     const isPrimary = link === this.primary;
-    const seqs = isPrimary ? this.logSessionState(s, sql) : [];
+    const seqs = isPrimary ? this.session.record(s, sql, this.links, this.primary, this.ext) : [];
     unit.done = (u) => {
-      for (const q of seqs) this.replay.settle(q, !u.errored, this.primary.conn.txStatus !== 'idle');
+      for (const q of seqs) this.session.replay.settle(q, !u.errored, this.primary.conn.txStatus !== 'idle');
       if (isPrimary) this.primaryReady(s, u);
       else if (u.errored && this.state.inTransaction) this.standbyReadFailed(link);
     };
@@ -282,59 +244,26 @@ export class Dispatcher {
     return unit;
   }
 
-  /** Session state the primary is about to get, for the other nodes to replay later. */
-  private logSessionState(s: Statement, sql: string): number[] {
-    // No other node will ever serve the session: nothing to replay.
-    if (!this.host.keepsState) return [];
-    if (s.discards === 'all') {
-      this.replay.restart(sql);
-      this.sqlPrepared.clear();
-      this.ext.forgetStatements();
-      for (const l of this.links.values()) l.prepared.clear();
-      return [];
-    }
-    if (s.kind === 'session' && s.name !== undefined) {
-      if (s.inner) this.sqlPrepared.set(s.name, s.inner);
-      else if (s.name === '') this.sqlPrepared.clear();
-      else return this.deallocate(s.name, sql);
-    }
-    const texts = s.replay ?? (s.kind === 'session' ? [sql] : []);
-    return texts.map((t) => this.replay.append(t, s.replayKey));
-  }
-
-  /**
-   * DEALLOCATE name: its PREPARE leaves the log (so the log stays as small as the session's live
-   * state), and the standbys that already ran that PREPARE get the DEALLOCATE now.
-   */
-  private deallocate(name: string, sql: string): number[] {
-    const e = this.replay.removeKey(`prepare ${name}`);
-    if (e) for (const l of this.links.values()) if (l !== this.primary && l.appliedSeq >= e.seq) l.runSwallowed(sql);
-    return [];
-  }
-
   private notePrimary(s: Statement, wrote: boolean): void {
-    if (s.kind === 'txBegin' || s.pinTransaction) this.state.txStartSeq = this.replay.lastSeq;
+    if (s.kind === 'txBegin' || s.pinTransaction) this.state.txStartSeq = this.session.replay.lastSeq;
     if (s.kind === 'txBegin' && s.standbyBegin) this.standbyBegin = s.standbyBegin;
     if (s.createsUnlogged) this.host.catalog()?.addUnlogged(s.createsUnlogged);
     this.state.sentToPrimary(s, wrote || s.kind === 'write');
-    if (wrote || s.kind === 'write') this.lsnOwed = true;
+    if (wrote || s.kind === 'write') this.ryw.wrote();
   }
 
   /** The primary answered a unit: track the transaction; end standbys' read transactions with it. */
   private primaryReady(s: Statement, u: Unit): void {
     const before = this.state.txStatus;
     const ended = this.state.primaryReady(this.primary.conn.txStatus, !this.primary.busy);
-    if (this.lsnOwed && this.host.routing.readYourWrites && this.state.txStatus === 'idle' && !this.primary.busy) {
-      // The write is committed: its position is where a standby must have replayed to serve
-      // this session's reads (one extra round trip per writing transaction; README).
-      this.lsnOwed = false;
-      this.primary.runCaptured('SELECT pg_catalog.pg_current_wal_insert_lsn()', (v) => {
-        if (v) this.writeLsn = Math.max(this.writeLsn, lsnToNumber(v));
-      });
+    if (this.host.routing.readYourWrites && this.state.txStatus === 'idle' && !this.primary.busy) {
+      // A write is committed: its position is where a standby must have replayed to serve this
+      // session's reads (one extra round trip per writing transaction; README).
+      this.ryw.committed(this.primary);
     }
     if (!ended) return;
     const committed = !u.errored && s.commit !== false && before !== 'failedTx';
-    if (!committed) this.replay.truncateAfter(this.state.txStartSeq);
+    if (!committed) this.session.replay.truncateAfter(this.state.txStartSeq);
     for (const l of this.links.values()) {
       if (l === this.primary || !l.inReadTransaction) continue;
       l.inReadTransaction = false;
@@ -358,9 +287,9 @@ export class Dispatcher {
 
   /** Before a standby serves the session: replay what it misses; open its read transaction. */
   private prepareStandby(link: NodeLink): boolean {
-    const missing = this.replay.since(link.appliedSeq);
+    const missing = this.session.replay.since(link.appliedSeq);
     if (missing.length > 0) {
-      link.appliedSeq = this.replay.lastSeq;
+      link.appliedSeq = this.session.replay.lastSeq;
       let failed = false;
       missing.forEach((e, i) => {
         link.runSwallowed(e.sql, (u) => {
@@ -379,32 +308,6 @@ export class Dispatcher {
     return true;
   }
 
-  /** Parses on the node the statements a batch uses from earlier batches and it lacks. */
-  private prepareStatements(link: NodeLink, statements: readonly PreparedStatement[], uses: { has(name: string): boolean }): void {
-    const own: Buffer[] = [];
-    for (const ps of statements) {
-      const here = link.prepared.get(ps.name);
-      if (here === ps) continue;
-      // A name this node still holds from an older statement (closed elsewhere) goes first;
-      // the unnamed statement is simply replaced by the next Parse.
-      if (here !== undefined && ps.name !== '') own.push(closeStatement(ps.name));
-      if (uses.has(ps.name)) own.push(ps.parse);
-      link.prepared.set(ps.name, ps);
-    }
-    if (own.length > 0) link.runSwallowedMessages(own);
-  }
-
-  private sendHeld(link: NodeLink): void {
-    const held = this.ext.batch.held;
-    if (held.length === 0) return;
-    for (const h of held) link.send(h.type, h.buf, h.start, h.end);
-    for (const ps of this.ext.batch.statements) link.prepared.set(ps.name, ps);
-    for (const name of this.ext.batch.closedStatements) link.prepared.delete(name);
-    this.ext.placed(link.nodeId);
-    this.ext.batch.uses.clear();
-    this.ext.batch.clearHeld();
-  }
-
   private connectTo(node: number): boolean {
     if (!this.connecting) {
       this.connecting = true;
@@ -415,7 +318,7 @@ export class Dispatcher {
           this.links.set(node, link);
         })
         .catch((err: Error) => {
-          this.badNodes.set(node, Date.now());
+          this.badNodes.add(node);
           this.host.log.warn({ node, err: err.message }, 'cannot connect to node for reads; using the primary');
         })
         .finally(() => {
@@ -446,18 +349,10 @@ export class Dispatcher {
   /** Stops using a node for this session (its connection is closed by the caller or here). */
   drop(link: NodeLink, reason: string): void {
     if (link === this.primary) return;
-    this.badNodes.set(link.nodeId, Date.now());
+    this.badNodes.add(link.nodeId);
     this.links.delete(link.nodeId);
     this.host.log.warn({ node: link.nodeId, reason }, 'node no longer used by this session');
     link.conn.destroy();
-  }
-
-  /** Nodes to avoid for reads now (entries older than AVOID_MS are forgotten). */
-  private avoided(): ReadonlyMap<number, number> {
-    if (this.badNodes.size === 0) return this.badNodes;
-    const now = Date.now();
-    for (const [n, at] of this.badNodes) if (now - at > AVOID_MS) this.badNodes.delete(n);
-    return this.badNodes;
   }
 
   /**
@@ -469,7 +364,7 @@ export class Dispatcher {
   standbyLost(link: NodeLink, reason: string): void {
     if (this.links.get(link.nodeId) !== link || link === this.primary) return;
     this.links.delete(link.nodeId);
-    this.badNodes.set(link.nodeId, Date.now());
+    this.badNodes.add(link.nodeId);
     const owed = link.takeOwed();
     this.host.log.warn({ node: link.nodeId, reason, owed: owed.length }, 'standby connection lost');
     if (owed.length > 0) {
@@ -477,28 +372,10 @@ export class Dispatcher {
         this.host.fail(new Error('primary and standby lost together'));
         return;
       }
-      this.answerOwed(link.nodeId, owed);
+      answerOwed(this.primary, this.ext, link.nodeId, owed, (l, st, sql) => this.openUnit(l, st, sql));
     }
     link.conn.destroy();
     this.release();
-  }
-
-  private answerOwed(node: number, owed: readonly Unit[]): void {
-    const p = this.primary;
-    if (this.ext.batchNode === node) this.ext.batchNode = p.nodeId;
-    this.ext.moved(node, p.nodeId);
-    for (const u of owed) {
-      if (u.retry && !u.started) {
-        this.prepareStatements(p, u.retry.statements, new Set(u.retry.uses));
-        this.openUnit(p, RERUN, '');
-        for (const f of u.retry.frames) p.send(f.type, f.buf, f.start, f.end);
-        for (const ps of u.retry.statements) p.prepared.set(ps.name, ps);
-      } else {
-        this.openUnit(p, LOST, '');
-        p.sendOwn(Frontend.Query, serialize.query(lostReadSql(node)));
-      }
-    }
-    p.flush();
   }
 
   /**
@@ -535,12 +412,6 @@ export class Dispatcher {
     this.primary = link;
     this.links.set(link.nodeId, link);
     this.reconnect = null;
-    for (const e of this.replay.since(0)) {
-      link.runSwallowed(e.sql, (u) => {
-        if (u.errored) this.host.log.warn({ node: link.nodeId, statement: e.sql }, 'session state could not be replayed on the new primary');
-      });
-    }
-    link.appliedSeq = this.replay.lastSeq;
-    this.host.log.info({ node: link.nodeId, replayed: this.replay.since(0).length }, 'session moved to the new primary');
+    replayAll(link, this.session.replay, this.host.log);
   }
 }

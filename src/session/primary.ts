@@ -1,5 +1,6 @@
 import { BackendStartupError } from '../backend/connect';
 import type { BackendConnection, NodeAddress } from '../backend/connection';
+import { decodeFields } from '../protocol/backend';
 import { ClientError } from '../protocol/client-error';
 import { SqlState } from '../protocol/sqlstate';
 import { poolKey } from '../pool/pool-key';
@@ -49,4 +50,26 @@ export async function connectPrimary(h: PrimaryHost, params: ReadonlyMap<string,
       dead = node.id;
     }
   }
+}
+
+/** The primary's own FATAL (or none), given to the client when its node turned out to be alive. */
+export class KeptFatal extends Error {
+  constructor(readonly frame: Buffer | null) {
+    super('the primary ended the connection');
+  }
+}
+
+/** A FATAL that says the server is shutting down (57P01 admin_shutdown, 57P02 crash_shutdown). */
+export function isShutdown(frame: Buffer): boolean {
+  const code = decodeFields(frame, 0, frame.length).get('C');
+  return code === SqlState.AdminShutdown || code === SqlState.CrashShutdown;
+}
+
+/** The ErrorResponse that ends a session which could not get a primary back. */
+export function errorFrame(err: unknown): Buffer {
+  if (err instanceof KeptFatal && err.frame) return err.frame;
+  if (err instanceof BackendStartupError) return err.frame;
+  if (err instanceof ClientError) return err.toFrame();
+  const detail = err instanceof KeptFatal ? undefined : (err as Error).message;
+  return new ClientError('FATAL', SqlState.ConnectionFailure, 'connection to the primary lost', detail).toFrame();
 }

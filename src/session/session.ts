@@ -10,7 +10,6 @@ import type { Rng } from '../util/rng';
 import type { Logger } from '../log/logger';
 import { ClientError } from '../protocol/client-error';
 import { Frontend } from '../protocol/codes';
-import { decodeFields } from '../protocol/backend';
 import { Framer, FrameSink } from '../protocol/framer';
 import { decodeParse, decodeQuery, decodeStartupPacket } from '../protocol/frontend';
 import { ProtocolError } from '../protocol/reader';
@@ -22,7 +21,7 @@ import { Dispatcher, DispatchHost } from './dispatch';
 import { NodeLink } from './link';
 import { SessionRegistry } from './registry';
 import { SessionRouting } from './session-routing';
-import { connectPrimary, PrimaryHost } from './primary';
+import { connectPrimary, errorFrame, isShutdown, KeptFatal, PrimaryHost } from './primary';
 import { checkStartup, encodeWelcome, StartupRequest, unsupportedProtocol } from './startup';
 import { WriteBatch } from './write-batch';
 
@@ -42,18 +41,6 @@ export interface SessionContext extends PrimaryHost {
   /** More than one node: a failover can move a session, so its state is kept for replay. */
   readonly canFailOver: boolean;
 }
-
-/** The primary's own FATAL (or none), given to the client when its node turned out to be alive. */
-class KeptFatal extends Error {
-  constructor(readonly frame: Buffer | null) {
-    super('the primary ended the connection');
-  }
-}
-
-const isShutdown = (frame: Buffer): boolean => {
-  const code = decodeFields(frame, 0, frame.length).get('C');
-  return code === SqlState.AdminShutdown || code === '57P02';
-};
 
 type State =
   | { kind: 'startup' }
@@ -130,17 +117,25 @@ export class Session {
     if (this.dispatcher) for (const l of this.dispatcher.links.values()) f(l.conn);
   }
 
-  /** Writes the batched client frames; a full server socket pauses the client until drain. */
+  /**
+   * Writes the batched client frames; a full server socket pauses the client until it drains,
+   * or closes (a node that dies with a full socket must not leave the client paused forever).
+   */
   private flushToServer(): void {
     if (!this.dispatcher) return;
     for (const l of this.dispatcher.links.values()) {
-      if (l.flush() || this.waitingForServer) continue;
+      if (l.flush() || this.waitingForServer || l.conn.isClosed) continue;
       this.waitingForServer = true;
       this.client.pause();
-      l.conn.socket.once('drain', () => {
+      const sock = l.conn.socket;
+      const go = () => {
+        sock.off('drain', go);
+        sock.off('close', go);
         this.waitingForServer = false;
         if (!this.closed) this.client.resume();
-      });
+      };
+      sock.once('drain', go);
+      sock.once('close', go);
     }
   }
 
@@ -367,12 +362,7 @@ export class Session {
   }
 
   private failWithError(err: unknown): void {
-    if (err instanceof KeptFatal) {
-      if (err.frame) this.failWith(err.frame);
-      else this.fail(new ClientError('FATAL', SqlState.ConnectionFailure, 'connection to the primary lost'));
-    } else if (err instanceof BackendStartupError) this.failWith(err.frame);
-    else if (err instanceof ClientError) this.fail(err);
-    else this.fail(new ClientError('FATAL', SqlState.ConnectionFailure, 'connection to the primary lost', (err as Error).message));
+    this.failWith(errorFrame(err));
   }
 
   /** A node left service: this session's connection to it goes (and what it owed is answered). */

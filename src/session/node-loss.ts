@@ -1,0 +1,75 @@
+import { serialize } from 'pg-protocol';
+import type { Logger } from '../log/logger';
+import { Frontend } from '../protocol/codes';
+import { Statement, statement } from '../router/statement';
+import type { ExtendedState } from './extended';
+import type { NodeLink, Unit } from './link';
+import type { ReplayLog } from './replay-log';
+import { prepareStatements } from './statements';
+
+/** A node that failed a session is not tried again for this long (a health check decides meanwhile). */
+const AVOID_MS = 10_000;
+const RERUN = statement('read', 're-run of a read whose standby was lost');
+const LOST = statement('read', 'read lost with its standby');
+
+/** Answers a read lost with its node that cannot be re-run; in a transaction it fails it too. */
+const lostReadSql = (node: number) =>
+  `DO $$BEGIN RAISE EXCEPTION USING ERRCODE = '08006', MESSAGE = 'connection to node ${node} was lost while it answered this statement', HINT = 'The statement was not re-run: part of its result had been sent, or it ran in a transaction.'; END$$`;
+
+/** The nodes a session avoids for reads, each for AVOID_MS after it failed the session. */
+export class AvoidList {
+  private readonly since = new Map<number, number>();
+
+  add(node: number): void {
+    this.since.set(node, Date.now());
+  }
+
+  /** The nodes to avoid now (older entries are forgotten). */
+  current(): ReadonlyMap<number, number> {
+    if (this.since.size === 0) return this.since;
+    const now = Date.now();
+    for (const [n, at] of this.since) if (now - at > AVOID_MS) this.since.delete(n);
+    return this.since;
+  }
+}
+
+/**
+ * What a lost standby still owed the client, answered from the primary in order: a read outside
+ * a transaction whose replies had not started is run there (it changed nothing); anything else
+ * gets an error (08006) from a statement that, inside a transaction, fails the transaction as a
+ * failed read on the standby would.
+ */
+export function answerOwed(
+  primary: NodeLink,
+  ext: ExtendedState,
+  node: number,
+  owed: readonly Unit[],
+  openUnit: (link: NodeLink, s: Statement, sql: string) => Unit,
+): void {
+  if (ext.batchNode === node) ext.batchNode = primary.nodeId;
+  ext.moved(node, primary.nodeId);
+  for (const u of owed) {
+    if (u.retry && !u.started) {
+      prepareStatements(primary, u.retry.statements, new Set(u.retry.uses));
+      openUnit(primary, RERUN, '');
+      for (const f of u.retry.frames) primary.send(f.type, f.buf, f.start, f.end);
+      for (const ps of u.retry.statements) primary.prepared.set(ps.name, ps);
+    } else {
+      openUnit(primary, LOST, '');
+      primary.sendOwn(Frontend.Query, serialize.query(lostReadSql(node)));
+    }
+  }
+  primary.flush();
+}
+
+/** A session's new primary link gets the session's whole state, queued before anything else. */
+export function replayAll(link: NodeLink, replay: ReplayLog, log: Logger): void {
+  const entries = replay.since(0);
+  for (const e of entries) {
+    link.runSwallowed(e.sql, (u) => {
+      if (u.errored) log.warn({ node: link.nodeId, statement: e.sql }, 'session state could not be replayed on the new primary');
+    });
+  }
+  link.appliedSeq = replay.lastSeq;
+  log.info({ node: link.nodeId, replayed: entries.length }, 'session moved to the new primary');
+}
