@@ -136,17 +136,22 @@ export class Failover {
     return this.searching.then(() => this.topology.primaryId);
   }
 
+  /** One look for the primary (start-up: Sluice listens even when none is found yet). */
+  async findOnce(): Promise<number | null> {
+    const id = await findPrimary(this.topology.nodes, this.host.query, this.log);
+    if (id !== null) {
+      this.topology.setPrimary(id);
+      this.log.info({ primary: id }, 'primary node found');
+      this.host.primaryFound(id);
+    }
+    return id;
+  }
+
   private async searchLoop(): Promise<void> {
     const deadline = this.opts.searchPrimaryTimeoutMs > 0 ? Date.now() + this.opts.searchPrimaryTimeoutMs : Infinity;
     let logged = false;
     for (;;) {
-      const id = await findPrimary(this.topology.nodes, this.host.query, this.log);
-      if (id !== null) {
-        this.topology.setPrimary(id);
-        this.log.info({ primary: id }, 'primary node found');
-        this.host.primaryFound(id);
-        return;
-      }
+      if ((await this.findOnce()) !== null) return;
       if (Date.now() >= deadline) {
         this.log.error({ timeoutMs: this.opts.searchPrimaryTimeoutMs }, 'no primary node found; writes fail until one is');
         return;

@@ -105,8 +105,12 @@ export class ClusterManager {
       const down = this.topology.nodes.filter((n) => n.status === 'down').map((n) => n.id);
       if (down.length > 0) this.log.info({ down, file: this.statusFile.path }, 'node statuses restored: nodes saved down stay detached');
     }
-    const id = await this.failover.search();
-    if (id === null) this.log.warn('no primary found at start-up');
+    const id = await this.failover.findOnce();
+    if (id === null) {
+      // Sessions wait for one (failover_hold_timeout) while the search goes on.
+      this.log.warn('no primary found at start-up; still looking');
+      void this.failover.search();
+    }
     // Every node that answered is up; the others wait for a health check.
     for (const n of this.topology.nodes) if (n.status === 'waiting' && n.role !== 'unknown') this.topology.setStatus(n.id, 'up');
     this.refreshViews();

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { clusterWithSluice, waitFor } from '../helpers/sluice';
+import { clusterWithSluice, startSluice, waitFor } from '../helpers/sluice';
 
 // A node that dies mid-statement: the client gets an ErrorResponse with a real SQLSTATE, never a
 // silent close; new sessions get a clear error while it is down and work again once it is back.
@@ -34,4 +34,18 @@ t.test('primary shut down (fast): sessions get the server\'s own 57P01', async (
   await env.cluster.sh('stop', '0');
   t.equal((await gone).code, '57P01');
   await env.cluster.sh('start', '0');
+});
+
+t.test('no primary at start-up: Sluice listens, sessions wait for one, then work once it is found', async (t) => {
+  await env.cluster.sh('stop', '0');
+  const s = await startSluice(env.cluster, { failover_hold_timeout: 1, health_check_period: 0, search_primary_node_timeout: 0 });
+  try {
+    await t.rejects(s.client(), { code: '57P03', message: 'no primary node is available' }, 'after failover_hold_timeout: 57P03');
+    await env.cluster.sh('start', '0');
+    await waitFor('the primary found', () => s.server.cluster.topology.primaryId === 0, 15_000);
+    const c = await s.client();
+    t.same((await c.query('select pg_is_in_recovery() as r')).rows, [{ r: false }], 'sessions run on the primary found later');
+  } finally {
+    await s.stop();
+  }
 });
