@@ -156,9 +156,10 @@ export class NodeLink {
       let pass = this.isPrimary && (type === Backend.NotificationResponse || type === Backend.ParameterStatus || type === Backend.NoticeResponse);
       if (type === Backend.ErrorResponse) {
         if (u) u.errored = true;
-        if (this.isPrimary && (u === undefined || isFatal(buf, start, end))) {
+        const fatal = this.isPrimary && isFatal(buf, start, end);
+        if (this.isPrimary && (u === undefined || fatal)) {
           pass = true;
-          if (isFatal(buf, start, end)) {
+          if (fatal) {
             if (this.owner.keepFatal(this, Buffer.from(buf.subarray(start, end)))) return;
             this.owner.fatalSeen();
           }

@@ -18,6 +18,12 @@ export interface PrimaryHost {
   openBackend(node: NodeAddress, params: ReadonlyMap<string, string>, key: string): Promise<BackendConnection>;
 }
 
+/** A backend connection to a node for a session's startup parameters: pooled, or new. */
+export function acquireOn(h: PrimaryHost, node: NodeAddress, params: ReadonlyMap<string, string>): Promise<{ conn: BackendConnection; reused: boolean }> {
+  const key = poolKey(node.id, params);
+  return h.pool.acquire(node.id, key, () => h.openBackend(node, params, key));
+}
+
 /** The node did not answer (as opposed to answering with an error about this session). */
 function unreachable(err: unknown): boolean {
   if (err instanceof ClientError) return err.code === SqlState.ConnectionFailure;
@@ -42,9 +48,8 @@ export async function connectPrimary(h: PrimaryHost, params: ReadonlyMap<string,
         dead === undefined ? 'No primary node is known.' : `Node ${dead} is down and no new primary was found within failover_hold_timeout.`,
       );
     }
-    const key = poolKey(node.id, params);
     try {
-      return await h.pool.acquire(node.id, key, () => h.openBackend(node, params, key));
+      return await acquireOn(h, node, params);
     } catch (err) {
       if (!unreachable(err) || Date.now() >= deadline || !(await h.confirmDown(node.id, false))) throw err;
       dead = node.id;

@@ -14,14 +14,15 @@ import { Framer, FrameSink } from '../protocol/framer';
 import { decodeParse, decodeQuery, decodeStartupPacket } from '../protocol/frontend';
 import { ProtocolError } from '../protocol/reader';
 import { SqlState } from '../protocol/sqlstate';
-import { poolKey } from '../pool/pool-key';
 import { assertNever } from '../util/assert-never';
 import { cancelOnNode } from '../backend/cancel';
-import { Dispatcher, DispatchHost } from './dispatch';
+import { Dispatcher } from './dispatch';
+import type { DispatchHost } from './dispatch-host';
 import { NodeLink } from './link';
 import { SessionRegistry } from './registry';
 import { SessionRouting } from './session-routing';
-import { connectPrimary, errorFrame, isShutdown, KeptFatal, PrimaryHost } from './primary';
+import { LinkLoss } from './link-loss';
+import { acquireOn, connectPrimary, errorFrame, PrimaryHost } from './primary';
 import { checkStartup, encodeWelcome, StartupRequest, unsupportedProtocol } from './startup';
 import { WriteBatch } from './write-batch';
 
@@ -71,10 +72,8 @@ export class Session {
   private lastActivity = Date.now();
   /** client_idle_limit is on: only then is the clock read per received chunk. */
   private readonly idleLimited: boolean;
-  /** The server already told the client why it is going (a FATAL passed through). */
-  private fatalSent = false;
-  /** The primary's FATAL for an idle session, kept until it is known whether the node failed. */
-  private keptFatal: Buffer | null = null;
+  /** What happens when one of the session's backend connections goes away. */
+  private readonly loss: LinkLoss;
   private waitingForServer = false;
   /** The data path held a client frame (routing waits for a node); resume() lets it go. */
   private readonly resumeClient = () => {
@@ -91,6 +90,17 @@ export class Session {
   ) {
     this.log = ctx.log.child({ session: id });
     this.routing = new SessionRouting(ctx, this.log);
+    this.loss = new LinkLoss({
+      ctx,
+      dispatcher: () => this.dispatcher,
+      isClosed: () => this.closed,
+      params: () => (this.state.kind === 'ready' || this.state.kind === 'starting' ? this.state.req.params : new Map()),
+      primaryLink: (conn) => this.link(conn, true),
+      end: (frame, err) => {
+        if (frame) this.failWith(frame);
+        else this.close('backend connection lost', err);
+      },
+    });
     this.framer = new Framer(ctx.config.max_message_size, false);
     this.toClient = new WriteBatch((b) => this.client.write(b));
     this.idleLimited = ctx.config.client_idle_limit > 0;
@@ -252,8 +262,7 @@ export class Session {
       connect: async (id) => {
         const node = ctx.node(id);
         if (!node) throw new Error(`no node ${id}`);
-        const key = poolKey(id, req.params);
-        const { conn } = await ctx.pool.acquire(id, key, () => ctx.openBackend(node, req.params, key));
+        const { conn } = await acquireOn(ctx, node, req.params);
         if (this.closed) {
           ctx.pool.release(conn, req.database).catch(() => undefined);
           throw new Error('session closed');
@@ -291,74 +300,19 @@ export class Session {
       toClient: (buf, start, end) => this.toClient.add(buf, start, end),
       noticeToClient: (n) => this.toClient.add(n, 0, n.length),
       linkIdle: () => this.dispatcher?.linkIdle(),
-      fatalSeen: () => (this.fatalSent = true),
-      keepFatal: (l, frame) => {
-        if (!this.survivable(l)) return false;
-        this.keptFatal = frame;
-        return true;
-      },
+      fatalSeen: () => (this.loss.fatalSent = true),
+      keepFatal: (l, frame) => this.loss.keepFatal(l, frame),
     });
     const handler: BackendHandler = {
       frame: (type, buf, start, end) => link.frame(type, buf, start, end),
       chunkEnd: () => {
         if (!this.toClient.flush()) conn.pause();
       },
-      closed: (err) => this.linkClosed(link, err),
+      closed: (err) => this.loss.linkClosed(link, err),
     };
     conn.setHandler(handler);
     if (this.ctx.config.log_per_node_statement) this.log.debug({ node: conn.node.id, backendPid: conn.processId }, 'backend attached');
     return link;
-  }
-
-  private linkClosed(link: NodeLink, err?: Error): void {
-    const d = this.dispatcher;
-    if (this.state.kind === 'closed' || !d || d.links.get(link.nodeId) !== link) return;
-    if (!link.isPrimary) {
-      // A standby is never the end of a session: what it owed is answered from the primary.
-      d.standbyLost(link, err?.message ?? 'connection closed');
-      void this.ctx.confirmDown(link.nodeId, false);
-      return;
-    }
-    const fatal = this.keptFatal;
-    this.keptFatal = null;
-    const down = this.ctx.confirmDown(link.nodeId, fatal !== null && isShutdown(fatal));
-    if (!this.survivable(link)) return this.primaryGone(link, fatal, err);
-    // Idle outside a transaction: nothing is lost yet. If the node failed, the session carries
-    // on with the new primary at its next statement; if not (its backend alone was ended, say by
-    // pg_terminate_backend), it ends as a direct connection would.
-    d.primaryLost(async () => {
-      if (!(await down)) throw new KeptFatal(fatal);
-      const { conn } = await connectPrimary(this.ctx, this.requestParams());
-      if (this.closed) {
-        this.ctx.pool.discard(conn);
-        throw new Error('session closed');
-      }
-      return this.link(conn, true);
-    });
-    void down.then((isDown) => {
-      if (!isDown) this.primaryGone(link, fatal, err);
-    });
-  }
-
-  /** Whether losing this link now can leave the client connected: the idle primary of a session. */
-  private survivable(link: NodeLink): boolean {
-    const d = this.dispatcher;
-    return this.ctx.canFailOver && link.isPrimary && !!d && link.forwarded === 0 && !d.state.inTransaction && !this.fatalSent;
-  }
-
-  private requestParams(): ReadonlyMap<string, string> {
-    return this.state.kind === 'ready' || this.state.kind === 'starting' ? this.state.req.params : new Map();
-  }
-
-  /** The primary connection is gone and the session with it: the server's FATAL, or ours. */
-  private primaryGone(link: NodeLink, fatal: Buffer | null, err?: Error): void {
-    if (this.closed) return;
-    this.toClient.flush();
-    if (fatal) this.client.write(fatal);
-    else if (!this.fatalSent) {
-      this.client.write(new ClientError('FATAL', SqlState.ConnectionFailure, `connection to node ${link.nodeId} lost`, err?.message).toFrame());
-    }
-    this.close('backend connection lost', err);
   }
 
   private failWithError(err: unknown): void {
@@ -367,7 +321,7 @@ export class Session {
 
   /** A node left service: this session's connection to it goes (and what it owed is answered). */
   nodeDown(id: number): void {
-    this.dispatcher?.links.get(id)?.conn.destroy(new Error(`node ${id} left service`));
+    this.loss.nodeDown(id);
   }
 
   /** client_idle_limit: a client silent that long while nothing is in flight is disconnected. */

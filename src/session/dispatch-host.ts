@@ -1,0 +1,36 @@
+import type { BackendConnection } from '../backend/connection';
+import type { DatabaseCatalog } from '../cluster/catalog-cache';
+import type { Logger } from '../log/logger';
+import type { NodeView } from '../router/balancer';
+import type { CompiledRouting } from '../router/options';
+import type { NodeLink } from './link';
+
+/** What the dispatcher needs from its session and the rest of Sluice. */
+export interface DispatchHost {
+  readonly routing: CompiledRouting;
+  readonly log: Logger;
+  readonly noticePerNode: boolean;
+  readonly logPerNode: boolean;
+  catalog(): DatabaseCatalog | null;
+  nodes(): readonly NodeView[];
+  /** The node reads go to for this statement (statement-level) or this session, avoiding some. */
+  loadBalanceNode(avoid: ReadonlyMap<number, number>): number | null;
+  countSelect(node: number): void;
+  /** The last replay LSN known for a node (sr_check or a read-your-writes check). */
+  replayLsn(node: number): number;
+  noteReplay(node: number, lsn: number): void;
+  /** A new backend connection to a node for this session (from the pool). */
+  connect(node: number): Promise<BackendConnection>;
+  /** Attaches a connection to the session and returns its link. */
+  attach(conn: BackendConnection): NodeLink;
+  toClient(buf: Buffer, start: number, end: number): void;
+  /** The client's frames may flow again (a held frame is delivered first). */
+  resume(): void;
+  /**
+   * Session state is logged for other nodes to replay: with load balancing, and whenever a
+   * failover may move the session to another primary.
+   */
+  readonly keepsState: boolean;
+  /** The session cannot go on (its new primary could not be reached): end it with this error. */
+  fail(err: unknown): void;
+}
