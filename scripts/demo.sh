@@ -20,6 +20,7 @@ cat >"$demo/sluice.toml" <<TOML
 # Written by scripts/demo.sh for the local demo cluster in $cluster.
 listen_addresses = "localhost"
 port = ${DEMO_PORT:-9999}
+pcp_port = ${DEMO_PCP_PORT:-9898}
 num_init_children = 100
 max_pool = 4
 log_min_messages = "info"
@@ -36,6 +37,11 @@ search_primary_node_timeout = 60
 failover_command = "$root/scripts/failover.sh %d %h %p %D %m %H %M %P %r %R %N %S"
 follow_primary_command = "$root/scripts/follow_primary.sh %d %h %p %D %m %H %M %P %r %R %N %S"
 failback_command = "$root/scripts/failback.sh %d %h %p %D %m %H %M %P %r %R %N %S"
+
+# PCP (pgpool's pcp_* programs and sluicectl): user admin, password admin.
+[[pcp_user]]
+name = "admin"
+md5 = "21232f297a57a5a743894a0e4a801fc3"
 
 [[backend]]
 hostname = "127.0.0.1"
@@ -64,6 +70,10 @@ stop_all() {
 trap stop_all INT TERM EXIT
 
 bash "$root/scripts/cluster.sh" status "$cluster"
+# A .pcppass for the demo's PCP user (pgpool's format; must be 0600 or it is ignored).
+printf '*:*:admin:admin\n' >"$demo/pcppass"
+chmod 600 "$demo/pcppass"
+echo "PCP on port ${DEMO_PCP_PORT:-9898}: PCPPASSFILE=$demo/pcppass node dist/ctl.js node-info -h localhost -p ${DEMO_PCP_PORT:-9898} -U admin -w"
 echo "Sluice on port ${DEMO_PORT:-9999}: psql -h 127.0.0.1 -p ${DEMO_PORT:-9999} -U postgres postgres   (Ctrl-C stops everything)"
 node "$root/dist/cli.js" -f "$demo/sluice.toml" &
 pid=$!

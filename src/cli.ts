@@ -68,8 +68,9 @@ async function main(): Promise<number> {
   }
   const log = createLogger(config.log_min_messages);
   for (const key of config.pendingKeys) log.warn({ key }, 'config key accepted but not active yet');
-  const server = await Server.start(config, log, { discardStatus: args.discardStatus });
-  const stop = (mode: ShutdownMode) => {
+  let stop: (mode: ShutdownMode) => void = () => undefined;
+  const server = await Server.start(config, log, { discardStatus: args.discardStatus, configFile: file, stopRequested: (mode) => stop(mode) });
+  stop = (mode: ShutdownMode) => {
     server.stop(mode).then(
       () => log.flush(() => process.exit(0)),
       (err) => {

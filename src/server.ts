@@ -1,4 +1,13 @@
-import { createServer, Server as NetServer, Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
+import { AdminCommands } from './admin/commands';
+import type { AdminHost, ShutdownMode } from './admin/host';
+import { PcpServer } from './admin/pcp/listener';
+import { ShowCommands } from './admin/show';
+import { loadConfig } from './config/load';
+import { BackendStats } from './session/backend-stats';
+import { PauseGate } from './session/pause-gate';
+import type { SessionInfo } from './session/session-info';
+import { boundPort, listenAll } from './util/listen';
 import { connectBackend } from './backend/connect';
 import type { BackendConnection, NodeAddress } from './backend/connection';
 import { CatalogCache } from './cluster/catalog-cache';
@@ -14,25 +23,31 @@ import { SqlState } from './protocol/sqlstate';
 import { SessionRegistry } from './session/registry';
 import { Session, SessionContext } from './session/session';
 
-export type ShutdownMode = 'smart' | 'fast' | 'immediate';
+export type { ShutdownMode };
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const VERSION: string = require('../package.json').version;
 
 /** How long a smart shutdown waits for sessions before it turns fast. */
 const SMART_SHUTDOWN_LIMIT_MS = 300_000;
 
-/** listen_addresses as pgpool reads it: '*' is every address, 'localhost' both loopbacks. */
-export function listenHosts(spec: string): { host: string; optional: boolean }[] {
-  const out: { host: string; optional: boolean }[] = [];
-  for (const raw of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
-    if (raw === '*') out.push({ host: '::', optional: false });
-    else if (raw === 'localhost') out.push({ host: '127.0.0.1', optional: false }, { host: '::1', optional: true });
-    else out.push({ host: raw, optional: false });
-  }
-  return out;
+export interface ServerOptions {
+  /** -D: forget the saved node statuses. */
+  discardStatus?: boolean;
+  /** Where the config came from (reload reads it again); none for an inline config. */
+  configFile?: string;
+  /** A stop asked for over PCP (the CLI exits after it); default: stop this server. */
+  stopRequested?: (mode: ShutdownMode) => void;
 }
 
 /** The composition root: builds every component from a config snapshot and owns their life. */
-export class Server {
+export class Server implements AdminHost {
   readonly cluster: ClusterManager;
+  readonly startedAt = new Date();
+  readonly backendStats: BackendStats;
+  readonly gate: PauseGate;
+  readonly commands: AdminCommands;
+  private readonly pcp: PcpServer;
   readonly pool: PoolSet;
   readonly registry: SessionRegistry;
   readonly routing: CompiledRouting;
@@ -40,14 +55,19 @@ export class Server {
   /** Reads sent to each node (pgpool's select_cnt). */
   readonly selectCount: number[];
   private readonly listeners: NetServer[] = [];
-  private readonly sessions = new Set<Session>();
+  private readonly sessions_ = new Set<Session>();
   private nextSessionId = 1;
   private stopping: Promise<void> | null = null;
 
   private constructor(
     readonly config: Config,
-    private readonly log: Logger,
+    readonly log: Logger,
+    private readonly opts: ServerOptions,
   ) {
+    this.backendStats = new BackendStats(config.backend.length);
+    this.gate = new PauseGate(config.failover_hold_timeout * 1000);
+    this.commands = new AdminCommands(this);
+    this.pcp = new PcpServer(this, this.commands, log.child({ component: 'pcp' }));
     this.pool = new PoolSet(
       {
         maxPerNode: config.num_init_children * config.max_pool,
@@ -77,24 +97,53 @@ export class Server {
         }),
       {
         nodeDown: (id) => this.nodeDown(id),
-        primaryFound: (id) => log.info({ primary: id, sessions: this.sessions.size }, 'sessions continue on the primary'),
+        primaryFound: (id) => log.info({ primary: id, sessions: this.sessions_.size }, 'sessions continue on the primary'),
       },
       log.child({ component: 'cluster' }),
     );
   }
 
-  static async start(config: Config, log: Logger, opts: { discardStatus?: boolean } = {}): Promise<Server> {
-    const s = new Server(config, log);
+  static async start(config: Config, log: Logger, opts: ServerOptions = {}): Promise<Server> {
+    const s = new Server(config, log, opts);
     await loadParser();
     await s.cluster.start(opts.discardStatus ?? false);
     await s.listen();
+    try {
+      await s.pcp.start();
+    } catch (err) {
+      await s.stop('immediate');
+      throw err;
+    }
     return s;
   }
 
   /** The port the proxy listens on (useful when the config said 0). */
   get port(): number {
-    const a = this.listeners[0]?.address();
-    return typeof a === 'object' && a ? a.port : 0;
+    return boundPort(this.listeners);
+  }
+
+  get pcpPort(): number {
+    return this.pcp.port;
+  }
+
+  sessions(): SessionInfo[] {
+    return [...this.sessions_].map((s) => s.info());
+  }
+
+  /** A stop asked for over PCP. */
+  requestStop(mode: ShutdownMode): void {
+    if (this.opts.stopRequested) this.opts.stopRequested(mode);
+    else void this.stop(mode);
+  }
+
+  /**
+   * pcp_reload_config: the file is read and validated again. Applying a changed config while
+   * running is the operations issue; until then a valid file is reported and nothing changes.
+   */
+  reload(): void {
+    if (!this.opts.configFile) throw new Error('the config was not read from a file');
+    loadConfig(this.opts.configFile);
+    this.log.warn({ file: this.opts.configFile }, 'config file is valid; applying changes while running is not built yet (operations issue)');
   }
 
   get replication(): ReplicationMonitor {
@@ -111,7 +160,7 @@ export class Server {
   /** A node left service: pooled connections to it go, and every session lets go of it. */
   private nodeDown(id: number): void {
     this.pool.discardNode(id);
-    for (const s of this.sessions) s.nodeDown(id);
+    for (const s of this.sessions_) s.nodeDown(id);
   }
 
   private context(): SessionContext {
@@ -132,6 +181,9 @@ export class Server {
       holdTimeoutMs: this.config.failover_hold_timeout * 1000,
       canFailOver: this.config.backend.length > 1,
       openBackend: this.openBackend,
+      gate: this.gate,
+      backendStats: this.backendStats,
+      local: new ShowCommands(this, VERSION),
     };
   }
 
@@ -144,26 +196,11 @@ export class Server {
         return;
       }
       const session = new Session(socket, ctx, this.nextSessionId++);
-      this.sessions.add(session);
-      socket.once('close', () => this.sessions.delete(session));
+      this.sessions_.add(session);
+      socket.once('close', () => this.sessions_.delete(session));
     };
-    let port = this.config.port;
-    for (const { host, optional } of listenHosts(this.config.listen_addresses)) {
-      const srv = createServer({ noDelay: true, keepAlive: true }, onConnection);
-      try {
-        await new Promise<void>((resolve, reject) => {
-          srv.once('error', reject);
-          srv.listen({ host, port, backlog: 511 }, () => resolve());
-        });
-      } catch (err) {
-        if (optional) continue;
-        throw err;
-      }
-      const a = srv.address();
-      if (typeof a === 'object' && a) port = a.port;
-      this.listeners.push(srv);
-      this.log.info({ host, port }, 'listening');
-    }
+    this.listeners.push(...(await listenAll(this.config.listen_addresses, this.config.port, onConnection)));
+    this.log.info({ addresses: this.config.listen_addresses, port: this.port }, 'listening');
   }
 
   /** Shutdown as pgpool: smart waits for sessions, fast ends them with 57P01, immediate drops. */
@@ -175,11 +212,13 @@ export class Server {
   private async doStop(mode: ShutdownMode): Promise<void> {
     this.log.info({ mode }, 'shutting down');
     this.cluster.stop();
+    this.gate.open();
+    await this.pcp.stop();
     await Promise.all(this.listeners.map((l) => new Promise((r) => l.close(r))));
     this.registry.rejectWaiters(new ClientError('FATAL', SqlState.AdminShutdown, 'terminating connection due to administrator command'));
     if (mode === 'smart') await this.waitForSessions(SMART_SHUTDOWN_LIMIT_MS);
     const bye = new ClientError('FATAL', SqlState.AdminShutdown, 'terminating connection due to administrator command');
-    for (const s of this.sessions) {
+    for (const s of this.sessions_) {
       if (mode === 'immediate') s.close('immediate shutdown');
       else s.fail(bye);
     }
@@ -190,7 +229,7 @@ export class Server {
     return new Promise((resolve) => {
       const deadline = Date.now() + limitMs;
       const poll = () => {
-        if (this.sessions.size === 0 || Date.now() >= deadline) resolve();
+        if (this.sessions_.size === 0 || Date.now() >= deadline) resolve();
         else setTimeout(poll, 100);
       };
       poll();

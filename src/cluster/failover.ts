@@ -162,36 +162,81 @@ export class Failover {
     }
   }
 
-  /** follow_primary_command for each live standby, one at a time, each out of service meanwhile. */
-  private async followAll(primary: number, oldMain: number, oldPrimary: number | null): Promise<void> {
+  /**
+   * follow_primary_command for each live standby, one at a time, each out of service meanwhile;
+   * also for `extra` nodes that are down (a switchover's old primary), which are attached again
+   * when the command succeeded (pgpool's sample script runs pcp_attach_node for them).
+   */
+  private async followAll(primary: number, oldMain: number, oldPrimary: number | null, extra: readonly number[] = []): Promise<void> {
     if (!this.opts.followPrimaryCommand) return;
-    for (const n of this.topology.nodes.filter((x) => isLive(x) && x.id !== primary)) {
+    const nodes = this.topology.nodes.filter((x) => x.id !== primary && (isLive(x) || extra.includes(x.id)));
+    for (const n of nodes) {
+      const live = isLive(n);
       this.topology.setFollowing(n.id, true);
       this.host.nodeDown(n.id);
+      let code: number | null = null;
       try {
-        const r = await this.hook('follow_primary_command', this.opts.followPrimaryCommand, this.values(n, primary, oldMain, oldPrimary));
-        if (r !== 0) this.log.warn({ node: n.id }, 'follow_primary_command failed; the node is checked before it serves again');
+        code = await this.hook('follow_primary_command', this.opts.followPrimaryCommand, this.values(n, primary, oldMain, oldPrimary));
+        if (code !== 0) this.log.warn({ node: n.id }, 'follow_primary_command failed; the node is checked before it serves again');
       } finally {
         this.topology.setFollowing(n.id, false);
-        this.host.recheck(n.id);
+        if (live) this.host.recheck(n.id);
       }
+      if (!live && code === 0) await this.attach(n, 'follows the new primary');
     }
+  }
+
+  /**
+   * pcp_promote_node. With switchover: the primary is detached and failover_command runs with
+   * %m = id (the script promotes it); then the primary is looked for. Without: only Sluice's view
+   * changes (pgpool's behaviour: the operator promoted the node). Either way `ready` is called
+   * once the new primary serves, then follow_primary_command re-points every other node,
+   * the old primary included.
+   */
+  promote(id: number, switchover: boolean, ready: () => void = () => undefined): Promise<void> {
+    return this.enqueue(async () => {
+      const old = this.topology.primaryId;
+      const oldMain = this.topology.mainNodeId();
+      if (old !== null) {
+        this.log.info({ node: old, next: id, switchover }, 'promote: primary detached');
+        this.topology.setStatus(old, 'down');
+        this.topology.setPrimary(null);
+        this.host.nodeDown(old);
+        if (switchover && this.opts.failoverCommand) {
+          await this.hook('failover_command', this.opts.failoverCommand, this.values(this.topology.nodes[old]!, id, oldMain, old));
+        }
+      }
+      if (switchover) {
+        await this.search();
+        if (this.topology.primaryId !== id) this.log.warn({ wanted: id, found: this.topology.primaryId }, 'switchover: the promoted node is not the primary found');
+      } else {
+        this.topology.setPrimary(id);
+        this.host.primaryFound(id);
+        this.log.info({ node: id }, 'promote: node is primary in Sluice');
+      }
+      ready();
+      const found = this.topology.primaryId;
+      if (found !== null) await this.followAll(found, oldMain, old, old !== null && old !== found ? [old] : []);
+    });
   }
 
   /** Brings a down node back (attach, auto_failback): waiting, then failback_command. */
   failback(id: number, reason: string): Promise<void> {
     return this.enqueue(async () => {
       const node = this.topology.nodes[id];
-      if (!node || node.status !== 'down') return;
-      const oldMain = this.topology.mainNodeId();
-      this.topology.setStatus(id, 'waiting');
-      this.log.info({ node: id, reason }, 'failback: node attached');
-      if (this.opts.failbackCommand) {
-        await this.hook('failback_command', this.opts.failbackCommand, this.values(node, this.topology.mainNodeId(), oldMain, this.topology.primaryId));
-      }
-      this.host.recheck(id);
-      if (this.topology.primaryId === null) await this.search();
+      if (node && node.status === 'down') await this.attach(node, reason);
     });
+  }
+
+  private async attach(node: NodeInfo, reason: string): Promise<void> {
+    const oldMain = this.topology.mainNodeId();
+    this.topology.setStatus(node.id, 'waiting');
+    this.log.info({ node: node.id, reason }, 'failback: node attached');
+    if (this.opts.failbackCommand) {
+      await this.hook('failback_command', this.opts.failbackCommand, this.values(node, this.topology.mainNodeId(), oldMain, this.topology.primaryId));
+    }
+    this.host.recheck(node.id);
+    if (this.topology.primaryId === null) await this.search();
   }
 
   private values(n: NodeInfo, main: number, oldMain: number, oldPrimary: number | null): HookValues {

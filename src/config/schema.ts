@@ -4,15 +4,16 @@ import { bool, INT_MAX, int, num, oneOf, optInt, optStr, SpecTable, str } from '
 // the name says otherwise (connect_timeout is milliseconds, as in pgpool).
 
 const RECOVERY = 'online recovery (recovery issue)';
-const ADMIN = 'PCP admin (admin issue)';
 const HTTP = 'HTTP endpoints (operations issue)';
 const SECURITY = 'client authentication and TLS (security issue)';
 
 export const topLevel = {
   listen_addresses: str('localhost', { reload: 'restart' }),
   port: int(9999, 0, 65535, { reload: 'restart' }),
-  pcp_listen_addresses: str('localhost', { reload: 'restart', pending: ADMIN }),
-  pcp_port: int(9898, 0, 65535, { reload: 'restart', pending: ADMIN }),
+  pcp_listen_addresses: str('localhost', { reload: 'restart' }),
+  pcp_port: int(9898, 0, 65535, { reload: 'restart' }),
+  /** pgpool's: the PCP Unix socket's folder (.s.PGSQL.<pcp_port>); '' = none. */
+  pcp_socket_dir: str('/tmp', { reload: 'restart' }),
   http_listen_addresses: str('localhost', { reload: 'restart', pending: HTTP }),
   http_port: int(9899, 0, 65535, { reload: 'restart', pending: HTTP }),
   work_dir: str('/tmp', { reload: 'restart' }),

@@ -4,6 +4,8 @@ import type { Logger } from '../log/logger';
 import type { NodeView } from '../router/balancer';
 import type { CompiledRouting } from '../router/options';
 import type { NodeLink } from './link';
+import type { LocalCommands, LocalSession } from './local-command';
+import type { PauseGate } from './pause-gate';
 
 /** What the dispatcher needs from its session and the rest of Sluice. */
 export interface DispatchHost {
@@ -24,6 +26,8 @@ export interface DispatchHost {
   /** Attaches a connection to the session and returns its link. */
   attach(conn: BackendConnection): NodeLink;
   toClient(buf: Buffer, start: number, end: number): void;
+  /** Writes what toClient collected (replies Sluice made itself, outside any server chunk). */
+  flushToClient(): void;
   /** The client's frames may flow again (a held frame is delivered first). */
   resume(): void;
   /**
@@ -31,6 +35,11 @@ export interface DispatchHost {
    * failover may move the session to another primary.
    */
   readonly keepsState: boolean;
+  /** Sluice's own commands (SHOW POOL_*, PGPOOL ...), when the server answers them. */
+  readonly local: LocalCommands | null;
+  readonly localSession: LocalSession;
+  /** Closed while Sluice is paused: statements wait at a transaction boundary. */
+  readonly gate: PauseGate;
   /** The session cannot go on (its new primary could not be reached): end it with this error. */
   fail(err: unknown): void;
 }

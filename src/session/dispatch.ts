@@ -12,7 +12,9 @@ import { answerOwed, AvoidList, replayAll } from './node-loss';
 import { ReadYourWrites } from './read-your-writes';
 import { RouteState } from './route-state';
 import { SessionState } from './session-state';
+import { localFailure, localReply, mayBeLocal } from './local-command';
 import { prepareStatements, sendHeld } from './statements';
+
 
 const POISON_SQL = "DO $$BEGIN RAISE EXCEPTION 'a read of this transaction failed on a standby'; END$$";
 /** What a statement is when nothing routes it (load balancing off, no per-node tracing). */
@@ -40,6 +42,9 @@ export class Dispatcher {
   /** The last unit opened for a read on a standby that could be re-run elsewhere. */
   private rerunnable: Unit | null = null;
   private held = false;
+  private gateWait: Promise<void> | null = null;
+  private localRunning = false;
+  private localAnswered = false;
   private connecting = false;
   private standbyBegin = 'BEGIN';
   private readonly ryw: ReadYourWrites;
@@ -68,6 +73,7 @@ export class Dispatcher {
 
   /** One client message in the ready state. False: hold it; it comes again after resume(). */
   message(type: number, buf: Buffer, start: number, end: number): boolean {
+    if (this.host.gate.closed && this.atBoundary) return this.waitForGate();
     if (this.reconnect) return this.recoverPrimary();
     switch (type) {
       case Frontend.Query:
@@ -96,6 +102,10 @@ export class Dispatcher {
   }
 
   private query(buf: Buffer, start: number, end: number): boolean {
+    if (this.host.local && mayBeLocal(buf, start, end)) {
+      const answered = this.local(decodeQuery(buf, start, end));
+      if (answered !== null) return answered;
+    }
     if (!this.inspect) return this.dispatch(this.primary.nodeId, UNROUTED, '', Frontend.Query, buf, start, end);
     const sql = decodeQuery(buf, start, end);
     const s = classify(sql);
@@ -293,6 +303,52 @@ export class Dispatcher {
           this.release();
         });
     }
+    return this.hold();
+  }
+
+  /** Between transactions, with nothing in flight: where a pause holds the session. */
+  get atBoundary(): boolean {
+    return this.state.txStatus === 'idle' && this.ext.batch.empty && this.ext.batchNode === null && !this.primary.busy && this.active() === null;
+  }
+
+  /** Paused (sluicectl pause, a switchover): the next statement waits until resume. */
+  private waitForGate(): false {
+    if (!this.gateWait) {
+      this.gateWait = this.host.gate.pass().then(
+        () => {
+          this.gateWait = null;
+          this.release();
+        },
+        (err: unknown) => this.host.fail(err),
+      );
+    }
+    return this.hold();
+  }
+
+  /**
+   * SHOW POOL_* and PGPOOL commands, answered by Sluice after every earlier reply reached the
+   * client. True once answered (the held frame is consumed), false while held, null: not ours.
+   */
+  private local(sql: string): boolean | null {
+    if (this.localAnswered) {
+      this.localAnswered = false;
+      return true;
+    }
+    if (!this.host.local!.matches(sql)) return null;
+    if (this.localRunning || this.active() !== null || this.primary.busy) return this.hold();
+    this.localRunning = true;
+    this.host
+      .local!.run(sql, this.host.localSession)
+      .catch((err: unknown) => localFailure(err))
+      .then((frames) => {
+        const reply = localReply(frames, this.state.txStatus);
+        this.host.toClient(reply, 0, reply.length);
+        this.host.flushToClient();
+        this.localRunning = false;
+        this.localAnswered = true;
+        this.release();
+      })
+      .catch((err: unknown) => this.host.fail(err));
     return this.hold();
   }
 

@@ -3,6 +3,7 @@ import type { BackendConnection } from '../backend/connection';
 import { decodeFields } from '../protocol/backend';
 import { Backend, Frontend } from '../protocol/codes';
 import type { Held, PreparedStatement } from './extended';
+import type { BackendStats } from './backend-stats';
 import { WriteBatch } from './write-batch';
 
 const SYNC = Buffer.from([Frontend.Sync, 0, 0, 0, 4]);
@@ -53,6 +54,8 @@ export interface LinkOwner {
    * when the session takes it (it may survive the node), false to pass it to the client.
    */
   keepFatal(link: NodeLink, frame: Buffer): boolean;
+  /** Per-node statement and error counters (SHOW POOL_BACKEND_STATS). */
+  readonly stats: BackendStats;
 }
 
 /**
@@ -170,8 +173,10 @@ export class NodeLink {
       else if (type === Backend.DataRow && u?.capture && u.value === null) u.value = firstValue(buf, start);
       return;
     }
+    if (type === Backend.CommandComplete) this.owner.stats.commandComplete(this.nodeId, buf, start, end);
     if (type === Backend.ErrorResponse) {
       u.errored = true;
+      this.owner.stats.errorResponse(this.nodeId, buf, start, end);
       if (isFatal(buf, start, end)) {
         // A standby going away is the session's to handle (the read is re-run or answered with
         // an error of Sluice's): the client must not think its own connection is ending.

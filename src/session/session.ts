@@ -25,6 +25,11 @@ import { LinkLoss } from './link-loss';
 import { acquireOn, connectPrimary, errorFrame, PrimaryHost } from './primary';
 import { checkStartup, encodeWelcome, StartupRequest, unsupportedProtocol } from './startup';
 import { WriteBatch } from './write-batch';
+import type { PauseGate } from './pause-gate';
+import type { BackendStats } from './backend-stats';
+import type { LocalCommands, LocalSession } from './local-command';
+import { describeSession, SessionInfo } from './session-info';
+import { armIdleLimit } from './idle-limit';
 
 /** What a session needs from the rest of Sluice (built by server.ts). */
 export interface SessionContext extends PrimaryHost {
@@ -41,6 +46,11 @@ export interface SessionContext extends PrimaryHost {
   readonly replication: ReplicationMonitor;
   /** More than one node: a failover can move a session, so its state is kept for replay. */
   readonly canFailOver: boolean;
+  /** Closed while Sluice is paused (sluicectl pause, a switchover). */
+  readonly gate: PauseGate;
+  readonly backendStats: BackendStats;
+  /** SHOW POOL_* and PGPOOL commands (null: every statement goes to a node). */
+  readonly local: LocalCommands | null;
 }
 
 type State =
@@ -70,6 +80,8 @@ export class Session {
   private startupTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private lastActivity = Date.now();
+  private readonly startedAt = new Date();
+  private readonly localSession: LocalSession;
   /** client_idle_limit is on: only then is the clock read per received chunk. */
   private readonly idleLimited: boolean;
   /** What happens when one of the session's backend connections goes away. */
@@ -90,6 +102,13 @@ export class Session {
   ) {
     this.log = ctx.log.child({ session: id });
     this.routing = new SessionRouting(ctx, this.log);
+    const routing = this.routing;
+    this.localSession = {
+      get loadBalanceNode() {
+        return routing.lbNode;
+      },
+      settings: new Map(),
+    };
     this.loss = new LinkLoss({
       ctx,
       dispatcher: () => this.dispatcher,
@@ -218,6 +237,8 @@ export class Session {
       await this.ctx.registry.acquireSlot(this);
       this.hasSlot = true;
       if (this.closed) return this.close('client left while waiting');
+      await this.ctx.gate.pass();
+      if (this.closed) return;
       const { conn, reused } = await connectPrimary(this.ctx, req.params);
       const node = conn.node;
       if (this.closed) {
@@ -271,8 +292,12 @@ export class Session {
       },
       attach: (conn) => this.link(conn, false),
       toClient: (buf, start, end) => this.toClient.add(buf, start, end),
+      flushToClient: () => void this.toClient.flush(),
       resume: this.resumeClient,
       keepsState: ctx.routing.loadBalance || ctx.canFailOver,
+      gate: ctx.gate,
+      local: ctx.local,
+      localSession: this.localSession,
       fail: (err) => this.failWithError(err),
     };
   }
@@ -302,6 +327,7 @@ export class Session {
       linkIdle: () => this.dispatcher?.linkIdle(),
       fatalSeen: () => (this.loss.fatalSent = true),
       keepFatal: (l, frame) => this.loss.keepFatal(l, frame),
+      stats: this.ctx.backendStats,
     });
     const handler: BackendHandler = {
       frame: (type, buf, start, end) => link.frame(type, buf, start, end),
@@ -324,24 +350,25 @@ export class Session {
     this.loss.nodeDown(id);
   }
 
-  /** client_idle_limit: a client silent that long while nothing is in flight is disconnected. */
   private armIdleLimit(): void {
-    const limitMs = this.ctx.config.client_idle_limit * 1000;
-    if (limitMs <= 0) return;
-    const check = () => {
-      if (this.state.kind !== 'ready') return;
-      let busy = false;
-      this.forEachBackend((b) => (busy ||= b.awaitingReady > 0));
-      const idleFor = Date.now() - this.lastActivity;
-      if (!busy && idleFor >= limitMs) {
-        this.fail(new ClientError('FATAL', SqlState.IdleSessionTimeout, 'terminating connection due to idle-session timeout'));
-        return;
-      }
-      this.idleTimer = setTimeout(check, busy ? limitMs : limitMs - idleFor);
-      this.idleTimer.unref();
-    };
-    this.idleTimer = setTimeout(check, limitMs);
-    this.idleTimer.unref();
+    armIdleLimit(this.ctx.config.client_idle_limit * 1000, {
+      active: () => this.state.kind === 'ready',
+      busy: () => {
+        let busy = false;
+        this.forEachBackend((b) => (busy ||= b.awaitingReady > 0));
+        return busy;
+      },
+      lastActivity: () => this.lastActivity,
+      expire: () => this.fail(new ClientError('FATAL', SqlState.IdleSessionTimeout, 'terminating connection due to idle-session timeout')),
+      timer: (t) => (this.idleTimer = t),
+    });
+  }
+
+  /** What the admin commands show of this session. */
+  info(): SessionInfo {
+    const req = this.state.kind === 'ready' || this.state.kind === 'starting' ? this.state.req : undefined;
+    const idle = this.idleLimited ? Math.floor((Date.now() - this.lastActivity) / 1000) : 0;
+    return describeSession(this.id, this.startedAt, req, this.client, this.state.kind === 'ready' ? this.dispatcher : null, this.routing.lbNode, idle);
   }
 
   /** Cancels what this session's backend connections are running (a CancelRequest for it). */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Client, ClientConfig } from 'pg';
@@ -17,6 +18,9 @@ export interface TestSluice {
   stop(): Promise<void>;
 }
 
+export const PCP_USER = 'admin';
+export const PCP_PASSWORD = 'pcp secret';
+
 /** The config for a cluster: every node as a [[backend]], plus overrides (`weights` sets theirs). */
 export function clusterConfig(cluster: TestCluster, overrides: Record<string, unknown> = {}): Record<string, unknown> {
   const { weights, ...rest } = overrides as { weights?: number[] };
@@ -27,7 +31,18 @@ export function clusterConfig(cluster: TestCluster, overrides: Record<string, un
     data_directory: join(cluster.dir, `node${i}`),
     ...(weights ? { weight: weights[i] } : {}),
   }));
-  return { listen_addresses: '127.0.0.1', port: 0, work_dir: cluster.dir, backend, ...rest };
+  return {
+    listen_addresses: '127.0.0.1',
+    port: 0,
+    // PCP on a free port, no Unix socket (tests run side by side with a real pgpool's /tmp one).
+    pcp_listen_addresses: '127.0.0.1',
+    pcp_port: 0,
+    pcp_socket_dir: '',
+    pcp_user: [{ name: PCP_USER, md5: createHash('md5').update(PCP_PASSWORD).digest('hex') }],
+    work_dir: cluster.dir,
+    backend,
+    ...rest,
+  };
 }
 
 /** Sluice in this process, on a free port, in front of the cluster. */

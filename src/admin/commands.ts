@@ -1,0 +1,153 @@
+import { lsnToNumber } from '../cluster/replication';
+import { AdminError } from './errors';
+import type { AdminHost, ShutdownMode } from './host';
+
+const POLL_MS = 50;
+const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Every admin action, one implementation for PCP (pcp_* and sluicectl) and anything else that
+ * asks: attach, detach, promote and switchover, pause and resume, stop, reload.
+ */
+export class AdminCommands {
+  constructor(private readonly h: AdminHost) {}
+
+  private get holdMs(): number {
+    return this.h.config.failover_hold_timeout * 1000;
+  }
+
+  /** A configured node id (pgpool checks against the configured count, not the maximum). */
+  private node(id: number, what: string): void {
+    if (!Number.isInteger(id) || id < 0 || id >= this.h.cluster.topology.nodes.length) {
+      throw new AdminError(`could not process ${what} request`, `node id ${id} is not valid`);
+    }
+  }
+
+  /** pcp_attach_node: the request is queued and answered at once, as pgpool does. */
+  attach(id: number): void {
+    this.node(id, 'attach node');
+    void this.h.cluster.failover.failback(id, 'attached by an administrator');
+  }
+
+  /** pcp_detach_node; graceful (-g): sessions are held at a transaction boundary first. */
+  async detach(id: number, graceful: boolean): Promise<void> {
+    this.node(id, 'detach node');
+    const n = this.h.cluster.topology.nodes[id]!;
+    if (n.flags.includes('DISALLOW_TO_FAILOVER')) {
+      throw new AdminError('could not process detach node request', `node ${id} is flagged DISALLOW_TO_FAILOVER`);
+    }
+    const run = () => this.h.cluster.failover.degenerate(id, 'detached by an administrator');
+    if (!graceful) {
+      void run();
+      return;
+    }
+    await this.paused(async (resume) => {
+      await run();
+      resume();
+    });
+  }
+
+  /**
+   * pcp_promote_node. switchover: clients are held at transaction boundaries, node `id` catches
+   * up with everything the primary wrote, failover_command promotes it, follow_primary_command
+   * re-points the others (the old primary too), and clients go on: latency, no errors.
+   */
+  async promote(id: number, switchover: boolean, graceful: boolean): Promise<void> {
+    this.node(id, 'promote');
+    const t = this.h.cluster.topology;
+    if (t.primaryId === id) {
+      throw new AdminError('invalid promote request', `specified node is already primary node, can't promote node id ${id}`, true);
+    }
+    const n = t.nodes[id]!;
+    if (n.status === 'down' || n.status === 'unused') {
+      throw new AdminError('could not process promote request', `node id ${id} is not up`);
+    }
+    if (!switchover && !graceful) {
+      await this.h.cluster.failover.promote(id, false);
+      return;
+    }
+    await this.paused(async (resume) => {
+      if (switchover) await this.catchUp(id);
+      // Sessions go on as soon as the new primary serves; the others follow it meanwhile.
+      await this.h.cluster.failover.promote(id, switchover, resume);
+    });
+  }
+
+  /** Runs `work` with sessions held at transaction boundaries; they go on when it calls resume (or ends). */
+  private async paused(work: (resume: () => void) => Promise<void>): Promise<void> {
+    const wasPaused = this.h.gate.closed;
+    const resume = () => {
+      if (!wasPaused) this.h.gate.open();
+    };
+    this.h.gate.close();
+    try {
+      await this.drain(Date.now() + this.holdMs / 2);
+      await work(resume);
+    } finally {
+      resume();
+    }
+  }
+
+  /** sluicectl pause: new statements wait at a transaction boundary; wait: until all are there. */
+  async pause(wait: boolean): Promise<void> {
+    this.h.gate.close();
+    this.h.log.info({ wait }, 'paused: statements are held at transaction boundaries');
+    if (wait) await this.drain(Date.now() + this.holdMs);
+  }
+
+  resume(): void {
+    const held = this.h.gate.holding;
+    this.h.gate.open();
+    this.h.log.info({ held }, 'resumed');
+  }
+
+  /** Waits until every session is between transactions with nothing in flight. */
+  private async drain(deadline: number): Promise<void> {
+    for (;;) {
+      const busy = this.h.sessions().filter((s) => !s.atBoundary);
+      if (busy.length === 0) return;
+      if (Date.now() >= deadline) {
+        throw new AdminError('sessions did not reach a transaction boundary', `${busy.length} session(s) still in a transaction or running a statement`);
+      }
+      await delay(POLL_MS);
+    }
+  }
+
+  /** Waits until node `id` has replayed everything the primary has written (nothing is written now). */
+  private async catchUp(id: number): Promise<void> {
+    const c = this.h.cluster;
+    const primary = c.primary;
+    if (!primary) throw new AdminError('could not process promote request', 'no primary node is known');
+    const [rows] = await c.query(primary, ['SELECT pg_catalog.pg_current_wal_lsn()']);
+    const target = lsnToNumber(rows?.[0]?.[0]);
+    const deadline = Date.now() + this.holdMs / 2;
+    for (;;) {
+      const [r] = await c.query(c.topology.nodes[id]!, ['SELECT pg_catalog.pg_last_wal_replay_lsn()']);
+      const replayed = lsnToNumber(r?.[0]?.[0]);
+      if (replayed >= target) return;
+      if (Date.now() >= deadline) {
+        throw new AdminError('could not process promote request', `node id ${id} did not replay the primary's WAL in time (${replayed} of ${target})`);
+      }
+      await delay(POLL_MS);
+    }
+  }
+
+  /** pcp_recovery_node: two-stage online recovery is the recovery issue. */
+  recovery(id: number): never {
+    this.node(id, 'recovery');
+    throw new AdminError('recovery is not available yet', 'online recovery is not built yet in Sluice');
+  }
+
+  /** pcp_stop_pgpool: refused while a failover runs, as pgpool refuses it. */
+  stop(mode: ShutdownMode): void {
+    if (this.h.cluster.failover.inProgress) {
+      throw new AdminError('failed to process PCP request at the moment', 'failover is in progress');
+    }
+    // The reply goes out first; then Sluice stops (pgpool's order).
+    setImmediate(() => this.h.requestStop(mode));
+  }
+
+  reload(): void {
+    this.h.reload();
+  }
+}

@@ -1,0 +1,25 @@
+import type { ClusterManager } from '../cluster/manager';
+import type { Config } from '../config/load';
+import type { Logger } from '../log/logger';
+import type { BackendStats } from '../session/backend-stats';
+import type { PauseGate } from '../session/pause-gate';
+import type { SessionInfo } from '../session/session-info';
+
+export type ShutdownMode = 'smart' | 'fast' | 'immediate';
+
+/** What the admin commands act on (the server implements it). */
+export interface AdminHost {
+  readonly config: Config;
+  readonly cluster: ClusterManager;
+  readonly log: Logger;
+  readonly startedAt: Date;
+  /** SELECTs routed to each node (pgpool's select_cnt). */
+  readonly selectCount: readonly number[];
+  readonly backendStats: BackendStats;
+  readonly gate: PauseGate;
+  sessions(): SessionInfo[];
+  /** Stops Sluice (after the reply to the request went out). */
+  requestStop(mode: ShutdownMode): void;
+  /** Reads the config file again; throws with the reason when it is not valid. */
+  reload(): void;
+}

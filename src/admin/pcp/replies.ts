@@ -1,0 +1,155 @@
+import { epochSeconds, fixed6 } from '../format';
+import type { AdminCommands } from '../commands';
+import { AdminError } from '../errors';
+import type { AdminHost, ShutdownMode } from '../host';
+import { configItems } from '../pool-status';
+import { healthRow, nodeRows, poolRows, STATUS_CODE } from '../views';
+import { PcpReply, PcpRequest } from './codes';
+import { PcpPacket, pcpFields, pcpPacket } from './packet';
+
+const RAND_MAX = 2147483647;
+const MODES: Record<string, ShutdownMode> = { s: 'smart', f: 'fast', i: 'immediate' };
+const done = (type: number): Buffer => pcpPacket(type, ['CommandComplete']);
+
+/** The integer a request carries as text ('-1' for all nodes, '0' for all processes). */
+function intArg(p: PcpPacket): number {
+  const text = pcpFields(p.payload)[0] ?? '';
+  return /^\s*-?\d+\s*$/.test(text) ? Number.parseInt(text, 10) : Number.NaN;
+}
+
+/**
+ * The reply to one authenticated request (pgpool.md c.5), in pgpool 4.3's byte format: NodeInfo
+ * has 4.3's 13 fields (4.4 inserted one in the middle; Debian bookworm's clients are 4.3).
+ * Null: no reply (pgpool's legacy 'F').
+ */
+export async function pcpReply(p: PcpPacket, h: AdminHost, cmd: AdminCommands): Promise<Buffer | null> {
+  switch (p.type) {
+    case PcpRequest.NodeCount:
+      return pcpPacket(PcpReply.NodeCount, ['CommandComplete', String(h.cluster.topology.nodes.length)]);
+    case PcpRequest.NodeInfo:
+      return nodeInfo(h, intArg(p));
+    case PcpRequest.HealthCheckStats: {
+      const id = intArg(p);
+      if (!(id >= 0 && id < h.cluster.topology.nodes.length)) throw new AdminError('informing health check stats info failed', `invalid node ID ${id}`);
+      return pcpPacket(PcpReply.HealthCheckStats, ['CommandComplete', ...healthRow(h, id)]);
+    }
+    case PcpRequest.ProcCount: {
+      const ids = h.sessions().map((s) => String(s.id));
+      return pcpPacket(PcpReply.ProcCount, ['CommandComplete', String(ids.length), ...ids]);
+    }
+    case PcpRequest.ProcInfo:
+      return procInfo(h, intArg(p));
+    case PcpRequest.PoolStatus:
+      return poolStatus(h);
+    case PcpRequest.WatchdogInfo:
+      throw new AdminError('PCP: informing watchdog info failed', 'watchdog is not enabled');
+    case PcpRequest.AttachNode:
+      cmd.attach(intArg(p));
+      return done(PcpReply.Attached);
+    case PcpRequest.DetachNode:
+    case PcpRequest.DetachNodeGraceful:
+      await cmd.detach(intArg(p), p.type === PcpRequest.DetachNodeGraceful);
+      return done(PcpReply.Detached);
+    case PcpRequest.PromoteNode:
+    case PcpRequest.PromoteNodeGraceful: {
+      // "<id> \0<option>": the id up to the space, then 's' (switchover) or 'n' after the NUL.
+      const text = p.payload.toString('latin1');
+      const id = Number.parseInt(text.split(' ')[0] ?? '', 10);
+      const option = text[text.indexOf('\0') + 1];
+      await cmd.promote(id, option === 's', p.type === PcpRequest.PromoteNodeGraceful);
+      return done(PcpReply.Detached);
+    }
+    case PcpRequest.RecoveryNode:
+      if (h.cluster.failover.inProgress) throw new AdminError('failed to process PCP request at the moment', 'failover is in progress');
+      return cmd.recovery(intArg(p));
+    case PcpRequest.StopLocal:
+    case PcpRequest.StopCluster: {
+      const m = p.payload.toString('latin1', 0, 1);
+      const mode = MODES[m];
+      if (!mode) throw new AdminError('PCP: error while processing shutdown request', `invalid shutdown mode "${m}"`);
+      cmd.stop(mode);
+      return done(PcpReply.Stopped);
+    }
+    case PcpRequest.ReloadConfig:
+      try {
+        cmd.reload();
+      } catch (err) {
+        throw new AdminError('PCP: reload config failed', (err as Error).message);
+      }
+      return done(PcpReply.Reloaded);
+    case PcpRequest.SetBackendParameter: {
+      const [name = ''] = pcpFields(p.payload);
+      if (name !== 'client_min_messages') throw new AdminError('PCP: set configuration parameter failed', `invalid parameter "${name}"`);
+      return done(PcpReply.ParameterSet);
+    }
+    case PcpRequest.LogRotate:
+      // Sluice logs to stdout (pino): nothing to reopen.
+      return done(PcpReply.LogRotated);
+    case PcpRequest.InvalidateQueryCache:
+      throw new AdminError('query cache is not enabled');
+    case PcpRequest.StopRecovery:
+      return null;
+    case PcpRequest.Pause:
+      await cmd.pause(p.payload[0] === 0x77);
+      return done(PcpReply.Paused);
+    case PcpRequest.Resume:
+      cmd.resume();
+      return done(PcpReply.Resumed);
+    default:
+      throw new AdminError('PCP processing request', `unknown PCP packet type "${String.fromCharCode(p.type)}"`, true);
+  }
+}
+
+async function nodeInfo(h: AdminHost, id: number): Promise<Buffer> {
+  const count = h.cluster.topology.nodes.length;
+  if (id !== -1 && !(id >= 0 && id < count)) throw new AdminError('informing node info failed', `invalid node ID : ${id}`);
+  const rows = await nodeRows(h, id === -1 ? undefined : [id]);
+  const out = [pcpPacket(PcpReply.NodeInfo, ['ArraySize', String(rows.length)])];
+  for (const r of rows) {
+    out.push(
+      pcpPacket(PcpReply.NodeInfo, [
+        'NodeInfo',
+        r.host,
+        String(r.port),
+        String(STATUS_CODE[r.status]),
+        '0',
+        r.pgStatus,
+        fixed6(r.weight * RAND_MAX),
+        r.role === 'primary' ? '2' : '3',
+        r.pgRole,
+        String(r.delayBytes),
+        r.replicationState,
+        r.replicationSyncState,
+        epochSeconds(r.lastStatusChange),
+      ]),
+    );
+  }
+  out.push(done(PcpReply.NodeInfo));
+  return Buffer.concat(out);
+}
+
+function procInfo(h: AdminHost, pid: number): Buffer {
+  const all = h.sessions();
+  const sessions = pid === 0 ? all : all.filter((s) => s.id === pid);
+  if (pid !== 0 && sessions.length === 0) throw new AdminError('informing process info failed', `invalid process ID : ${Number.isNaN(pid) ? '' : pid}`);
+  const rows = poolRows(h, sessions);
+  const out = [pcpPacket(PcpReply.ProcInfo, ['ArraySize', String(rows.length)])];
+  for (const r of rows) out.push(pcpPacket(PcpReply.ProcInfo, ['ProcessInfo', ...r]));
+  out.push(done(PcpReply.ProcInfo));
+  return Buffer.concat(out);
+}
+
+function poolStatus(h: AdminHost): Buffer {
+  const items = configItems(h.config, {
+    status: (i) => h.cluster.topology.nodes[i]!.status,
+    delay: (i) => h.cluster.replication.info[i]!.delayBytes,
+  });
+  // The count is the one binary integer of the protocol.
+  const count = Buffer.alloc(4);
+  count.writeInt32BE(items.length);
+  const header: Buffer = Buffer.concat([Buffer.from([PcpReply.PoolStatus, 0, 0, 0, 18]), Buffer.from('ArraySize\0', 'latin1'), count]);
+  const out: Buffer[] = [header];
+  for (const it of items) out.push(pcpPacket(PcpReply.PoolStatus, ['ProcessConfig', it.name, it.value, it.description]));
+  out.push(done(PcpReply.PoolStatus));
+  return Buffer.concat(out);
+}

@@ -1,0 +1,52 @@
+import { decodeFields } from '../protocol/backend';
+
+/** pgpool's SHOW POOL_BACKEND_STATS counters of one node (select_cnt is the routing count). */
+export interface StatementCounts {
+  insert: number;
+  update: number;
+  delete: number;
+  ddl: number;
+  other: number;
+  panic: number;
+  fatal: number;
+  error: number;
+}
+
+const DDL = new Set(['CREATE', 'ALTER', 'DROP', 'TRUNCATE', 'COMMENT', 'GRANT', 'REVOKE', 'REINDEX', 'CLUSTER']);
+
+/**
+ * Statements and errors per node, counted from what the nodes answered to clients: the
+ * CommandComplete tag's first word and the ErrorResponse severity. SELECTs are counted where
+ * they are routed (SHOW POOL_NODES' select_cnt), so their tags are skipped here.
+ */
+export class BackendStats {
+  readonly nodes: StatementCounts[];
+
+  constructor(nodeCount: number) {
+    this.nodes = Array.from({ length: nodeCount }, () => ({ insert: 0, update: 0, delete: 0, ddl: 0, other: 0, panic: 0, fatal: 0, error: 0 }));
+  }
+
+  /** A CommandComplete frame at [start, end): its tag starts after the 5-byte header. */
+  commandComplete(node: number, buf: Buffer, start: number, end: number): void {
+    const c = this.nodes[node];
+    if (!c) return;
+    let stop = start + 5;
+    while (stop < end && buf[stop] !== 0x20 && buf[stop] !== 0) stop++;
+    const word = buf.toString('latin1', start + 5, stop);
+    if (word === 'SELECT') return;
+    if (word === 'INSERT') c.insert++;
+    else if (word === 'UPDATE') c.update++;
+    else if (word === 'DELETE') c.delete++;
+    else if (DDL.has(word)) c.ddl++;
+    else c.other++;
+  }
+
+  errorResponse(node: number, buf: Buffer, start: number, end: number): void {
+    const c = this.nodes[node];
+    if (!c) return;
+    const severity = decodeFields(buf, start, end).get('V') ?? decodeFields(buf, start, end).get('S');
+    if (severity === 'PANIC') c.panic++;
+    else if (severity === 'FATAL') c.fatal++;
+    else c.error++;
+  }
+}

@@ -1,0 +1,50 @@
+import { createServer, Server, Socket } from 'node:net';
+
+/** listen_addresses as pgpool reads it: '*' is every address, 'localhost' both loopbacks. */
+export function listenHosts(spec: string): { host: string; optional: boolean }[] {
+  const out: { host: string; optional: boolean }[] = [];
+  for (const raw of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+    if (raw === '*') out.push({ host: '::', optional: false });
+    else if (raw === 'localhost') out.push({ host: '127.0.0.1', optional: false }, { host: '::1', optional: true });
+    else out.push({ host: raw, optional: false });
+  }
+  return out;
+}
+
+/**
+ * Listens on every address of a listen_addresses list, on one port (port 0: the first listener
+ * picks a free port and the others take the same). An address that cannot be had is an error,
+ * except ::1 for 'localhost' on a machine without IPv6.
+ */
+export async function listenAll(spec: string, port: number, onConnection: (s: Socket) => void): Promise<Server[]> {
+  const servers: Server[] = [];
+  for (const { host, optional } of listenHosts(spec)) {
+    const srv = createServer({ noDelay: true, keepAlive: true }, onConnection);
+    try {
+      await listenOn(srv, { host, port, backlog: 511 });
+    } catch (err) {
+      if (optional) continue;
+      for (const s of servers) s.close();
+      throw err;
+    }
+    const a = srv.address();
+    if (typeof a === 'object' && a) port = a.port;
+    servers.push(srv);
+  }
+  return servers;
+}
+
+export function listenOn(srv: Server, opts: { host?: string; port?: number; path?: string; backlog?: number }): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(opts, () => {
+      srv.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+export function boundPort(servers: readonly Server[]): number {
+  const a = servers[0]?.address();
+  return typeof a === 'object' && a ? a.port : 0;
+}
