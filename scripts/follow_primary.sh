@@ -4,31 +4,20 @@
 # Keeps the standby's application_name and replication slot (the slot is made on the new
 # primary), changes host and port in primary_conninfo, reloads, and waits until it streams from
 # the new primary. If it cannot (its WAL went past the new primary's fork), it is rewound with
-# pg_rewind and restarted. A node that is not running is left alone.
+# pg_rewind and restarted. A node that is not running is left alone. A node that is itself a
+# primary (the old primary of a switchover, or after pcp_promote_node) is stopped, rewound and
+# started as a standby of the new primary, with application_name and slot "node<id>" (the
+# names scripts/cluster.sh gives; set FOLLOW_APPLICATION_NAME to change).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=pg-env.sh
 . "$here/pg-env.sh"
 
-node_id=$1 node_host=$2 node_port=$3 node_data=$4 primary_id=$5 primary_host=$6 primary_port=$9
+node_id=$1 node_host=$2 node_port=$3 node_data=$4 primary_id=$5 primary_host=$6 old_primary_id=$8 primary_port=$9
 user=${PGUSER:-postgres}
 
 q() { "$PG_BINDIR/psql" -X -q -A -t -h "$1" -p "$2" -U "$user" -d postgres -c "$3"; }
 lit() { printf "'%s'" "${1//\'/\'\'}"; }
-
-if ! "$PG_BINDIR/pg_isready" -q -h "$node_host" -p "$node_port"; then
-  echo "node $node_id is not running: not re-pointed"
-  exit 0
-fi
-
-conninfo=$(q "$node_host" "$node_port" "SHOW primary_conninfo")
-slot=$(q "$node_host" "$node_port" "SHOW primary_slot_name")
-new_conninfo=$(sed -E "s/(^| )host=[^ ]*/\1host=$primary_host/; s/(^| )port=[^ ]*/\1port=$primary_port/" <<<"$conninfo")
-if [ -n "$slot" ]; then
-  q "$primary_host" "$primary_port" "SELECT pg_catalog.pg_create_physical_replication_slot($(lit "$slot")) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $(lit "$slot"))" >/dev/null
-fi
-q "$node_host" "$node_port" "ALTER SYSTEM SET primary_conninfo = $(lit "$new_conninfo")"
-q "$node_host" "$node_port" "SELECT pg_catalog.pg_reload_conf()" >/dev/null
 
 streaming() {
   [ "$(q "$node_host" "$node_port" "SELECT status = 'streaming' AND sender_port = $primary_port FROM pg_catalog.pg_stat_wal_receiver" 2>/dev/null)" = t ]
@@ -37,6 +26,69 @@ wait_streaming() {
   for _ in $(seq 1 "$1"); do streaming && return 0; sleep 0.2; done
   return 1
 }
+make_slot() {
+  [ -n "$1" ] || return 0
+  q "$primary_host" "$primary_port" "SELECT pg_catalog.pg_create_physical_replication_slot($(lit "$1"), true) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $(lit "$1"))" >/dev/null
+}
+
+# Stops the node if it runs, rewinds it to the new primary's timeline when it went past the fork
+# (pg_rewind does nothing otherwise), sets where it streams from, and starts it as a standby.
+# pg_rewind copies the source's configuration files too, so the node's own are put back.
+rewind_as_standby() {
+  local keep
+  if "$PG_BINDIR/pg_isready" -q -h "$node_host" -p "$node_port"; then
+    run_pg "$PG_BINDIR/pg_ctl" -D "$node_data" -m fast -w -t 60 stop
+  fi
+  # pg_rewind reads the source's timeline from its control file, which a freshly promoted
+  # server updates only at its next checkpoint (pg_rewind docs).
+  q "$primary_host" "$primary_port" "CHECKPOINT"
+  keep=$(run_pg mktemp -d)
+  run_pg cp "$node_data/postgresql.conf" "$node_data/postgresql.auto.conf" "$keep/"
+  run_pg "$PG_BINDIR/pg_rewind" -D "$node_data" --source-server="host=$primary_host port=$primary_port user=$user dbname=postgres"
+  run_pg cp "$keep/postgresql.conf" "$keep/postgresql.auto.conf" "$node_data/"
+  run_pg rm -rf "$keep"
+  if [ -n "${1:-}" ]; then
+    run_pg sed -i -E '/^(primary_conninfo|primary_slot_name) /d' "$node_data/postgresql.auto.conf"
+    printf "primary_conninfo = %s\nprimary_slot_name = %s\n" "$(lit "$1")" "$(lit "$2")" | run_pg tee -a "$node_data/postgresql.auto.conf" >/dev/null
+  fi
+  run_pg touch "$node_data/standby.signal"
+  run_pg "$PG_BINDIR/pg_ctl" -D "$node_data" -l "$node_data/../node$node_id.log" -w -t 60 start >/dev/null
+}
+
+# Makes a primary (running, or stopped cleanly by failover.sh) a standby of the new primary.
+follow_as_former_primary() {
+  local app=${FOLLOW_APPLICATION_NAME:-node$node_id}
+  echo "node $node_id was a primary: making it a standby of node $primary_id"
+  make_slot "$app"
+  rewind_as_standby "host=$primary_host port=$primary_port user=$user application_name=$app" "$app"
+  if wait_streaming 150; then
+    echo "node $node_id follows node $primary_id"
+    exit 0
+  fi
+  echo "node $node_id does not stream from node $primary_id" >&2
+  exit 1
+}
+
+if ! "$PG_BINDIR/pg_isready" -q -h "$node_host" -p "$node_port"; then
+  # The old primary of a switchover was stopped cleanly by failover.sh: it comes back as a
+  # standby. A node that crashed, or any other node that is not running, is left alone.
+  if [ "$node_id" = "$old_primary_id" ] && [ -d "$node_data" ] &&
+    run_pg "$PG_BINDIR/pg_controldata" "$node_data" | grep '^Database cluster state: *shut down$' >/dev/null; then
+    follow_as_former_primary
+  fi
+  echo "node $node_id is not running: not re-pointed"
+  exit 0
+fi
+if [ "$(q "$node_host" "$node_port" "SELECT pg_catalog.pg_is_in_recovery()")" = f ]; then
+  follow_as_former_primary
+fi
+
+conninfo=$(q "$node_host" "$node_port" "SHOW primary_conninfo")
+slot=$(q "$node_host" "$node_port" "SHOW primary_slot_name")
+new_conninfo=$(sed -E "s/(^| )host=[^ ]*/\1host=$primary_host/; s/(^| )port=[^ ]*/\1port=$primary_port/" <<<"$conninfo")
+make_slot "$slot"
+q "$node_host" "$node_port" "ALTER SYSTEM SET primary_conninfo = $(lit "$new_conninfo")"
+q "$node_host" "$node_port" "SELECT pg_catalog.pg_reload_conf()" >/dev/null
 
 if wait_streaming 50; then
   echo "node $node_id follows node $primary_id ($primary_host:$primary_port)"
@@ -44,10 +96,7 @@ if wait_streaming 50; then
 fi
 
 echo "node $node_id does not stream from node $primary_id: rewinding it with pg_rewind"
-run_pg "$PG_BINDIR/pg_ctl" -D "$node_data" -m fast -w -t 60 stop
-run_pg "$PG_BINDIR/pg_rewind" -D "$node_data" --source-server="host=$primary_host port=$primary_port user=$user dbname=postgres"
-run_pg touch "$node_data/standby.signal"
-run_pg "$PG_BINDIR/pg_ctl" -D "$node_data" -l "$node_data/../node$node_id.log" -w -t 60 start >/dev/null
+rewind_as_standby
 if wait_streaming 150; then
   echo "node $node_id rewound and follows node $primary_id"
   exit 0

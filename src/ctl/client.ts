@@ -1,0 +1,121 @@
+import { connect, Socket } from 'node:net';
+import { join } from 'node:path';
+import { pcpPasswordHash, pcpResponse } from '../admin/pcp/auth';
+import { PcpReply, PcpRequest } from '../admin/pcp/codes';
+import { decodePcpError, pcpFields } from '../admin/pcp/packet';
+
+/** A reply packet: its type and payload. */
+export interface Reply {
+  type: number;
+  payload: Buffer;
+}
+
+/** The server answered with an error (ERROR or FATAL). */
+export class PcpFailure extends Error {
+  constructor(
+    readonly severity: string,
+    message: string,
+    readonly detail?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface Target {
+  /** '' or a path: a Unix socket in that folder; else a host name. */
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  /** -d: print each packet sent and received. */
+  debug?: (line: string) => void;
+}
+
+/** A PCP connection, as pgpool's libpcp makes it: connect, salted md5, requests. */
+export class PcpClient {
+  private buf: Buffer = Buffer.alloc(0);
+  private waiting: (() => void) | null = null;
+  private ended: Error | null = null;
+
+  private constructor(
+    private readonly socket: Socket,
+    private readonly debug?: (line: string) => void,
+  ) {
+    socket.on('data', (d: Buffer) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      this.wake();
+    });
+    socket.on('error', (err) => {
+      this.ended = err;
+      this.wake();
+    });
+    socket.on('close', () => {
+      this.ended ??= new Error('server closed the connection unexpectedly');
+      this.wake();
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiting;
+    this.waiting = null;
+    w?.();
+  }
+
+  static async open(t: Target): Promise<PcpClient> {
+    const socket = t.host === '' || t.host.startsWith('/') ? connect(join(t.host || '/tmp', `.s.PGSQL.${t.port}`)) : connect({ host: t.host, port: t.port });
+    socket.setNoDelay(true);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    const c = new PcpClient(socket, t.debug);
+    const [salt] = await c.request(PcpRequest.Salt, Buffer.alloc(0), 1);
+    const hash = pcpResponse(t.user, pcpPasswordHash(t.password), salt!.payload);
+    await c.request(PcpRequest.Authenticate, Buffer.from(`${t.user}\0${hash}\0`, 'utf8'), 1);
+    return c;
+  }
+
+  private async next(): Promise<Reply> {
+    for (;;) {
+      if (this.buf.length >= 5) {
+        const len = this.buf.readInt32BE(1);
+        if (this.buf.length >= len + 1) {
+          const r = { type: this.buf[0]!, payload: this.buf.subarray(5, len + 1) };
+          this.buf = this.buf.subarray(len + 1);
+          this.debug?.(`DEBUG: recv: tos="${String.fromCharCode(r.type)}", len=${len}`);
+          return r;
+        }
+      }
+      if (this.ended) throw this.ended;
+      await new Promise<void>((r) => (this.waiting = r));
+    }
+  }
+
+  /**
+   * Sends one request and reads its reply packets: `count` of them, or (count undefined) up to
+   * the one whose first field is CommandComplete. Notices are skipped; an error throws.
+   */
+  async request(type: number, payload: Buffer, count?: number): Promise<Reply[]> {
+    const head = Buffer.alloc(5);
+    head[0] = type;
+    head.writeInt32BE(payload.length + 4, 1);
+    this.debug?.(`DEBUG: send: tos="${String.fromCharCode(type)}", len=${payload.length + 4}`);
+    this.socket.write(Buffer.concat([head, payload]));
+    const out: Reply[] = [];
+    for (;;) {
+      const r = await this.next();
+      if (r.type === PcpReply.Notice) continue;
+      if (r.type === PcpReply.Error) {
+        const e = decodePcpError(r.payload);
+        throw new PcpFailure(e.severity, e.message, e.detail);
+      }
+      out.push(r);
+      if (count !== undefined ? out.length >= count : pcpFields(r.payload)[0] === 'CommandComplete') return out;
+    }
+  }
+
+  close(): void {
+    const x = Buffer.from([PcpRequest.Terminate, 0, 0, 0, 4]);
+    this.socket.end(x);
+  }
+}
