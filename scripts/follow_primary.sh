@@ -31,14 +31,27 @@ make_slot() {
   q "$primary_host" "$primary_port" "SELECT pg_catalog.pg_create_physical_replication_slot($(lit "$1"), true) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $(lit "$1"))" >/dev/null
 }
 
-# Stops the node if it runs, rewinds it to the new primary's timeline when it went past the fork
-# (pg_rewind does nothing otherwise), sets where it streams from, and starts it as a standby.
-# pg_rewind copies the source's configuration files too, so the node's own are put back.
-rewind_as_standby() {
-  local keep
+# Sets where the node streams from (after its own config is back, see rewind_as_standby).
+set_upstream() {
+  run_pg sed -i -E '/^(primary_conninfo|primary_slot_name) /d' "$node_data/postgresql.auto.conf"
+  printf "primary_conninfo = %s\nprimary_slot_name = %s\n" "$(lit "$1")" "$(lit "$2")" | run_pg tee -a "$node_data/postgresql.auto.conf" >/dev/null
+}
+stop_node() {
   if "$PG_BINDIR/pg_isready" -q -h "$node_host" -p "$node_port"; then
     run_pg "$PG_BINDIR/pg_ctl" -D "$node_data" -m fast -w -t 60 stop
   fi
+}
+start_standby() {
+  run_pg touch "$node_data/standby.signal"
+  run_pg "$PG_BINDIR/pg_ctl" -D "$node_data" -l "$node_data/../node$node_id.log" -w -t 60 start >/dev/null
+}
+
+# Stops the node if it runs, rewinds it to the new primary's timeline with pg_rewind, and starts
+# it as a standby. pg_rewind copies the source's configuration files too, so the node's own are
+# put back (with the upstream in $1/$2 when given).
+rewind_as_standby() {
+  local keep
+  stop_node
   # pg_rewind reads the source's timeline from its control file, which a freshly promoted
   # server updates only at its next checkpoint (pg_rewind docs).
   q "$primary_host" "$primary_port" "CHECKPOINT"
@@ -47,26 +60,28 @@ rewind_as_standby() {
   run_pg "$PG_BINDIR/pg_rewind" -D "$node_data" --source-server="host=$primary_host port=$primary_port user=$user dbname=postgres"
   run_pg cp "$keep/postgresql.conf" "$keep/postgresql.auto.conf" "$node_data/"
   run_pg rm -rf "$keep"
-  if [ -n "${1:-}" ]; then
-    run_pg sed -i -E '/^(primary_conninfo|primary_slot_name) /d' "$node_data/postgresql.auto.conf"
-    printf "primary_conninfo = %s\nprimary_slot_name = %s\n" "$(lit "$1")" "$(lit "$2")" | run_pg tee -a "$node_data/postgresql.auto.conf" >/dev/null
-  fi
-  run_pg touch "$node_data/standby.signal"
-  run_pg "$PG_BINDIR/pg_ctl" -D "$node_data" -l "$node_data/../node$node_id.log" -w -t 60 start >/dev/null
+  if [ -n "${1:-}" ]; then set_upstream "$1" "$2"; fi
+  start_standby
 }
 
-# Makes a primary (running, or stopped cleanly by failover.sh) a standby of the new primary.
+# Makes a primary (running, or stopped cleanly by failover.sh) a standby of the new primary:
+# started as one at once, which works when its last WAL reached the new primary before the
+# promotion (failover.sh's clean stop); rewound with pg_rewind when it went past the fork.
 follow_as_former_primary() {
   local app=${FOLLOW_APPLICATION_NAME:-node$node_id}
+  local conninfo="host=$primary_host port=$primary_port user=$user application_name=$app"
   echo "node $node_id was a primary: making it a standby of node $primary_id"
   make_slot "$app"
-  rewind_as_standby "host=$primary_host port=$primary_port user=$user application_name=$app" "$app"
-  if wait_streaming 150; then
-    echo "node $node_id follows node $primary_id"
-    exit 0
+  stop_node
+  set_upstream "$conninfo" "$app"
+  start_standby
+  if ! wait_streaming 50; then
+    echo "node $node_id does not stream from node $primary_id: rewinding it with pg_rewind"
+    rewind_as_standby "$conninfo" "$app"
+    wait_streaming 150 || { echo "node $node_id does not stream from node $primary_id" >&2; exit 1; }
   fi
-  echo "node $node_id does not stream from node $primary_id" >&2
-  exit 1
+  echo "node $node_id follows node $primary_id"
+  exit 0
 }
 
 if ! "$PG_BINDIR/pg_isready" -q -h "$node_host" -p "$node_port"; then

@@ -91,6 +91,7 @@ export class AdminCommands {
   /** sluicectl pause: new statements wait at a transaction boundary; wait: until all are there. */
   async pause(wait: boolean): Promise<void> {
     this.h.gate.close();
+    this.h.cluster.holdFailovers(true);
     this.h.log.info({ wait }, 'paused: statements are held at transaction boundaries');
     if (wait) await this.drain(Date.now() + this.holdMs);
   }
@@ -98,6 +99,7 @@ export class AdminCommands {
   resume(): void {
     const held = this.h.gate.holding;
     this.h.gate.open();
+    this.h.cluster.holdFailovers(false);
     this.h.log.info({ held }, 'resumed');
   }
 

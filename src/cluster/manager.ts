@@ -38,6 +38,8 @@ export class ClusterManager {
   private readonly waiters = new Set<() => void>();
   private readonly lastAutoFailback = new Map<number, number>();
   private readonly reportedStale = new Set<number>();
+  /** While paused for maintenance: nodes whose health check failed, checked again on resume. */
+  private held: Set<number> | null = null;
 
   constructor(
     private readonly config: Config,
@@ -88,7 +90,7 @@ export class ClusterManager {
         {
           probe: (st) => this.probe(n, st),
           skipped: () => n.status === 'down' || n.following,
-          failed: (reason) => void this.failover.degenerate(n.id, `health check failed: ${reason}`),
+          failed: (reason) => this.healthFailed(n, reason),
           succeeded: () => this.healthy(n),
         },
         log.child({ component: 'health_check' }),
@@ -180,6 +182,29 @@ export class ClusterManager {
     const enabled = this.config.failover_on_backend_error || (shutdown && this.config.failover_on_backend_shutdown);
     if (!enabled || n.following) return false;
     return !(await this.health[id]!.checkNow());
+  }
+
+  /**
+   * sluicectl pause: an operator is restarting a node. Its failed health checks detach nothing
+   * meanwhile; on resume each such node is checked again and failed over only if still down.
+   */
+  holdFailovers(on: boolean): void {
+    if (on) {
+      this.held ??= new Set();
+      return;
+    }
+    const held = this.held;
+    this.held = null;
+    for (const id of held ?? []) void this.health[id]?.checkNow();
+  }
+
+  private healthFailed(n: NodeInfo, reason: string): void {
+    if (this.held) {
+      this.held.add(n.id);
+      this.log.warn({ node: n.id, reason }, 'health check failed while paused: checked again on resume');
+      return;
+    }
+    void this.failover.degenerate(n.id, `health check failed: ${reason}`);
   }
 
   private primaryFound(id: number): void {
