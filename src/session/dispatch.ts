@@ -12,7 +12,7 @@ import { answerOwed, AvoidList, replayAll } from './node-loss';
 import { ReadYourWrites } from './read-your-writes';
 import { RouteState } from './route-state';
 import { SessionState } from './session-state';
-import { localFailure, localReply, mayBeLocal } from './local-command';
+import { LocalTurn, mayBeLocal } from './local-command';
 import { prepareStatements, sendHeld } from './statements';
 
 
@@ -42,9 +42,8 @@ export class Dispatcher {
   /** The last unit opened for a read on a standby that could be re-run elsewhere. */
   private rerunnable: Unit | null = null;
   private held = false;
-  private gateWait: Promise<void> | null = null;
-  private localRunning = false;
-  private localAnswered = false;
+  /** SHOW POOL_* and PGPOOL commands, when the server answers them. */
+  private readonly localTurn: LocalTurn | null;
   private connecting = false;
   private standbyBegin = 'BEGIN';
   private readonly ryw: ReadYourWrites;
@@ -63,6 +62,21 @@ export class Dispatcher {
     this.session = new SessionState(host.keepsState);
     this.ryw = new ReadYourWrites((node, lsn) => host.noteReplay(node, lsn));
     this.inspect = host.keepsState || host.noticePerNode || host.logPerNode;
+    this.localTurn = host.local
+      ? new LocalTurn({
+          commands: host.local,
+          session: host.localSession,
+          busy: () => this.active() !== null || this.primary.busy,
+          txStatus: () => this.state.txStatus,
+          write: (reply) => {
+            host.toClient(reply, 0, reply.length);
+            host.flushToClient();
+          },
+          hold: () => this.hold(),
+          release: () => this.release(),
+          fail: (err) => host.fail(err),
+        })
+      : null;
   }
 
   /** The link with forwarded units outstanding (at most one at a time), if any. */
@@ -73,7 +87,11 @@ export class Dispatcher {
 
   /** One client message in the ready state. False: hold it; it comes again after resume(). */
   message(type: number, buf: Buffer, start: number, end: number): boolean {
-    if (this.host.gate.closed && this.atBoundary) return this.waitForGate();
+    if (this.host.gate.closed && this.atBoundary) {
+      // Paused (sluicectl pause, a switchover): the next statement waits until resume.
+      this.host.gate.holdSession(this, () => this.release(), (err) => this.host.fail(err));
+      return this.hold();
+    }
     if (this.reconnect) return this.recoverPrimary();
     switch (type) {
       case Frontend.Query:
@@ -102,8 +120,8 @@ export class Dispatcher {
   }
 
   private query(buf: Buffer, start: number, end: number): boolean {
-    if (this.host.local && mayBeLocal(buf, start, end)) {
-      const answered = this.local(decodeQuery(buf, start, end));
+    if (this.localTurn && mayBeLocal(buf, start, end)) {
+      const answered = this.localTurn.handle(decodeQuery(buf, start, end));
       if (answered !== null) return answered;
     }
     if (!this.inspect) return this.dispatch(this.primary.nodeId, UNROUTED, '', Frontend.Query, buf, start, end);
@@ -309,47 +327,6 @@ export class Dispatcher {
   /** Between transactions, with nothing in flight: where a pause holds the session. */
   get atBoundary(): boolean {
     return this.state.txStatus === 'idle' && this.ext.batch.empty && this.ext.batchNode === null && !this.primary.busy && this.active() === null;
-  }
-
-  /** Paused (sluicectl pause, a switchover): the next statement waits until resume. */
-  private waitForGate(): false {
-    if (!this.gateWait) {
-      this.gateWait = this.host.gate.pass().then(
-        () => {
-          this.gateWait = null;
-          this.release();
-        },
-        (err: unknown) => this.host.fail(err),
-      );
-    }
-    return this.hold();
-  }
-
-  /**
-   * SHOW POOL_* and PGPOOL commands, answered by Sluice after every earlier reply reached the
-   * client. True once answered (the held frame is consumed), false while held, null: not ours.
-   */
-  private local(sql: string): boolean | null {
-    if (this.localAnswered) {
-      this.localAnswered = false;
-      return true;
-    }
-    if (!this.host.local!.matches(sql)) return null;
-    if (this.localRunning || this.active() !== null || this.primary.busy) return this.hold();
-    this.localRunning = true;
-    this.host
-      .local!.run(sql, this.host.localSession)
-      .catch((err: unknown) => localFailure(err))
-      .then((frames) => {
-        const reply = localReply(frames, this.state.txStatus);
-        this.host.toClient(reply, 0, reply.length);
-        this.host.flushToClient();
-        this.localRunning = false;
-        this.localAnswered = true;
-        this.release();
-      })
-      .catch((err: unknown) => this.host.fail(err));
-    return this.hold();
   }
 
   private hold(): false {

@@ -41,3 +41,50 @@ export function localReply(frames: Buffer, tx: TxStatus): Buffer {
 export function localFailure(err: unknown): Buffer {
   return encodeError('ERROR', SqlState.InternalError, 'the command failed', (err as Error).message);
 }
+
+/** What answering a local command needs from the dispatcher. */
+export interface LocalTurnHost {
+  readonly commands: LocalCommands;
+  readonly session: LocalSession;
+  /** Replies from a node are still owed to the client (ours must come after them). */
+  busy(): boolean;
+  txStatus(): TxStatus;
+  /** Writes Sluice's reply to the client now. */
+  write(reply: Buffer): void;
+  hold(): false;
+  release(): void;
+  fail(err: unknown): void;
+}
+
+/**
+ * Answers SHOW POOL_* and PGPOOL commands in the session's order: after every earlier reply
+ * reached the client, the frame is held while the answer is made, then consumed.
+ */
+export class LocalTurn {
+  private running = false;
+  private answered = false;
+
+  constructor(private readonly h: LocalTurnHost) {}
+
+  /** True once answered (the held frame is consumed), false while held, null: not ours. */
+  handle(sql: string): boolean | null {
+    if (this.answered) {
+      this.answered = false;
+      return true;
+    }
+    if (!this.h.commands.matches(sql)) return null;
+    if (this.running || this.h.busy()) return this.h.hold();
+    this.running = true;
+    this.h.commands
+      .run(sql, this.h.session)
+      .catch((err: unknown) => localFailure(err))
+      .then((frames) => {
+        this.h.write(localReply(frames, this.h.txStatus()));
+        this.running = false;
+        this.answered = true;
+        this.h.release();
+      })
+      .catch((err: unknown) => this.h.fail(err));
+    return this.h.hold();
+  }
+}

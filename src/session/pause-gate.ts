@@ -9,6 +9,7 @@ import { SqlState } from '../protocol/sqlstate';
 export class PauseGate {
   private paused = false;
   private readonly waiters = new Set<{ open: () => void }>();
+  private readonly sessions = new WeakSet<object>();
 
   constructor(private readonly holdMs: number) {}
 
@@ -49,6 +50,25 @@ export class PauseGate {
       }, this.holdMs);
       this.waiters.add(w);
     });
+  }
+
+  /**
+   * Holds a session's next statement until the gate opens: `go` then, or `fail` after the hold
+   * limit. A session already waiting is not registered twice.
+   */
+  holdSession(session: object, go: () => void, fail: (err: unknown) => void): void {
+    if (this.sessions.has(session)) return;
+    this.sessions.add(session);
+    this.pass().then(
+      () => {
+        this.sessions.delete(session);
+        go();
+      },
+      (err: unknown) => {
+        this.sessions.delete(session);
+        fail(err);
+      },
+    );
   }
 
   /** Sessions held now. */
