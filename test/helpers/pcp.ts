@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import t from 'tap';
 import { PCP_PASSWORD, PCP_USER } from './sluice';
 
 export interface Ran {
@@ -20,9 +21,10 @@ export function runProgram(file: string, args: string[], env: NodeJS.ProcessEnv 
   });
 }
 
-/** A .pcppass (mode 0600) for the tests' PCP user. */
+/** A .pcppass (mode 0600) for the tests' PCP user, removed when the test file ends. */
 export function pcpPassFile(): string {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-pcppass-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'pcppass');
   writeFileSync(file, `*:*:${PCP_USER}:${PCP_PASSWORD}\n`);
   chmodSync(file, 0o600);
