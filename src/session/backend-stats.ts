@@ -29,11 +29,11 @@ export class BackendStats {
   /** A CommandComplete frame at [start, end): its tag starts after the 5-byte header. */
   commandComplete(node: number, buf: Buffer, start: number, end: number): void {
     const c = this.nodes[node];
-    if (!c) return;
+    // SELECT, the most common tag, is told from its first bytes without decoding it.
+    if (!c || (buf[start + 5] === 0x53 && buf[start + 6] === 0x45 && buf[start + 7] === 0x4c)) return;
     let stop = start + 5;
     while (stop < end && buf[stop] !== 0x20 && buf[stop] !== 0) stop++;
     const word = buf.toString('latin1', start + 5, stop);
-    if (word === 'SELECT') return;
     if (word === 'INSERT') c.insert++;
     else if (word === 'UPDATE') c.update++;
     else if (word === 'DELETE') c.delete++;
@@ -44,7 +44,8 @@ export class BackendStats {
   errorResponse(node: number, buf: Buffer, start: number, end: number): void {
     const c = this.nodes[node];
     if (!c) return;
-    const severity = decodeFields(buf, start, end).get('V') ?? decodeFields(buf, start, end).get('S');
+    const fields = decodeFields(buf, start, end);
+    const severity = fields.get('V') ?? fields.get('S');
     if (severity === 'PANIC') c.panic++;
     else if (severity === 'FATAL') c.fatal++;
     else c.error++;

@@ -18,19 +18,36 @@ export interface LocalCommands {
   run(sql: string, session: LocalSession): Promise<Buffer>;
 }
 
-const lower = (b: number): number => b | 0x20;
+const SHOW = Buffer.from('show', 'latin1');
+const POOL_ = Buffer.from('pool_', 'latin1');
+const PGPOOL = Buffer.from('pgpool', 'latin1');
+
+/** The bytes at i start with the lower-case ASCII prefix, in any case. */
+function startsWithFolded(buf: Buffer, i: number, end: number, prefix: Buffer): boolean {
+  if (end - i < prefix.length) return false;
+  for (let k = 0; k < prefix.length; k++) {
+    const b = buf[i + k]!;
+    const p = prefix[k]!;
+    if (b !== p && (b | 0x20) !== p) return false;
+  }
+  return true;
+}
 
 /**
  * Cheap first look, on every simple Query: after leading white space, does the text start with
- * "show pool_" or "pgpool" (any case)? Only those are decoded and looked at further.
+ * "show pool_" or "pgpool" (any case)? Compared in place, so other statements cost no decoding.
  */
 export function mayBeLocal(buf: Buffer, start: number, end: number): boolean {
-  let i = start + 5;
+  const i = skipSpace(buf, start + 5, end);
+  if (startsWithFolded(buf, i, end, PGPOOL)) return true;
+  if (!startsWithFolded(buf, i, end, SHOW)) return false;
+  const j = skipSpace(buf, i + SHOW.length, end);
+  return j > i + SHOW.length && startsWithFolded(buf, j, end, POOL_);
+}
+
+function skipSpace(buf: Buffer, i: number, end: number): number {
   while (i < end && (buf[i] === 0x20 || buf[i] === 0x0a || buf[i] === 0x09 || buf[i] === 0x0d)) i++;
-  const c = buf[i];
-  if (c === undefined || (lower(c) !== 0x73 && lower(c) !== 0x70)) return false;
-  const head = buf.toString('latin1', i, Math.min(end, i + 10)).toLowerCase();
-  return head.startsWith('show') || head.startsWith('pgpool');
+  return i;
 }
 
 /** The reply to a local command, ended by ReadyForQuery with the session's status. */
