@@ -1,4 +1,5 @@
 import { encodeError } from '../protocol/backend';
+import { Backend } from '../protocol/codes';
 import { SqlState } from '../protocol/sqlstate';
 import { Writer } from '../protocol/writer';
 import type { LocalCommands, LocalSession } from '../session/local-command';
@@ -38,21 +39,21 @@ const HEALTH_COLUMNS = [
 
 /** A result set as pgpool sends it: text columns, DataRows, CommandComplete "SELECT n". */
 export function resultSet(columns: readonly string[], rows: readonly (readonly string[])[]): Buffer {
-  const w = new Writer(256).begin(0x54).int16(columns.length);
+  const w = new Writer(256).begin(Backend.RowDescription).int16(columns.length);
   for (const c of columns) w.cstring(c).int32(0).int16(0).int32(TEXT_OID).int16(-1).int32(-1).int16(0);
   w.end();
   for (const r of rows) {
-    w.begin(0x44).int16(r.length);
+    w.begin(Backend.DataRow).int16(r.length);
     for (const v of r) {
       const b = Buffer.from(v, 'utf8');
       w.int32(b.length).bytes(b);
     }
     w.end();
   }
-  return w.begin(0x43).cstring(`SELECT ${rows.length}`).end().finish();
+  return w.begin(Backend.CommandComplete).cstring(`SELECT ${rows.length}`).end().finish();
 }
 
-const commandComplete = (tag: string): Buffer => new Writer(16).begin(0x43).cstring(tag).end().finish();
+const commandComplete = (tag: string): Buffer => new Writer(16).begin(Backend.CommandComplete).cstring(tag).end().finish();
 const error = (code: string, message: string): Buffer => encodeError('ERROR', code, message);
 
 const MATCH = /^\s*(show\s+pool_\w+|pgpool\s+(show|set|reset)\b)/i;

@@ -2,13 +2,11 @@ import { connect, Socket } from 'node:net';
 import { join } from 'node:path';
 import { pcpPasswordHash, pcpResponse } from '../admin/pcp/auth';
 import { PcpReply, PcpRequest } from '../admin/pcp/codes';
-import { decodePcpError, pcpFields } from '../admin/pcp/packet';
+import { decodePcpError, PcpPacket, pcpFields, PcpReader } from '../admin/pcp/packet';
+import { Writer } from '../protocol/writer';
 
 /** A reply packet: its type and payload. */
-export interface Reply {
-  type: number;
-  payload: Buffer;
-}
+export type Reply = PcpPacket;
 
 /** The server answered with an error (ERROR or FATAL). */
 export class PcpFailure extends Error {
@@ -33,7 +31,9 @@ export interface Target {
 
 /** A PCP connection, as pgpool's libpcp makes it: connect, salted md5, requests. */
 export class PcpClient {
-  private buf: Buffer = Buffer.alloc(0);
+  /** Replies are not capped: pgpool's client trusts the length it is sent. */
+  private readonly reader = new PcpReader(Infinity);
+  private readonly received: Reply[] = [];
   private waiting: (() => void) | null = null;
   private ended: Error | null = null;
 
@@ -42,7 +42,15 @@ export class PcpClient {
     private readonly debug?: (line: string) => void,
   ) {
     socket.on('data', (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
+      try {
+        for (const r of this.reader.push(d)) {
+          this.debug?.(`DEBUG: recv: tos="${String.fromCharCode(r.type)}", len=${r.payload.length + 4}`);
+          this.received.push(r);
+        }
+      } catch (err) {
+        this.ended = err as Error;
+        socket.destroy();
+      }
       this.wake();
     });
     socket.on('error', (err) => {
@@ -77,15 +85,8 @@ export class PcpClient {
 
   private async next(): Promise<Reply> {
     for (;;) {
-      if (this.buf.length >= 5) {
-        const len = this.buf.readInt32BE(1);
-        if (this.buf.length >= len + 1) {
-          const r = { type: this.buf[0]!, payload: this.buf.subarray(5, len + 1) };
-          this.buf = this.buf.subarray(len + 1);
-          this.debug?.(`DEBUG: recv: tos="${String.fromCharCode(r.type)}", len=${len}`);
-          return r;
-        }
-      }
+      const r = this.received.shift();
+      if (r) return r;
       if (this.ended) throw this.ended;
       await new Promise<void>((r) => (this.waiting = r));
     }
@@ -96,11 +97,8 @@ export class PcpClient {
    * the one whose first field is CommandComplete. Notices are skipped; an error throws.
    */
   async request(type: number, payload: Buffer, count?: number): Promise<Reply[]> {
-    const head = Buffer.alloc(5);
-    head[0] = type;
-    head.writeInt32BE(payload.length + 4, 1);
     this.debug?.(`DEBUG: send: tos="${String.fromCharCode(type)}", len=${payload.length + 4}`);
-    this.socket.write(Buffer.concat([head, payload]));
+    this.socket.write(new Writer(payload.length + 5).begin(type).bytes(payload).end().finish());
     const out: Reply[] = [];
     for (;;) {
       const r = await this.next();
@@ -115,7 +113,6 @@ export class PcpClient {
   }
 
   close(): void {
-    const x = Buffer.from([PcpRequest.Terminate, 0, 0, 0, 4]);
-    this.socket.end(x);
+    this.socket.end(new Writer(5).begin(PcpRequest.Terminate).end().finish());
   }
 }

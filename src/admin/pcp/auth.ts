@@ -1,6 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
-
-const md5hex = (data: Buffer | string): string => createHash('md5').update(data).digest('hex');
+import { randomBytes } from 'node:crypto';
+import { md5hex } from '../../protocol/auth/md5';
 
 /** A [[pcp_user]]: name and md5 hex of the password (pgpool's pcp.conf line, pg_md5 output). */
 export interface PcpUser {

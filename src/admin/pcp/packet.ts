@@ -28,8 +28,7 @@ export class PcpReader {
     const out: PcpPacket[] = [];
     while (this.buf.length >= 5) {
       const len = this.buf.readInt32BE(1);
-      if (len <= 0 || len >= this.maxLength) throw new PcpLengthError(len);
-      if (len < 4) throw new PcpLengthError(len);
+      if (len < 4 || len >= this.maxLength) throw new PcpLengthError(len);
       if (this.buf.length < len + 1) break;
       out.push({ type: this.buf[0]!, payload: Buffer.from(this.buf.subarray(5, len + 1)) });
       this.buf = this.buf.subarray(len + 1);

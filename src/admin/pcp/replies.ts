@@ -5,6 +5,7 @@ import type { AdminHost, ShutdownMode } from '../host';
 import { configItems } from '../pool-status';
 import { healthRow, nodeRows, poolRows, STATUS_CODE } from '../views';
 import { PcpReply, PcpRequest } from './codes';
+import { Writer } from '../../protocol/writer';
 import { PcpPacket, pcpFields, pcpPacket } from './packet';
 
 const RAND_MAX = 2147483647;
@@ -145,10 +146,7 @@ function poolStatus(h: AdminHost): Buffer {
     delay: (i) => h.cluster.replication.info[i]!.delayBytes,
   });
   // The count is the one binary integer of the protocol.
-  const count = Buffer.alloc(4);
-  count.writeInt32BE(items.length);
-  const header: Buffer = Buffer.concat([Buffer.from([PcpReply.PoolStatus, 0, 0, 0, 18]), Buffer.from('ArraySize\0', 'latin1'), count]);
-  const out: Buffer[] = [header];
+  const out: Buffer[] = [new Writer(32).begin(PcpReply.PoolStatus).cstring('ArraySize').int32(items.length).end().finish()];
   for (const it of items) out.push(pcpPacket(PcpReply.PoolStatus, ['ProcessConfig', it.name, it.value, it.description]));
   out.push(done(PcpReply.PoolStatus));
   return Buffer.concat(out);

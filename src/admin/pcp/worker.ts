@@ -5,7 +5,8 @@ import { AdminError } from '../errors';
 import type { AdminHost } from '../host';
 import { pcpAuthenticate, pcpSalt } from './auth';
 import { PcpReply, PcpRequest } from './codes';
-import { PcpLengthError, PcpPacket, pcpError, pcpFields, PcpReader } from './packet';
+import { Writer } from '../../protocol/writer';
+import { PcpLengthError, PcpPacket, pcpError, pcpFields, pcpPacket, PcpReader } from './packet';
 import { pcpReply } from './replies';
 
 /**
@@ -65,7 +66,7 @@ export class PcpWorker {
     switch (p.type) {
       case PcpRequest.Salt:
         this.salt = pcpSalt();
-        this.send(Buffer.concat([Buffer.from([PcpReply.Salt, 0, 0, 0, 8]), this.salt]));
+        this.send(new Writer(9).begin(PcpReply.Salt).bytes(this.salt).end().finish());
         return;
       case PcpRequest.Authenticate:
         return this.authenticate(p.payload);
@@ -93,7 +94,7 @@ export class PcpWorker {
     this.salt = null;
     if (salt && pcpAuthenticate(this.host.config.pcp_user, user, response, salt)) {
       this.authenticated = true;
-      this.send(Buffer.concat([Buffer.from([PcpReply.Authenticated, 0, 0, 0, 21]), Buffer.from('AuthenticationOK\0', 'latin1')]));
+      this.send(pcpPacket(PcpReply.Authenticated, ['AuthenticationOK']));
       this.log.debug({ user }, 'PCP user authenticated');
       return;
     }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 
-const md5hex = (data: Buffer | string): string => createHash('md5').update(data).digest('hex');
+/** md5 as lower-case hex (PostgreSQL's md5 auth and pgpool's PCP both build on it). */
+export const md5hex = (data: Buffer | string): string => createHash('md5').update(data).digest('hex');
 
 /** What pg_authid stores for md5 (and pgpool's pg_md5 prints): "md5" + md5(password || user). */
 export function md5Verifier(user: string, password: string): string {
