@@ -62,21 +62,8 @@ export class Dispatcher {
     this.session = new SessionState(host.keepsState);
     this.ryw = new ReadYourWrites((node, lsn) => host.noteReplay(node, lsn));
     this.inspect = host.keepsState || host.noticePerNode || host.logPerNode;
-    this.localTurn = host.local
-      ? new LocalTurn({
-          commands: host.local,
-          session: host.localSession,
-          busy: () => this.active() !== null || this.primary.busy,
-          txStatus: () => this.state.txStatus,
-          write: (reply) => {
-            host.toClient(reply, 0, reply.length);
-            host.flushToClient();
-          },
-          hold: () => this.hold(),
-          release: () => this.release(),
-          fail: (err) => host.fail(err),
-        })
-      : null;
+    const owner = { busy: () => this.active() !== null || this.primary.busy, txStatus: () => this.state.txStatus, hold: () => this.hold(), release: () => this.release() };
+    this.localTurn = host.local ? new LocalTurn(host.local, host, owner) : null;
   }
 
   /** The link with forwarded units outstanding (at most one at a time), if any. */

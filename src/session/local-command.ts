@@ -2,12 +2,23 @@ import { encodeError, encodeReadyForQuery } from '../protocol/backend';
 import { SqlState } from '../protocol/sqlstate';
 import { Writer } from '../protocol/writer';
 import type { TxStatus } from '../protocol/codes';
+import type { DispatchHost } from './dispatch-host';
 
 /** What a command Sluice answers itself (SHOW POOL_*, PGPOOL ...) knows of the session. */
 export interface LocalSession {
   readonly loadBalanceNode: number | null;
   /** PGPOOL SET values of this session (name to value). */
   readonly settings: Map<string, string>;
+}
+
+/** A session's view for the local commands: its load-balance node now, its PGPOOL SET values. */
+export function localSession(loadBalanceNode: () => number | null): LocalSession {
+  return {
+    get loadBalanceNode() {
+      return loadBalanceNode();
+    },
+    settings: new Map(),
+  };
 }
 
 /** The commands Sluice answers itself in a simple Query (implemented in admin/show.ts). */
@@ -59,19 +70,16 @@ export function localFailure(err: unknown): Buffer {
   return encodeError('ERROR', SqlState.InternalError, 'the command failed', (err as Error).message);
 }
 
-/** What answering a local command needs from the dispatcher. */
-export interface LocalTurnHost {
-  readonly commands: LocalCommands;
-  readonly session: LocalSession;
+/** What answering a local command needs from the dispatcher (the rest comes from its host). */
+export interface LocalTurnOwner {
   /** Replies from a node are still owed to the client (ours must come after them). */
   busy(): boolean;
   txStatus(): TxStatus;
-  /** Writes Sluice's reply to the client now. */
-  write(reply: Buffer): void;
   hold(): false;
   release(): void;
-  fail(err: unknown): void;
 }
+
+type LocalTurnHost = Pick<DispatchHost, 'localSession' | 'toClient' | 'flushToClient' | 'fail'>;
 
 /**
  * Answers SHOW POOL_* and PGPOOL commands in the session's order: after every earlier reply
@@ -81,7 +89,11 @@ export class LocalTurn {
   private running = false;
   private answered = false;
 
-  constructor(private readonly h: LocalTurnHost) {}
+  constructor(
+    private readonly commands: LocalCommands,
+    private readonly host: LocalTurnHost,
+    private readonly d: LocalTurnOwner,
+  ) {}
 
   /** True once answered (the held frame is consumed), false while held, null: not ours. */
   handle(sql: string): boolean | null {
@@ -89,19 +101,21 @@ export class LocalTurn {
       this.answered = false;
       return true;
     }
-    if (!this.h.commands.matches(sql)) return null;
-    if (this.running || this.h.busy()) return this.h.hold();
+    if (!this.commands.matches(sql)) return null;
+    if (this.running || this.d.busy()) return this.d.hold();
     this.running = true;
-    this.h.commands
-      .run(sql, this.h.session)
+    this.commands
+      .run(sql, this.host.localSession)
       .catch((err: unknown) => localFailure(err))
       .then((frames) => {
-        this.h.write(localReply(frames, this.h.txStatus()));
+        const reply = localReply(frames, this.d.txStatus());
+        this.host.toClient(reply, 0, reply.length);
+        this.host.flushToClient();
         this.running = false;
         this.answered = true;
-        this.h.release();
+        this.d.release();
       })
-      .catch((err: unknown) => this.h.fail(err));
-    return this.h.hold();
+      .catch((err: unknown) => this.host.fail(err));
+    return this.d.hold();
   }
 }

@@ -24,10 +24,10 @@ import { SessionRouting } from './session-routing';
 import { LinkLoss } from './link-loss';
 import { acquireOn, connectPrimary, errorFrame, PrimaryHost } from './primary';
 import { checkStartup, encodeWelcome, StartupRequest, unsupportedProtocol } from './startup';
-import { WriteBatch } from './write-batch';
+import { untilWritable, WriteBatch } from './write-batch';
 import type { PauseGate } from './pause-gate';
 import type { BackendStats } from './backend-stats';
-import type { LocalCommands, LocalSession } from './local-command';
+import { LocalCommands, LocalSession, localSession } from './local-command';
 import { describeSession, SessionInfo } from './session-info';
 import { armIdleLimit } from './idle-limit';
 
@@ -102,13 +102,7 @@ export class Session {
   ) {
     this.log = ctx.log.child({ session: id });
     this.routing = new SessionRouting(ctx, this.log);
-    const routing = this.routing;
-    this.localSession = {
-      get loadBalanceNode() {
-        return routing.lbNode;
-      },
-      settings: new Map(),
-    };
+    this.localSession = localSession(() => this.routing.lbNode);
     this.loss = new LinkLoss({
       ctx,
       dispatcher: () => this.dispatcher,
@@ -146,25 +140,17 @@ export class Session {
     if (this.dispatcher) for (const l of this.dispatcher.links.values()) f(l.conn);
   }
 
-  /**
-   * Writes the batched client frames; a full server socket pauses the client until it drains,
-   * or closes (a node that dies with a full socket must not leave the client paused forever).
-   */
+  /** Writes the batched client frames; a full server socket pauses the client (write-batch.ts). */
   private flushToServer(): void {
     if (!this.dispatcher) return;
     for (const l of this.dispatcher.links.values()) {
       if (l.flush() || this.waitingForServer || l.conn.isClosed) continue;
       this.waitingForServer = true;
       this.client.pause();
-      const sock = l.conn.socket;
-      const go = () => {
-        sock.off('drain', go);
-        sock.off('close', go);
+      untilWritable(l.conn.socket, () => {
         this.waitingForServer = false;
         if (!this.closed) this.client.resume();
-      };
-      sock.once('drain', go);
-      sock.once('close', go);
+      });
     }
   }
 

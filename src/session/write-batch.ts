@@ -1,3 +1,5 @@
+import type { Socket } from 'node:net';
+
 /**
  * Collects frames bound for one socket and writes adjacent ones (consecutive ranges of the same
  * received chunk) with a single write: the common case is one write per chunk, with no copy.
@@ -27,4 +29,18 @@ export class WriteBatch {
     this.buf = null;
     return this.write(b);
   }
+}
+
+/**
+ * Calls `go` once the socket drains, or closes: a node that dies with a full socket must not
+ * leave its client paused forever.
+ */
+export function untilWritable(sock: Socket, go: () => void): void {
+  const done = () => {
+    sock.off('drain', done);
+    sock.off('close', done);
+    go();
+  };
+  sock.once('drain', done);
+  sock.once('close', done);
 }
