@@ -21,7 +21,8 @@ import { loadParser } from './router/parse-tree';
 import { ClientError } from './protocol/client-error';
 import { SqlState } from './protocol/sqlstate';
 import { SessionRegistry } from './session/registry';
-import { Session, SessionContext } from './session/session';
+import { Session } from './session/session';
+import type { SessionContext } from './session/session-context';
 
 export type { ShutdownMode };
 

@@ -3,28 +3,13 @@ import { Backend } from '../protocol/codes';
 import { SqlState } from '../protocol/sqlstate';
 import { Writer } from '../protocol/writer';
 import type { LocalCommands, LocalSession } from '../session/local-command';
+import { isSessionParameter, PGPOOL_ONLY, SettingError } from '../session/settings';
 import { fixed6, timestamp } from './format';
 import type { AdminHost } from './host';
 import { configItems } from './pool-status';
 import { healthRow, nodeRows, poolRows } from './views';
 
 const TEXT_OID = 25;
-
-/** PGPOOL SET may change only these (pgpool's "session" context parameters). */
-const SESSION_PARAMETERS = new Set([
-  'log_statement',
-  'log_per_node_statement',
-  'notice_per_node_statement',
-  'log_client_messages',
-  'check_unlogged_table',
-  'allow_sql_comments',
-  'client_idle_limit',
-  'client_idle_limit_in_recovery',
-  'log_error_verbosity',
-  'client_min_messages',
-  'log_min_messages',
-  'log_backend_messages',
-]);
 
 const POOLS_COLUMNS = [
   'pool_pid', 'start_time', 'client_connection_count', 'pool_id', 'backend_id', 'database', 'username', 'backend_connection_time',
@@ -79,7 +64,7 @@ export class ShowCommands implements LocalCommands {
     if (set) return this.pgpoolSet(unquote(set[1]!), set[2]!.trim(), session);
     const reset = /^pgpool\s+reset\s+("?[\w]+"?)$/i.exec(text);
     if (reset) return this.pgpoolReset(unquote(reset[1]!), session);
-    return error('42601', `syntax error in pgpool command: "${text}"`);
+    return error(SqlState.SyntaxError, `syntax error in pgpool command: "${text}"`);
   }
 
   private async show(what: string, session: LocalSession): Promise<Buffer> {
@@ -123,7 +108,7 @@ export class ShowCommands implements LocalCommands {
       case 'cache':
         return error(SqlState.FeatureNotSupported, 'query cache is not enabled');
       default:
-        return error('42601', `syntax error: unknown SHOW POOL_${what.toUpperCase()}`);
+        return error(SqlState.SyntaxError, `syntax error: unknown SHOW POOL_${what.toUpperCase()}`);
     }
   }
 
@@ -132,7 +117,12 @@ export class ShowCommands implements LocalCommands {
     return configItems(h.config, {
       status: (i) => h.cluster.topology.nodes[i]!.status,
       delay: (i) => h.cluster.replication.info[i]!.delayBytes,
-    }).map((it) => (session.settings.has(it.name) ? { ...it, value: session.settings.get(it.name)! } : it));
+    })
+      .concat(Object.entries(PGPOOL_ONLY).map(([name, value]) => ({ name, value, description: name.replace(/_/g, ' ') })))
+      .map((it) => {
+        const own = session.settings.shown(it.name);
+        return own === undefined ? it : { ...it, value: own };
+      });
   }
 
   private items(keep: (name: string) => boolean, session: LocalSession): Buffer {
@@ -148,23 +138,30 @@ export class ShowCommands implements LocalCommands {
     if (lower === 'health_check') return this.items((n) => n.startsWith('health_check_'), session);
     if (lower === 'watchdog' || lower === 'heartbeat') return this.items(() => false, session);
     const it = this.itemsWith(session).find((x) => x.name === name);
-    if (!it) return error('42704', `unrecognized configuration parameter "${name}"`);
+    if (!it) return error(SqlState.UndefinedObject, `unrecognized configuration parameter "${name}"`);
     return resultSet([it.name], [[it.value]]);
   }
 
   private pgpoolSet(name: string, raw: string, session: LocalSession): Buffer {
-    const known = this.itemsWith(session).some((x) => x.name === name) || SESSION_PARAMETERS.has(name);
-    if (!known) return error('42704', `unrecognized configuration parameter "${name}"`);
-    if (!SESSION_PARAMETERS.has(name)) return error('55P02', `invalid Context, value for parameter "${name}" cannot be changed`);
-    if (/^default$/i.test(raw)) session.settings.delete(name);
-    else session.settings.set(name, unquote(raw, "'"));
+    const known = this.itemsWith(session).some((x) => x.name === name);
+    if (!known) return error(SqlState.UndefinedObject, `unrecognized configuration parameter "${name}"`);
+    if (!isSessionParameter(name)) return error(SqlState.CantChangeRuntimeParam, `invalid Context, value for parameter "${name}" cannot be changed`);
+    if (/^default$/i.test(raw)) session.settings.reset(name);
+    else {
+      try {
+        session.settings.set(name, unquote(raw, "'"));
+      } catch (err) {
+        if (err instanceof SettingError) return error(SqlState.InvalidParameterValue, err.message);
+        throw err;
+      }
+    }
     return commandComplete('SET');
   }
 
   private pgpoolReset(name: string, session: LocalSession): Buffer {
-    if (name.toLowerCase() === 'all') session.settings.clear();
-    else if (!SESSION_PARAMETERS.has(name)) return error('55P02', `invalid Context, value for parameter "${name}" cannot be changed`);
-    else session.settings.delete(name);
+    if (name.toLowerCase() === 'all') session.settings.resetAll();
+    else if (!isSessionParameter(name)) return error(SqlState.CantChangeRuntimeParam, `invalid Context, value for parameter "${name}" cannot be changed`);
+    else session.settings.reset(name);
     return commandComplete('SET');
   }
 }

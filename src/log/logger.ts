@@ -4,6 +4,11 @@ export type { Logger };
 
 const LEVELS = { debug: 'debug', info: 'info', warning: 'warn', error: 'error' } as const;
 
+/** pino's name for a log_min_messages value. */
+export function pinoLevel(level: keyof typeof LEVELS): string {
+  return LEVELS[level];
+}
+
 /**
  * The root logger: JSON lines on stdout, batched asynchronously so that logging never blocks the
  * data path; secrets redacted wherever they appear in a logged object.

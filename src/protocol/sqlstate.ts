@@ -14,6 +14,10 @@ export const SqlState = {
   IdleSessionTimeout: '57P05',
   QueryCanceled: '57014',
   FeatureNotSupported: '0A000',
+  InvalidParameterValue: '22023',
+  UndefinedObject: '42704',
+  SyntaxError: '42601',
+  CantChangeRuntimeParam: '55P02',
   InternalError: 'XX000',
 } as const;
 

@@ -9,10 +9,11 @@ import type { PauseGate } from './pause-gate';
 
 /** What the dispatcher needs from its session and the rest of Sluice. */
 export interface DispatchHost {
-  readonly routing: CompiledRouting;
+  /** The routing options (the session's own after a PGPOOL SET). */
+  routing(): CompiledRouting;
   readonly log: Logger;
-  readonly noticePerNode: boolean;
-  readonly logPerNode: boolean;
+  noticePerNode(): boolean;
+  logPerNode(): boolean;
   catalog(): DatabaseCatalog | null;
   nodes(): readonly NodeView[];
   /** The node reads go to for this statement (statement-level) or this session, avoiding some. */

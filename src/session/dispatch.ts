@@ -14,7 +14,7 @@ import { RouteState } from './route-state';
 import { SessionState } from './session-state';
 import { LocalTurn, mayBeLocal } from './local-command';
 import { prepareStatements, sendHeld } from './statements';
-
+import { PrimaryRecovery } from './primary-recovery';
 
 const POISON_SQL = "DO $$BEGIN RAISE EXCEPTION 'a read of this transaction failed on a standby'; END$$";
 /** What a statement is when nothing routes it (load balancing off, no per-node tracing). */
@@ -36,9 +36,8 @@ export class Dispatcher {
   readonly ext = new ExtendedState();
   /** Nodes this session could not use lately (connection or replay failed, link lost). */
   private readonly badNodes = new AvoidList();
-  /** Set while the session has lost its primary: how to get a new primary link. */
-  private reconnect: (() => Promise<NodeLink>) | null = null;
-  private reconnecting = false;
+  /** Pending while the session has lost its primary and waits for the new one. */
+  private readonly recovery = new PrimaryRecovery();
   /** The last unit opened for a read on a standby that could be re-run elsewhere. */
   private rerunnable: Unit | null = null;
   private held = false;
@@ -52,7 +51,7 @@ export class Dispatcher {
    * per-node notice/log. Otherwise everything goes to the primary unclassified (the hot path
    * of a single-node pool pays nothing for routing).
    */
-  private readonly inspect: boolean;
+  private inspect: boolean;
 
   constructor(
     public primary: NodeLink,
@@ -61,9 +60,18 @@ export class Dispatcher {
     this.links.set(primary.nodeId, primary);
     this.session = new SessionState(host.keepsState);
     this.ryw = new ReadYourWrites((node, lsn) => host.noteReplay(node, lsn));
-    this.inspect = host.keepsState || host.noticePerNode || host.logPerNode;
+    this.inspect = this.wantsInspect();
     const owner = { busy: () => this.active() !== null || this.primary.busy, txStatus: () => this.state.txStatus, hold: () => this.hold(), release: () => this.release() };
     this.localTurn = host.local ? new LocalTurn(host.local, host, owner) : null;
+  }
+
+  private wantsInspect(): boolean {
+    return this.host.keepsState || this.host.noticePerNode() || this.host.logPerNode();
+  }
+
+  /** PGPOOL SET changed the per-node notice or log: statements are looked at only if needed. */
+  settingsChanged(): void {
+    this.inspect = this.wantsInspect();
   }
 
   /** The link with forwarded units outstanding (at most one at a time), if any. */
@@ -79,7 +87,10 @@ export class Dispatcher {
       this.host.gate.holdSession(this, () => this.release(), (err) => this.host.fail(err));
       return this.hold();
     }
-    if (this.reconnect) return this.recoverPrimary();
+    if (this.recovery.pending) {
+      this.recovery.run((link) => this.adoptPrimary(link), (err) => this.host.fail(err), () => this.release());
+      return this.hold();
+    }
     switch (type) {
       case Frontend.Query:
         return this.query(buf, start, end);
@@ -153,7 +164,7 @@ export class Dispatcher {
   private decide(s: Statement, sql: string): { node: number; stmt: Statement; wrote: boolean } {
     let eff = s;
     if (s.kind === 'execute') eff = this.session.prepared(s.name ?? '') ?? statement('write', 'execute of an unknown statement');
-    const d: Decision = route(eff, sql, this.host.routing, this.state, this.host.catalog() ?? NO_CATALOG);
+    const d: Decision = route(eff, sql, this.host.routing(), this.state, this.host.catalog() ?? NO_CATALOG);
     const primaryId = this.primary.nodeId;
     if (d.to === 'primary') {
       const wrote = eff.kind === 'write' || (eff.kind === 'read' && d.reason.startsWith('function'));
@@ -163,9 +174,9 @@ export class Dispatcher {
     // pipeline flowing, and the transaction state is only certain once the primary has answered.
     if (this.primary.busy) return { node: primaryId, stmt: s, wrote: false };
     const lb = this.host.loadBalanceNode(this.badNodes.current());
-    const node = lb === null ? primaryId : readNode(this.host.nodes(), lb, this.host.routing.preferLowerDelay);
+    const node = lb === null ? primaryId : readNode(this.host.nodes(), lb, this.host.routing().preferLowerDelay);
     if (node === null || this.badNodes.current().has(node)) return { node: primaryId, stmt: s, wrote: false };
-    if (this.host.routing.readYourWrites && node !== primaryId && this.ryw.behind(node, this.host.replayLsn(node))) {
+    if (this.host.routing().readYourWrites && node !== primaryId && this.ryw.behind(node, this.host.replayLsn(node))) {
       return { node: primaryId, stmt: s, wrote: false };
     }
     return { node, stmt: s, wrote: false };
@@ -210,10 +221,10 @@ export class Dispatcher {
 
   private openUnit(link: NodeLink, s: Statement, sql: string): Unit {
     const unit: Unit = { forward: true, errored: false };
-    if (this.host.noticePerNode && sql) {
+    if (sql && this.host.noticePerNode()) {
       unit.notice = encodeNotice(Backend.NoticeResponse, 'NOTICE', '00000', `DB node id: ${link.nodeId} statement: ${sql}`);
     }
-    if (this.host.logPerNode && sql) this.host.log.info({ node: link.nodeId, statement: sql }, 'statement sent');
+    if (sql && this.host.logPerNode()) this.host.log.info({ node: link.nodeId, statement: sql }, 'statement sent');
     if (s.kind === 'read' || (s.kind === 'execute' && link !== this.primary)) this.host.countSelect(link.nodeId);
     const isPrimary = link === this.primary;
     const seqs = isPrimary ? this.session.record(s, sql, this.links, this.primary, this.ext) : [];
@@ -238,7 +249,7 @@ export class Dispatcher {
   private primaryReady(s: Statement, u: Unit): void {
     const before = this.state.txStatus;
     const ended = this.state.primaryReady(this.primary.conn.txStatus, !this.primary.busy);
-    if (this.host.routing.readYourWrites && this.state.txStatus === 'idle' && !this.primary.busy) {
+    if (this.host.routing().readYourWrites && this.state.txStatus === 'idle' && !this.primary.busy) {
       // A write is committed: its position is where a standby must have replayed to serve this
       // session's reads (one extra round trip per writing transaction; README).
       this.ryw.committed(this.primary);
@@ -355,7 +366,7 @@ export class Dispatcher {
     const owed = link.takeOwed();
     this.host.log.warn({ node: link.nodeId, reason, owed: owed.length }, 'standby connection lost');
     if (owed.length > 0) {
-      if (this.reconnect) {
+      if (this.recovery.pending) {
         this.host.fail(new Error('primary and standby lost together'));
         return;
       }
@@ -371,21 +382,7 @@ export class Dispatcher {
    */
   primaryLost(reconnect: () => Promise<NodeLink>): void {
     this.links.delete(this.primary.nodeId);
-    this.reconnect = reconnect;
-  }
-
-  private recoverPrimary(): false {
-    if (!this.reconnecting) {
-      this.reconnecting = true;
-      this.reconnect!()
-        .then((link) => this.adoptPrimary(link))
-        .catch((err: unknown) => this.host.fail(err))
-        .finally(() => {
-          this.reconnecting = false;
-          this.release();
-        });
-    }
-    return this.hold();
+    this.recovery.lost(reconnect);
   }
 
   /** A new primary link: the session's state is replayed on it before the held statement. */
@@ -398,7 +395,6 @@ export class Dispatcher {
     }
     this.primary = link;
     this.links.set(link.nodeId, link);
-    this.reconnect = null;
     replayAll(link, this.session.replay, this.host.log);
   }
 }

@@ -4,28 +4,54 @@ export interface IdleLimitHost {
   active(): boolean;
   /** A statement is in flight: a client waiting for its answer is not idle. */
   busy(): boolean;
-  lastActivity(): number;
   expire(): void;
-  /** Keeps the current timer so the session can clear it when it closes. */
-  timer(t: NodeJS.Timeout): void;
 }
 
-/** client_idle_limit: a client silent that long while nothing is in flight is disconnected. */
-export function armIdleLimit(limitMs: number, h: IdleLimitHost): void {
-  if (limitMs <= 0) return;
-  const check = () => {
-    if (!h.active()) return;
-    const busy = h.busy();
-    const idleFor = Date.now() - h.lastActivity();
-    if (!busy && idleFor >= limitMs) {
-      h.expire();
-      return;
-    }
-    const t = setTimeout(check, busy ? limitMs : limitMs - idleFor);
-    t.unref();
-    h.timer(t);
-  };
-  const t = setTimeout(check, limitMs);
-  t.unref();
-  h.timer(t);
+/**
+ * client_idle_limit: a client silent that long while nothing is in flight is disconnected. The
+ * limit may change during the session (PGPOOL SET); with none the clock is never read.
+ */
+export class IdleLimit {
+  private last = Date.now();
+  private limitMs = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly h: IdleLimitHost) {}
+
+  /** (Re)starts the clock for a limit in seconds; 0 turns it off. */
+  set(seconds: number): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.limitMs = seconds * 1000;
+    this.last = Date.now();
+    if (this.limitMs > 0) this.wait(this.limitMs);
+  }
+
+  /** The client sent something. */
+  touch(): void {
+    if (this.limitMs > 0) this.last = Date.now();
+  }
+
+  /** Seconds since the client last sent something (0 while no limit is set). */
+  get idleSeconds(): number {
+    return this.limitMs > 0 ? Math.floor((Date.now() - this.last) / 1000) : 0;
+  }
+
+  stop(): void {
+    this.limitMs = 0;
+    clearTimeout(this.timer);
+  }
+
+  private wait(ms: number): void {
+    this.timer = setTimeout(() => this.check(), ms);
+    this.timer.unref();
+  }
+
+  private check(): void {
+    if (this.limitMs <= 0 || !this.h.active()) return;
+    const busy = this.h.busy();
+    const idleFor = Date.now() - this.last;
+    if (!busy && idleFor >= this.limitMs) this.h.expire();
+    else this.wait(busy ? this.limitMs : this.limitMs - idleFor);
+  }
 }

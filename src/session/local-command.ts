@@ -3,21 +3,22 @@ import { SqlState } from '../protocol/sqlstate';
 import { Writer } from '../protocol/writer';
 import type { TxStatus } from '../protocol/codes';
 import type { DispatchHost } from './dispatch-host';
+import type { SessionSettings } from './settings';
 
 /** What a command Sluice answers itself (SHOW POOL_*, PGPOOL ...) knows of the session. */
 export interface LocalSession {
   readonly loadBalanceNode: number | null;
-  /** PGPOOL SET values of this session (name to value). */
-  readonly settings: Map<string, string>;
+  /** PGPOOL SET values of this session. */
+  readonly settings: SessionSettings;
 }
 
 /** A session's view for the local commands: its load-balance node now, its PGPOOL SET values. */
-export function localSession(loadBalanceNode: () => number | null): LocalSession {
+export function localSession(loadBalanceNode: () => number | null, settings: SessionSettings): LocalSession {
   return {
     get loadBalanceNode() {
       return loadBalanceNode();
     },
-    settings: new Map(),
+    settings,
   };
 }
 

@@ -3,7 +3,7 @@ import type { DatabaseCatalog } from '../cluster/catalog-cache';
 import type { RedirectRule } from '../config/patterns';
 import type { Logger } from '../log/logger';
 import { chooseLoadBalanceNode, matchRedirect, NodeView } from '../router/balancer';
-import type { SessionContext } from './session';
+import type { SessionContext } from './session-context';
 import type { StartupRequest } from './startup';
 
 /**

@@ -1,12 +1,7 @@
 import { Socket } from 'node:net';
-import { BackendConnection, BackendHandler, NodeAddress } from '../backend/connection';
+import { BackendConnection, BackendHandler } from '../backend/connection';
 import { BackendStartupError } from '../backend/connect';
-import type { CatalogCache } from '../cluster/catalog-cache';
-import type { ReplicationMonitor } from '../cluster/replication';
-import type { Config } from '../config/load';
-import type { NodeView } from '../router/balancer';
 import type { CompiledRouting } from '../router/options';
-import type { Rng } from '../util/rng';
 import type { Logger } from '../log/logger';
 import { ClientError } from '../protocol/client-error';
 import { Frontend } from '../protocol/codes';
@@ -19,39 +14,17 @@ import { cancelOnNode } from '../backend/cancel';
 import { Dispatcher } from './dispatch';
 import type { DispatchHost } from './dispatch-host';
 import { NodeLink } from './link';
-import { SessionRegistry } from './registry';
 import { SessionRouting } from './session-routing';
 import { LinkLoss } from './link-loss';
-import { acquireOn, connectPrimary, errorFrame, PrimaryHost } from './primary';
+import { acquireOn, connectPrimary, errorFrame } from './primary';
 import { checkStartup, encodeWelcome, StartupRequest, unsupportedProtocol } from './startup';
 import { untilWritable, WriteBatch } from './write-batch';
-import type { PauseGate } from './pause-gate';
-import type { BackendStats } from './backend-stats';
-import { LocalCommands, LocalSession, localSession } from './local-command';
+import { LocalSession, localSession } from './local-command';
+import type { SessionContext } from './session-context';
 import { describeSession, SessionInfo } from './session-info';
-import { armIdleLimit } from './idle-limit';
-
-/** What a session needs from the rest of Sluice (built by server.ts). */
-export interface SessionContext extends PrimaryHost {
-  readonly config: Config;
-  readonly registry: SessionRegistry;
-  readonly log: Logger;
-  readonly routing: CompiledRouting;
-  readonly catalogs: CatalogCache;
-  readonly rng: Rng;
-  node(id: number): NodeAddress | undefined;
-  /** The nodes as routing sees them now (up, role, weight, delay). */
-  nodeViews(): readonly NodeView[];
-  countSelect(node: number): void;
-  readonly replication: ReplicationMonitor;
-  /** More than one node: a failover can move a session, so its state is kept for replay. */
-  readonly canFailOver: boolean;
-  /** Closed while Sluice is paused (sluicectl pause, a switchover). */
-  readonly gate: PauseGate;
-  readonly backendStats: BackendStats;
-  /** SHOW POOL_* and PGPOOL commands (null: every statement goes to a node). */
-  readonly local: LocalCommands | null;
-}
+import { IdleLimit } from './idle-limit';
+import { SessionSettings, sessionRouting } from './settings';
+import { pinoLevel } from '../log/logger';
 
 type State =
   | { kind: 'startup' }
@@ -78,12 +51,13 @@ export class Session {
   private processIdValue = 0;
   private readonly toClient: WriteBatch;
   private startupTimer: NodeJS.Timeout | undefined;
-  private idleTimer: NodeJS.Timeout | undefined;
-  private lastActivity = Date.now();
+  private readonly idle: IdleLimit;
   private readonly startedAt = new Date();
   private readonly localSession: LocalSession;
-  /** client_idle_limit is on: only then is the clock read per received chunk. */
-  private readonly idleLimited: boolean;
+  /** The config as this session sees it: PGPOOL SET values over the file's. */
+  private readonly settings: SessionSettings;
+  /** Routing with this session's PGPOOL SET values (allow_sql_comments, check_unlogged_table). */
+  private ownRouting: CompiledRouting;
   /** What happens when one of the session's backend connections goes away. */
   private readonly loss: LinkLoss;
   private waitingForServer = false;
@@ -102,7 +76,18 @@ export class Session {
   ) {
     this.log = ctx.log.child({ session: id });
     this.routing = new SessionRouting(ctx, this.log);
-    this.localSession = localSession(() => this.routing.lbNode);
+    this.settings = new SessionSettings(() => ctx.config, () => this.settingsChanged());
+    this.ownRouting = ctx.routing;
+    this.localSession = localSession(() => this.routing.lbNode, this.settings);
+    this.idle = new IdleLimit({
+      active: () => this.state.kind === 'ready',
+      busy: () => {
+        let busy = false;
+        this.forEachBackend((b) => (busy ||= b.awaitingReady > 0));
+        return busy;
+      },
+      expire: () => this.fail(new ClientError('FATAL', SqlState.IdleSessionTimeout, 'terminating connection due to idle-session timeout')),
+    });
     this.loss = new LinkLoss({
       ctx,
       dispatcher: () => this.dispatcher,
@@ -116,7 +101,6 @@ export class Session {
     });
     this.framer = new Framer(ctx.config.max_message_size, false);
     this.toClient = new WriteBatch((b) => this.client.write(b));
-    this.idleLimited = ctx.config.client_idle_limit > 0;
     client.setNoDelay(true);
     client.setKeepAlive(true, 60_000);
     client.on('data', (chunk: Buffer) => this.onClientData(chunk));
@@ -155,7 +139,7 @@ export class Session {
   }
 
   private onClientData(chunk: Buffer): void {
-    if (this.idleLimited) this.lastActivity = Date.now();
+    this.idle.touch();
     try {
       this.framer.push(chunk, this.onClientFrame);
       this.flushToServer();
@@ -239,7 +223,7 @@ export class Session {
       this.client.write(encodeWelcome(req, conn, this.secretKey));
       this.state = { kind: 'ready', req };
       this.log.debug({ user: req.user, database: req.database, node: node.id, backendPid: conn.processId, reused, lbNode: this.routing.lbNode }, 'session started');
-      this.armIdleLimit();
+      this.idle.set(this.settings.values.client_idle_limit);
       this.client.resume();
       this.framer.resume(this.onClientFrame);
       this.flushToServer();
@@ -256,10 +240,10 @@ export class Session {
   private dispatchHost(req: StartupRequest): DispatchHost {
     const ctx = this.ctx;
     return {
-      routing: ctx.routing,
+      routing: () => this.ownRouting,
       log: this.log,
-      noticePerNode: ctx.config.notice_per_node_statement,
-      logPerNode: ctx.config.log_per_node_statement,
+      noticePerNode: () => this.settings.values.notice_per_node_statement,
+      logPerNode: () => this.settings.values.log_per_node_statement,
       catalog: () => this.routing.catalog,
       nodes: () => ctx.nodeViews(),
       loadBalanceNode: (avoid) => this.routing.loadBalanceNode(avoid),
@@ -296,7 +280,7 @@ export class Session {
       this.close('client terminated', undefined, true);
       return true;
     }
-    if (this.ctx.config.log_statement) this.logStatement(type, buf, start, end);
+    if (this.settings.values.log_statement) this.logStatement(type, buf, start, end);
     return this.dispatcher!.message(type, buf, start, end);
   }
 
@@ -323,7 +307,7 @@ export class Session {
       closed: (err) => this.loss.linkClosed(link, err),
     };
     conn.setHandler(handler);
-    if (this.ctx.config.log_per_node_statement) this.log.debug({ node: conn.node.id, backendPid: conn.processId }, 'backend attached');
+    if (this.settings.values.log_per_node_statement) this.log.debug({ node: conn.node.id, backendPid: conn.processId }, 'backend attached');
     return link;
   }
 
@@ -336,25 +320,20 @@ export class Session {
     this.loss.nodeDown(id);
   }
 
-  private armIdleLimit(): void {
-    armIdleLimit(this.ctx.config.client_idle_limit * 1000, {
-      active: () => this.state.kind === 'ready',
-      busy: () => {
-        let busy = false;
-        this.forEachBackend((b) => (busy ||= b.awaitingReady > 0));
-        return busy;
-      },
-      lastActivity: () => this.lastActivity,
-      expire: () => this.fail(new ClientError('FATAL', SqlState.IdleSessionTimeout, 'terminating connection due to idle-session timeout')),
-      timer: (t) => (this.idleTimer = t),
-    });
+  /** A PGPOOL SET or RESET changed what this session reads of the config. */
+  private settingsChanged(): void {
+    const v = this.settings.values;
+    this.log.level = pinoLevel(v.log_min_messages);
+    this.ownRouting = sessionRouting(this.ctx.routing, v);
+    if (this.state.kind === 'ready') this.idle.set(v.client_idle_limit);
+    this.dispatcher?.settingsChanged();
   }
 
   /** What the admin commands show of this session. */
   info(): SessionInfo {
     const req = this.state.kind === 'ready' || this.state.kind === 'starting' ? this.state.req : undefined;
-    const idle = this.idleLimited ? Math.floor((Date.now() - this.lastActivity) / 1000) : 0;
-    return describeSession(this.id, this.startedAt, req, this.client, this.state.kind === 'ready' ? this.dispatcher : null, this.routing.lbNode, idle);
+    const d = this.state.kind === 'ready' ? this.dispatcher : null;
+    return describeSession(this.id, this.startedAt, req, this.client, d, this.routing.lbNode, this.idle.idleSeconds);
   }
 
   /** Cancels what this session's backend connections are running (a CancelRequest for it). */
@@ -387,7 +366,7 @@ export class Session {
     this.state = { kind: 'closed' };
     this.framer.halted = true;
     clearTimeout(this.startupTimer);
-    clearTimeout(this.idleTimer);
+    this.idle.stop();
     if (this.secretKey !== 0) this.ctx.registry.forgetSecret(this.secretKey);
     const links = this.dispatcher ? [...this.dispatcher.links.values()] : [];
     for (const { conn } of links) {

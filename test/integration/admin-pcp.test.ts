@@ -110,6 +110,37 @@ t.test('SHOW POOL_* columns are pgpool 4.3.5\'s; select_cnt counts the node that
   t.equal((await c.query('SELECT 2 AS two')).rows[0].two, 2, 'the session goes on');
 });
 
+t.test('PGPOOL SET changes what this session does, and only this one', async (t) => {
+  const c = await env.sluice.client();
+  const other = await env.sluice.client();
+  const notices: string[] = [];
+  c.on('notice', (n) => notices.push(n.message ?? ''));
+  other.on('notice', (n) => notices.push(`other: ${n.message}`));
+  await c.query('SELECT 11');
+  t.same(notices, [], 'notice_per_node_statement is off in the config');
+  await c.query('PGPOOL SET notice_per_node_statement = on');
+  await c.query('SELECT 12');
+  await other.query('SELECT 13');
+  t.match(notices, [/^DB node id: \d statement: SELECT 12$/]);
+  t.equal(notices.length, 1, 'the other session is unchanged');
+
+  await c.query('PGPOOL SET log_statement TO on');
+  await c.query('SELECT 14 AS logged');
+  await waitFor('the statement logged', () => env.sluice.logs.some((l) => l.statement === 'SELECT 14 AS logged'));
+  await c.query('PGPOOL RESET ALL');
+  await c.query('SELECT 15');
+  t.equal(notices.length, 2, 'RESET ALL: back to the config (only SELECT 12 and 14 had notices)');
+  t.notOk(env.sluice.logs.some((l) => l.statement === 'SELECT 15'), 'no longer logged');
+
+  await t.rejects(c.query("PGPOOL SET client_idle_limit = 'soon'"), { code: '22023', message: 'invalid value for parameter "client_idle_limit": "soon"' });
+  await t.rejects(c.query('PGPOOL SET no_such_thing = 1'), { code: '42704' });
+  const ended = new Promise<Error & { code?: string }>((resolve) => c.once('error', resolve));
+  await c.query('PGPOOL SET client_idle_limit = 1');
+  const err = await ended;
+  t.equal(err.code, '57P05', 'client_idle_limit set for the session disconnects it when idle');
+  t.equal((await other.query('SELECT 16 AS n')).rows[0].n, 16, 'the other session has no limit');
+});
+
 t.test('pcp_detach_node / pcp_attach_node: SHOW POOL_NODES follows', async (t) => {
   const d = await pcp('pcp_detach_node', port(), pass, '-n', '2');
   t.equal(d.stdout, 'pcp_detach_node -- Command Successful\n');

@@ -1,0 +1,35 @@
+import type { NodeAddress } from '../backend/connection';
+import type { CatalogCache } from '../cluster/catalog-cache';
+import type { ReplicationMonitor } from '../cluster/replication';
+import type { Config } from '../config/load';
+import type { Logger } from '../log/logger';
+import type { NodeView } from '../router/balancer';
+import type { CompiledRouting } from '../router/options';
+import type { Rng } from '../util/rng';
+import type { BackendStats } from './backend-stats';
+import type { LocalCommands } from './local-command';
+import type { PauseGate } from './pause-gate';
+import type { PrimaryHost } from './primary';
+import type { SessionRegistry } from './registry';
+
+/** What a session needs from the rest of Sluice (built by server.ts). */
+export interface SessionContext extends PrimaryHost {
+  readonly config: Config;
+  readonly registry: SessionRegistry;
+  readonly log: Logger;
+  readonly routing: CompiledRouting;
+  readonly catalogs: CatalogCache;
+  readonly rng: Rng;
+  node(id: number): NodeAddress | undefined;
+  /** The nodes as routing sees them now (up, role, weight, delay). */
+  nodeViews(): readonly NodeView[];
+  countSelect(node: number): void;
+  readonly replication: ReplicationMonitor;
+  /** More than one node: a failover can move a session, so its state is kept for replay. */
+  readonly canFailOver: boolean;
+  /** Closed while Sluice is paused (sluicectl pause, a switchover). */
+  readonly gate: PauseGate;
+  readonly backendStats: BackendStats;
+  /** SHOW POOL_* and PGPOOL commands (null: every statement goes to a node). */
+  readonly local: LocalCommands | null;
+}
