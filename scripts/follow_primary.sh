@@ -12,12 +12,11 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=pg-env.sh
 . "$here/pg-env.sh"
+# shellcheck source=standby-lib.sh
+. "$here/standby-lib.sh"
 
 node_id=$1 node_host=$2 node_port=$3 node_data=$4 primary_id=$5 primary_host=$6 old_primary_id=$8 primary_port=$9
 user=${PGUSER:-postgres}
-
-q() { "$PG_BINDIR/psql" -X -q -A -t -h "$1" -p "$2" -U "$user" -d postgres -c "$3"; }
-lit() { printf "'%s'" "${1//\'/\'\'}"; }
 
 streaming() {
   [ "$(q "$node_host" "$node_port" "SELECT status = 'streaming' AND sender_port = $primary_port FROM pg_catalog.pg_stat_wal_receiver" 2>/dev/null)" = t ]
@@ -26,40 +25,17 @@ wait_streaming() {
   for _ in $(seq 1 "$1"); do streaming && return 0; sleep 0.2; done
   return 1
 }
-make_slot() {
-  [ -n "$1" ] || return 0
-  q "$primary_host" "$primary_port" "SELECT pg_catalog.pg_create_physical_replication_slot($(lit "$1"), true) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $(lit "$1"))" >/dev/null
-}
-
-# Sets where the node streams from (after its own config is back, see rewind_as_standby).
-set_upstream() {
-  run_pg sed -i -E '/^(primary_conninfo|primary_slot_name) /d' "$node_data/postgresql.auto.conf"
-  printf "primary_conninfo = %s\nprimary_slot_name = %s\n" "$(lit "$1")" "$(lit "$2")" | run_pg tee -a "$node_data/postgresql.auto.conf" >/dev/null
-}
-stop_node() {
-  if "$PG_BINDIR/pg_isready" -q -h "$node_host" -p "$node_port"; then
-    run_pg "$PG_BINDIR/pg_ctl" -D "$node_data" -m fast -w -t 60 stop
-  fi
-}
+stop_node() { stop_server "$node_host" "$node_port"; }
 start_standby() {
   run_pg touch "$node_data/standby.signal"
   run_pg "$PG_BINDIR/pg_ctl" -D "$node_data" -l "$node_data/../node$node_id.log" -w -t 60 start >/dev/null
 }
 
-# Stops the node if it runs, rewinds it to the new primary's timeline with pg_rewind, and starts
-# it as a standby. pg_rewind copies the source's configuration files too, so the node's own are
-# put back (with the upstream in $1/$2 when given).
+# Stops the node if it runs, rewinds it to the new primary's timeline, and starts it as a
+# standby (with the upstream in $1/$2 when given).
 rewind_as_standby() {
-  local keep
   stop_node
-  # pg_rewind reads the source's timeline from its control file, which a freshly promoted
-  # server updates only at its next checkpoint (pg_rewind docs).
-  q "$primary_host" "$primary_port" "CHECKPOINT"
-  keep=$(run_pg mktemp -d)
-  run_pg cp "$node_data/postgresql.conf" "$node_data/postgresql.auto.conf" "$keep/"
-  run_pg "$PG_BINDIR/pg_rewind" -D "$node_data" --source-server="host=$primary_host port=$primary_port user=$user dbname=postgres"
-  run_pg cp "$keep/postgresql.conf" "$keep/postgresql.auto.conf" "$node_data/"
-  run_pg rm -rf "$keep"
+  rewind_to_primary
   if [ -n "${1:-}" ]; then set_upstream "$1" "$2"; fi
   start_standby
 }

@@ -102,6 +102,8 @@ async function main(): Promise<number> {
       user: a.user,
       password: await password(a),
       debug: a.debug ? (l) => process.stdout.write(l + '\n') : undefined,
+      // Progress of long commands (recovery-node) on stderr: stdout keeps pgpool's layout.
+      notice: (m) => process.stderr.write(`${m}\n`),
     });
     const out = await COMMANDS[a.command]!(client, a, a.command);
     process.stdout.write(a.json ? JSON.stringify(out.json, null, 2) + '\n' : out.text);

@@ -47,6 +47,7 @@ export class Server implements AdminHost {
   readonly startedAt = new Date();
   readonly backendStats: BackendStats;
   readonly gate: PauseGate;
+  readonly admission: PauseGate;
   readonly commands: AdminCommands;
   private readonly pcp: PcpServer;
   readonly pool: PoolSet;
@@ -67,6 +68,11 @@ export class Server implements AdminHost {
   ) {
     this.backendStats = new BackendStats(config.backend.length);
     this.gate = new PauseGate(config.failover_hold_timeout * 1000);
+    this.admission = new PauseGate(config.recovery_timeout * 1000, {
+      message: 'online recovery is in progress',
+      setting: 'recovery_timeout',
+      until: 'its second stage did not end',
+    });
     this.commands = new AdminCommands(this);
     this.pcp = new PcpServer(this, this.commands, log.child({ component: 'pcp' }));
     this.pool = new PoolSet(
@@ -131,6 +137,11 @@ export class Server implements AdminHost {
     return [...this.sessions_].map((s) => s.info());
   }
 
+  /** Online recovery's second stage: idle sessions leave per client_idle_limit_in_recovery. */
+  onlineRecovery(on: boolean): void {
+    for (const s of this.sessions_) s.onlineRecovery(on);
+  }
+
   /** A stop asked for over PCP. */
   requestStop(mode: ShutdownMode): void {
     if (this.opts.stopRequested) this.opts.stopRequested(mode);
@@ -182,6 +193,7 @@ export class Server implements AdminHost {
       canFailOver: this.config.backend.length > 1,
       openBackend: this.openBackend,
       gate: this.gate,
+      admission: this.admission,
       backendStats: this.backendStats,
       local: new ShowCommands(this, VERSION),
     };
@@ -213,6 +225,7 @@ export class Server implements AdminHost {
     this.log.info({ mode }, 'shutting down');
     this.cluster.stop();
     this.gate.open();
+    this.admission.open();
     await this.pcp.stop();
     await Promise.all(this.listeners.map((l) => new Promise((r) => l.close(r))));
     this.registry.rejectWaiters(new ClientError('FATAL', SqlState.AdminShutdown, 'terminating connection due to administrator command'));

@@ -1,3 +1,4 @@
+import { RecoveryError } from '../cluster/recovery';
 import { lsnToNumber } from '../cluster/replication';
 import { AdminError } from './errors';
 import type { AdminHost, ShutdownMode } from './host';
@@ -134,10 +135,47 @@ export class AdminCommands {
     }
   }
 
-  /** pcp_recovery_node: two-stage online recovery is the recovery issue. */
-  recovery(id: number): never {
+  /**
+   * pcp_recovery_node, after pgpool's checks: the node is down and not the primary, and no other
+   * recovery or failover runs. Answers when the node is attached (or the recovery failed).
+   */
+  async recovery(id: number, progress: (message: string) => void = () => undefined): Promise<void> {
     this.node(id, 'recovery');
-    throw new AdminError('recovery is not available yet', 'online recovery is not built yet in Sluice');
+    const c = this.h.cluster;
+    if (c.recovery.inProgress !== null) throw new AdminError('pgpool-II is already processing another recovery request.', `node ${c.recovery.inProgress} is being recovered`, true);
+    if (c.failover.inProgress) throw new AdminError('failed to process PCP request at the moment', 'failover is in progress');
+    if (c.topology.primaryId === id) throw new AdminError('primary server cannot be recovered by online recovery.', `node ${id} is the primary`);
+    if (c.topology.nodes[id]!.status !== 'down') throw new AdminError(`node recovery failed, node id: ${id} is alive`, 'detach it first (sluicectl detach-node)');
+    try {
+      await c.recovery.recover(id, { holdSessions: (deadline) => this.holdNewSessions(deadline), progress });
+    } catch (err) {
+      if (err instanceof RecoveryError) throw new AdminError(err.message, err.detail);
+      throw err;
+    }
+  }
+
+  /**
+   * Online recovery's second stage: new sessions wait; open ones may finish (idle ones leave per
+   * client_idle_limit_in_recovery). Resolves with the release once no session is open.
+   */
+  private async holdNewSessions(deadline: number): Promise<() => void> {
+    this.h.admission.close();
+    this.h.onlineRecovery(true);
+    const release = () => {
+      this.h.onlineRecovery(false);
+      this.h.admission.open();
+    };
+    try {
+      for (;;) {
+        const open = this.h.sessions().filter((s) => s.status !== 'Wait for connection').length;
+        if (open === 0) return release;
+        if (Date.now() >= deadline) throw new AdminError('node recovery failed', `${open} session(s) still open when recovery_timeout ran out (see client_idle_limit_in_recovery)`);
+        await delay(POLL_MS);
+      }
+    } catch (err) {
+      release();
+      throw err;
+    }
   }
 
   /** pcp_stop_pgpool: refused while a failover runs, as pgpool refuses it. */

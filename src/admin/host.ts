@@ -17,6 +17,10 @@ export interface AdminHost {
   readonly selectCount: readonly number[];
   readonly backendStats: BackendStats;
   readonly gate: PauseGate;
+  /** Closed during online recovery's second stage: new sessions wait. */
+  readonly admission: PauseGate;
+  /** Tells every session online recovery's second stage began or ended (idle ones may leave). */
+  onlineRecovery(on: boolean): void;
   sessions(): SessionInfo[];
   /** Stops Sluice (after the reply to the request went out). */
   requestStop(mode: ShutdownMode): void;

@@ -61,7 +61,9 @@ export async function nodeRows(h: AdminHost, ids?: readonly number[]): Promise<N
       role: isPrimary ? 'primary' : 'standby',
       selectCount: h.selectCount[n.id] ?? 0,
       delayBytes: isPrimary ? 0 : r.delayBytes,
-      replicationState: isPrimary ? '' : r.state,
+      // A node online recovery is bringing back has no replication yet: its step shows there
+      // (one word, so pcp_node_info's space-separated line stays parseable).
+      replicationState: n.recovery ? `recovery-${n.recovery.replace(' ', '-')}` : isPrimary ? '' : r.state,
       replicationSyncState: isPrimary ? '' : r.syncState,
       lastStatusChange: n.lastStatusChange,
     };

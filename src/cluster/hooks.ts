@@ -65,52 +65,67 @@ export function hookEnvironment(v: HookValues): Record<string, string> {
   return env;
 }
 
-export interface HookResult {
+export interface ScriptResult {
   code: number | null;
   signal: string | null;
   timedOut: boolean;
+  /** The last lines the script wrote to stderr (for the error a caller sees). */
+  errorTail: string[];
 }
 
+/** pgpool's hooks: the command with its placeholders expanded, the values in the environment too. */
+export function runHook(name: string, command: string, values: HookValues, opts: ScriptOptions): Promise<ScriptResult> {
+  return runScript(name, expandPlaceholders(command, values), hookEnvironment(values), opts);
+}
+
+export interface ScriptOptions {
+  cwd: string;
+  timeoutMs: number;
+  log: Logger;
+}
+
+const TAIL_LINES = 5;
+
 /**
- * Runs a hook through /bin/sh with its placeholders expanded, the values also in the
- * environment, in the config file's folder (so relative script paths work), its output logged
- * line by line, and killed after timeoutMs (0 = no limit).
+ * Runs a command line through /bin/sh in the config file's folder (so relative script paths
+ * work), with extra environment, its output logged line by line, and killed (with its whole
+ * process group) after timeoutMs (0 = no limit).
  */
-export function runHook(
-  name: string,
-  command: string,
-  values: HookValues,
-  opts: { cwd: string; timeoutMs: number; log: Logger },
-): Promise<HookResult> {
-  const line = expandPlaceholders(command, values);
+export function runScript(name: string, line: string, env: Record<string, string>, opts: ScriptOptions): Promise<ScriptResult> {
   const log = opts.log.child({ hook: name });
   log.info({ command: line }, 'running hook');
   return new Promise((done) => {
     const child = spawn('/bin/sh', ['-c', line], {
       cwd: opts.cwd && isAbsolute(opts.cwd) ? opts.cwd : resolve(opts.cwd || '.'),
-      env: { ...process.env, ...hookEnvironment(values) },
+      env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
     let timedOut = false;
+    const errorTail: string[] = [];
     const timer =
       opts.timeoutMs > 0
         ? setTimeout(() => {
             timedOut = true;
-            // The whole process group: a script's own children go too.
             if (child.pid) process.kill(-child.pid, 'SIGKILL');
           }, opts.timeoutMs)
         : undefined;
     const relay = (stream: NodeJS.ReadableStream, level: 'info' | 'warn') => {
       let rest = '';
+      const emit = (l: string) => {
+        log[level]({ output: l }, 'hook output');
+        if (level !== 'warn') return;
+        errorTail.push(l);
+        if (errorTail.length > TAIL_LINES) errorTail.shift();
+      };
       stream.setEncoding('utf8');
       stream.on('data', (s: string) => {
         const lines = (rest + s).split('\n');
         rest = lines.pop()!;
-        for (const l of lines) if (l) log[level]({ output: l }, 'hook output');
+        for (const l of lines) if (l) emit(l);
       });
       stream.on('end', () => {
-        if (rest) log[level]({ output: rest }, 'hook output');
+        if (rest) emit(rest);
       });
     };
     relay(child.stdout, 'info');
@@ -121,7 +136,7 @@ export function runHook(
       const result = { code, signal, timedOut };
       if (code === 0) log.info(result, 'hook finished');
       else log.warn(result, 'hook failed');
-      done(result);
+      done({ ...result, errorTail });
     });
   });
 }

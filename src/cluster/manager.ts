@@ -6,6 +6,7 @@ import type { NodeView } from '../router/balancer';
 import { NodeQuery } from './discover';
 import { Failover } from './failover';
 import { HealthCheck, healthSettings, HealthSettings } from './health';
+import { OnlineRecovery } from './recovery';
 import { ReplicationMonitor } from './replication';
 import { StatusFile } from './status-file';
 import { isLive, NodeInfo, Topology } from './topology';
@@ -33,6 +34,7 @@ export class ClusterManager {
   readonly replication: ReplicationMonitor;
   readonly failover: Failover;
   readonly health: HealthCheck[];
+  readonly recovery: OnlineRecovery;
   private readonly statusFile: StatusFile;
   private views: NodeView[] = [];
   private readonly waiters = new Set<() => void>();
@@ -81,6 +83,30 @@ export class ClusterManager {
         recheck: (id) => void this.health[id]?.checkNow(),
       },
       log.child({ component: 'failover' }),
+    );
+    this.recovery = new OnlineRecovery(
+      this.topology,
+      {
+        firstStageCommand: config.recovery_1st_stage_command,
+        secondStageCommand: config.recovery_2nd_stage_command,
+        remoteStartCommand: config.remote_start_command,
+        timeoutMs: config.recovery_timeout * 1000,
+        cwd: config.configDir,
+        viaExtension: config.recovery_via_pgpool_recovery,
+      },
+      {
+        onPrimary: (sqls, timeoutMs) => {
+          const p = this.primary;
+          if (!p) return Promise.reject(new Error('no primary node is known'));
+          return this.queryAs(p, sqls, config.recovery_user, config.recovery_database, config.recovery_password, timeoutMs);
+        },
+        isStandby: async (node) => {
+          const [rows] = await this.queryAs(node, ['SELECT pg_catalog.pg_is_in_recovery()'], config.recovery_user, 'postgres', config.recovery_password, timeoutMs);
+          return rows?.[0]?.[0] === 't';
+        },
+        failback: (id) => this.failover.failback(id, 'online recovery'),
+      },
+      log.child({ component: 'recovery' }),
     );
     this.health = this.topology.nodes.map((n, i) => {
       const s = healthSettings(config, config.backend[i]!);
@@ -221,7 +247,7 @@ export class ClusterManager {
   private measured(changed: boolean): void {
     if (changed) this.refreshViews();
     for (const n of this.topology.nodes) {
-      if (n.status !== 'down' || this.replication.info[n.id]!.state !== 'streaming') continue;
+      if (n.status !== 'down' || n.recovery || this.replication.info[n.id]!.state !== 'streaming') continue;
       if (!this.config.auto_failback) {
         if (!this.reportedStale.has(n.id)) this.log.warn({ node: n.id }, 'node is marked down but streams from the primary; attach it (sluicectl attach-node) or set auto_failback');
         this.reportedStale.add(n.id);
@@ -240,10 +266,14 @@ export class ClusterManager {
   }
 
   /** One-off queries as sr_check_user (pgpool finds the primary with that user). */
-  readonly query: NodeQuery = async (node, sqls) => {
+  readonly query: NodeQuery = (node, sqls) => {
     const c = this.config;
-    const timeoutMs = c.connect_timeout || 10_000;
-    const conn = await this.open(node, c.sr_check_user, c.sr_check_database || 'postgres', c.sr_check_password || undefined, timeoutMs);
+    return this.queryAs(node, sqls, c.sr_check_user, c.sr_check_database || 'postgres', c.sr_check_password, c.connect_timeout || 10_000);
+  };
+
+  /** Queries on a connection of their own as a user; throws on the first error. */
+  private async queryAs(node: NodeInfo, sqls: string[], user: string, database: string, password: string, timeoutMs: number): Promise<(string | null)[][][]> {
+    const conn = await this.open(node, user, database, password || undefined, this.config.connect_timeout || 10_000);
     try {
       const rs = await runQueries(conn, sqls, timeoutMs);
       const bad = rs.find((r) => r.error);
@@ -252,5 +282,5 @@ export class ClusterManager {
     } finally {
       conn.terminate();
     }
-  };
+  }
 }

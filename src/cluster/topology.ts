@@ -21,7 +21,11 @@ export interface NodeInfo extends NodeAddress {
   lastStatusChange: Date;
   /** follow_primary_command is re-pointing it: no statements, no health verdicts meanwhile. */
   following: boolean;
+  /** Online recovery is bringing it back: the step it is at ('stage 1', 'stage 2', 'starting'). */
+  recovery: RecoveryStep | null;
 }
+
+export type RecoveryStep = 'stage 1' | 'stage 2' | 'starting';
 
 export function nodesFromConfig(backends: readonly BackendConfig[]): NodeInfo[] {
   const now = new Date();
@@ -37,6 +41,7 @@ export function nodesFromConfig(backends: readonly BackendConfig[]): NodeInfo[] 
     status: 'waiting',
     lastStatusChange: now,
     following: false,
+    recovery: null,
   }));
 }
 
@@ -98,6 +103,10 @@ export class Topology {
   setFollowing(id: number, following: boolean): void {
     this.nodes[id]!.following = following;
     this.changed();
+  }
+
+  setRecovery(id: number, step: RecoveryStep | null): void {
+    this.nodes[id]!.recovery = step;
   }
 
   private save(): void {

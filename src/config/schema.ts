@@ -3,7 +3,6 @@ import { bool, INT_MAX, int, num, oneOf, optInt, optStr, SpecTable, str } from '
 // Every config key (CONTRACT.md), pgpool-II's names and meanings. Durations are seconds unless
 // the name says otherwise (connect_timeout is milliseconds, as in pgpool).
 
-const RECOVERY = 'online recovery (recovery issue)';
 const HTTP = 'HTTP endpoints (operations issue)';
 const SECURITY = 'client authentication and TLS (security issue)';
 
@@ -78,13 +77,17 @@ export const topLevel = {
   /** Sluice's: seconds a failover, failback or follow_primary command may run before it is killed. */
   hook_timeout: int(300, 0, INT_MAX),
 
-  recovery_user: str('postgres', { pending: RECOVERY }),
-  recovery_password: str('', { pending: RECOVERY }),
-  recovery_1st_stage_command: str('', { pending: RECOVERY }),
-  recovery_2nd_stage_command: str('', { pending: RECOVERY }),
-  remote_start_command: str('', { pending: RECOVERY }),
-  recovery_timeout: int(90, 1, INT_MAX, { pending: RECOVERY }),
-  client_idle_limit_in_recovery: int(0, -1, INT_MAX, { pending: RECOVERY }),
+  recovery_user: str('postgres'),
+  recovery_password: str(''),
+  recovery_1st_stage_command: str(''),
+  recovery_2nd_stage_command: str(''),
+  remote_start_command: str(''),
+  recovery_timeout: int(90, 1, INT_MAX),
+  client_idle_limit_in_recovery: int(0, -1, INT_MAX),
+  /** pgpool 4.7's: the database recovery connects to on the primary (pgpool_recovery lives there). */
+  recovery_database: str('postgres'),
+  /** Sluice's: run the stages and the remote start through pgpool's pgpool_recovery extension. */
+  recovery_via_pgpool_recovery: bool(false),
 
   log_min_messages: oneOf(['debug', 'info', 'warning', 'error'] as const, 'info'),
   log_statement: bool(false),

@@ -27,6 +27,8 @@ export interface Target {
   password: string;
   /** -d: print each packet sent and received. */
   debug?: (line: string) => void;
+  /** The server's notices (progress of a long request). */
+  notice?: (message: string) => void;
 }
 
 /** A PCP connection, as pgpool's libpcp makes it: connect, salted md5, requests. */
@@ -40,6 +42,7 @@ export class PcpClient {
   private constructor(
     private readonly socket: Socket,
     private readonly debug?: (line: string) => void,
+    private readonly notice?: (message: string) => void,
   ) {
     socket.on('data', (d: Buffer) => {
       try {
@@ -76,7 +79,7 @@ export class PcpClient {
       socket.once('connect', resolve);
       socket.once('error', reject);
     });
-    const c = new PcpClient(socket, t.debug);
+    const c = new PcpClient(socket, t.debug, t.notice);
     const [salt] = await c.request(PcpRequest.Salt, Buffer.alloc(0), 1);
     const hash = pcpResponse(t.user, pcpPasswordHash(t.password), salt!.payload);
     await c.request(PcpRequest.Authenticate, Buffer.from(`${t.user}\0${hash}\0`, 'utf8'), 1);
@@ -94,7 +97,7 @@ export class PcpClient {
 
   /**
    * Sends one request and reads its reply packets: `count` of them, or (count undefined) up to
-   * the one whose first field is CommandComplete. Notices are skipped; an error throws.
+   * the one whose first field is CommandComplete. Notices go to `notice`; an error throws.
    */
   async request(type: number, payload: Buffer, count?: number): Promise<Reply[]> {
     this.debug?.(`DEBUG: send: tos="${String.fromCharCode(type)}", len=${payload.length + 4}`);
@@ -102,7 +105,10 @@ export class PcpClient {
     const out: Reply[] = [];
     for (;;) {
       const r = await this.next();
-      if (r.type === PcpReply.Notice) continue;
+      if (r.type === PcpReply.Notice) {
+        this.notice?.(decodePcpError(r.payload).message);
+        continue;
+      }
       if (r.type === PcpReply.Error) {
         const e = decodePcpError(r.payload);
         throw new PcpFailure(e.severity, e.message, e.detail);

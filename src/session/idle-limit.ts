@@ -7,6 +7,8 @@ export interface IdleLimitHost {
   expire(): void;
 }
 
+const MIN_RECHECK_MS = 50;
+
 /**
  * client_idle_limit: a client silent that long while nothing is in flight is disconnected. The
  * limit may change during the session (PGPOOL SET); with none the clock is never read.
@@ -52,6 +54,7 @@ export class IdleLimit {
     const busy = this.h.busy();
     const idleFor = Date.now() - this.last;
     if (!busy && idleFor >= this.limitMs) this.h.expire();
-    else this.wait(busy ? this.limitMs : this.limitMs - idleFor);
+    // A busy session is looked at again after the limit, and never more often than MIN_RECHECK_MS.
+    else this.wait(Math.max(busy ? this.limitMs : this.limitMs - idleFor, MIN_RECHECK_MS));
   }
 }

@@ -11,7 +11,11 @@ export class PauseGate {
   private readonly waiters = new Set<{ open: () => void }>();
   private readonly sessions = new WeakSet<object>();
 
-  constructor(private readonly holdMs: number) {}
+  constructor(
+    private readonly holdMs: number,
+    /** What the error says when the hold limit is reached. */
+    private readonly why = { message: 'Sluice is paused', setting: 'failover_hold_timeout', until: 'Sluice was not resumed' },
+  ) {}
 
   get closed(): boolean {
     return this.paused;
@@ -43,8 +47,8 @@ export class PauseGate {
           new ClientError(
             'FATAL',
             SqlState.CannotConnectNow,
-            'Sluice is paused',
-            `statements were held for ${Math.round(this.holdMs / 1000)} s (failover_hold_timeout) and Sluice was not resumed`,
+            this.why.message,
+            `held for ${Math.round(this.holdMs / 1000)} s (${this.why.setting}) and ${this.why.until}`,
           ),
         );
       }, this.holdMs);

@@ -5,6 +5,8 @@ import { ClientError } from '../protocol/client-error';
 import { SqlState } from '../protocol/sqlstate';
 import { poolKey } from '../pool/pool-key';
 import type { PoolSet } from '../pool/pool-set';
+import { cancelOnNode } from '../backend/cancel';
+import type { Logger } from '../log/logger';
 
 /** What reaching the primary needs from the rest of Sluice. */
 export interface PrimaryHost {
@@ -22,6 +24,22 @@ export interface PrimaryHost {
 export function acquireOn(h: PrimaryHost, node: NodeAddress, params: ReadonlyMap<string, string>): Promise<{ conn: BackendConnection; reused: boolean }> {
   const key = poolKey(node.id, params);
   return h.pool.acquire(node.id, key, () => h.openBackend(node, params, key));
+}
+
+/**
+ * A closing session's backend connections. They go back to the pool only after a clean
+ * Terminate at a protocol boundary (the pool resets them); anything else may have work in
+ * flight, so those are cancelled and closed.
+ */
+export function releaseBackends(h: PrimaryHost, conns: readonly BackendConnection[], clean: boolean, database: string, log: Logger): void {
+  for (const conn of conns) {
+    if (clean && conn.atBoundary) {
+      h.pool.release(conn, database).catch(() => undefined);
+    } else {
+      if (conn.awaitingReady > 0) cancelOnNode(conn, log);
+      h.pool.discard(conn);
+    }
+  }
 }
 
 /** The node did not answer (as opposed to answering with an error about this session). */

@@ -29,6 +29,8 @@ export interface SessionContext extends PrimaryHost {
   readonly canFailOver: boolean;
   /** Closed while Sluice is paused (sluicectl pause, a switchover). */
   readonly gate: PauseGate;
+  /** Closed during online recovery's second stage: new sessions wait before they start. */
+  readonly admission: PauseGate;
   readonly backendStats: BackendStats;
   /** SHOW POOL_* and PGPOOL commands (null: every statement goes to a node). */
   readonly local: LocalCommands | null;

@@ -16,7 +16,7 @@ import type { DispatchHost } from './dispatch-host';
 import { NodeLink } from './link';
 import { SessionRouting } from './session-routing';
 import { LinkLoss } from './link-loss';
-import { acquireOn, connectPrimary, errorFrame } from './primary';
+import { acquireOn, connectPrimary, errorFrame, releaseBackends } from './primary';
 import { checkStartup, encodeWelcome, StartupRequest, unsupportedProtocol } from './startup';
 import { untilWritable, WriteBatch } from './write-batch';
 import { LocalSession, localSession } from './local-command';
@@ -33,6 +33,8 @@ type State =
   | { kind: 'closed' };
 
 const SSL_NO = Buffer.from('N');
+/** client_idle_limit_in_recovery = -1: an idle session leaves at once. */
+const IMMEDIATELY = 0.001;
 
 /**
  * One client connection. Startup is answered by Sluice; after that the session forwards the
@@ -52,6 +54,8 @@ export class Session {
   private readonly toClient: WriteBatch;
   private startupTimer: NodeJS.Timeout | undefined;
   private readonly idle: IdleLimit;
+  /** client_idle_limit_in_recovery, while online recovery's second stage waits for sessions. */
+  private readonly recoveryIdle: IdleLimit;
   private readonly startedAt = new Date();
   private readonly localSession: LocalSession;
   /** The config as this session sees it: PGPOOL SET values over the file's. */
@@ -79,14 +83,21 @@ export class Session {
     this.settings = new SessionSettings(() => ctx.config, () => this.settingsChanged());
     this.ownRouting = ctx.routing;
     this.localSession = localSession(() => this.routing.lbNode, this.settings);
+    const active = () => this.state.kind === 'ready';
     this.idle = new IdleLimit({
-      active: () => this.state.kind === 'ready',
+      active,
       busy: () => {
         let busy = false;
         this.forEachBackend((b) => (busy ||= b.awaitingReady > 0));
         return busy;
       },
       expire: () => this.fail(new ClientError('FATAL', SqlState.IdleSessionTimeout, 'terminating connection due to idle-session timeout')),
+    });
+    // Only a session between transactions is idle here: one in a transaction may finish it.
+    this.recoveryIdle = new IdleLimit({
+      active,
+      busy: () => !(this.dispatcher?.atBoundary ?? true),
+      expire: () => this.fail(new ClientError('FATAL', SqlState.AdminShutdown, 'terminating connection due to online recovery', 'client_idle_limit_in_recovery')),
     });
     this.loss = new LinkLoss({
       ctx,
@@ -140,6 +151,7 @@ export class Session {
 
   private onClientData(chunk: Buffer): void {
     this.idle.touch();
+    this.recoveryIdle.touch();
     try {
       this.framer.push(chunk, this.onClientFrame);
       this.flushToServer();
@@ -208,6 +220,7 @@ export class Session {
       this.hasSlot = true;
       if (this.closed) return this.close('client left while waiting');
       await this.ctx.gate.pass();
+      await this.ctx.admission.pass();
       if (this.closed) return;
       const { conn, reused } = await connectPrimary(this.ctx, req.params);
       const node = conn.node;
@@ -329,6 +342,12 @@ export class Session {
     this.dispatcher?.settingsChanged();
   }
 
+  /** Online recovery's second stage began (or ended): idle sessions leave per client_idle_limit_in_recovery. */
+  onlineRecovery(on: boolean): void {
+    const limit = on ? this.settings.values.client_idle_limit_in_recovery : 0;
+    this.recoveryIdle.set(limit < 0 ? IMMEDIATELY : limit);
+  }
+
   /** What the admin commands show of this session. */
   info(): SessionInfo {
     const req = this.state.kind === 'ready' || this.state.kind === 'starting' ? this.state.req : undefined;
@@ -354,29 +373,18 @@ export class Session {
   }
 
   /**
-   * Ends the session. Backend connections go back to the pool only after a clean Terminate at a
-   * protocol boundary (the pool resets them); anything else may have work in flight, so those are
-   * cancelled and closed.
+   * Ends the session; `clean`: after the client's Terminate (see releaseBackends).
    */
   close(reason: string, err?: Error, clean = false): void {
-    if (this.state.kind === 'closed') {
-      return;
-    }
+    if (this.state.kind === 'closed') return;
     const database = this.state.kind === 'startup' ? '' : this.state.req.database;
     this.state = { kind: 'closed' };
     this.framer.halted = true;
     clearTimeout(this.startupTimer);
     this.idle.stop();
+    this.recoveryIdle.stop();
     if (this.secretKey !== 0) this.ctx.registry.forgetSecret(this.secretKey);
-    const links = this.dispatcher ? [...this.dispatcher.links.values()] : [];
-    for (const { conn } of links) {
-      if (clean && conn.atBoundary) {
-        this.ctx.pool.release(conn, database).catch(() => undefined);
-      } else {
-        if (conn.awaitingReady > 0) cancelOnNode(conn, this.log);
-        this.ctx.pool.discard(conn);
-      }
-    }
+    if (this.dispatcher) releaseBackends(this.ctx, [...this.dispatcher.links.values()].map((l) => l.conn), clean, database, this.log);
     this.dispatcher?.links.clear();
     if (this.hasSlot) {
       this.hasSlot = false;

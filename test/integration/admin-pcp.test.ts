@@ -165,7 +165,9 @@ t.test('promote of the primary, watchdog, reload, recovery, wrong password: as p
   const r = await pcp('pcp_reload_config', port(), pass);
   t.equal(r.stdout, 'pcp_reload_config -- Command Successful\n');
   const rec = await pcp('pcp_recovery_node', port(), pass, '-n', '2');
-  t.match(rec.stderr, /^ERROR: {2}recovery is not available yet\n/);
+  t.equal(rec.stderr, 'ERROR:  node recovery failed, node id: 2 is alive\nDETAIL:  detach it first (sluicectl detach-node)\n\n');
+  const recPrimary = await pcp('pcp_recovery_node', port(), pass, '-n', '0');
+  t.match(recPrimary.stderr, /^ERROR: {2}primary server cannot be recovered by online recovery\.\n/);
   const bad = await runProgram('/usr/sbin/pcp_node_count', ['-h', '127.0.0.1', '-p', String(port()), '-U', 'nobody', '-w'], { PCPPASSFILE: '/nonexistent' });
   t.equal(bad.code, 1);
   t.equal(bad.stderr, 'FATAL:  authentication failed for user "nobody"\nDETAIL:  username and/or password does not match\n\n');

@@ -23,7 +23,7 @@ function intArg(p: PcpPacket): number {
  * has 4.3's 13 fields (4.4 inserted one in the middle; Debian bookworm's clients are 4.3).
  * Null: no reply (pgpool's legacy 'F').
  */
-export async function pcpReply(p: PcpPacket, h: AdminHost, cmd: AdminCommands): Promise<Buffer | null> {
+export async function pcpReply(p: PcpPacket, h: AdminHost, cmd: AdminCommands, notice: (message: string) => void): Promise<Buffer | null> {
   switch (p.type) {
     case PcpRequest.NodeCount:
       return pcpPacket(PcpReply.NodeCount, ['CommandComplete', String(h.cluster.topology.nodes.length)]);
@@ -61,8 +61,9 @@ export async function pcpReply(p: PcpPacket, h: AdminHost, cmd: AdminCommands): 
       return done(PcpReply.Detached);
     }
     case PcpRequest.RecoveryNode:
-      if (h.cluster.failover.inProgress) throw new AdminError('failed to process PCP request at the moment', 'failover is in progress');
-      return cmd.recovery(intArg(p));
+      // pgpool's client skips the progress notices; sluicectl prints them.
+      await cmd.recovery(intArg(p), notice);
+      return done(PcpReply.Attached);
     case PcpRequest.StopLocal:
     case PcpRequest.StopCluster: {
       const m = p.payload.toString('latin1', 0, 1);

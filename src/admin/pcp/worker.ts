@@ -75,7 +75,7 @@ export class PcpWorker {
     }
     if (!this.authenticated) return this.fatal('authentication failed for new PCP connection', 'connection not authorized');
     try {
-      const reply = await pcpReply(p, this.host, this.commands);
+      const reply = await pcpReply(p, this.host, this.commands, (m) => this.send(pcpError('NOTICE', m)));
       if (reply) this.send(reply);
     } catch (err) {
       if (err instanceof AdminError) {
