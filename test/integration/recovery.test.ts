@@ -75,7 +75,9 @@ t.test('a standby killed and its data directory deleted comes back under a TPC-B
   let benchDone = false;
   const bench = runProgram('pgbench', ['-n', '-h', '127.0.0.1', '-p', String(s.port), '-U', 'postgres', '-c', '4', '-j', '2', '-T', '20', 'postgres']).finally(() => (benchDone = true));
   await waitFor('pgbench is writing', () => s.server.backendStats.nodes[0]!.update > 200, 30_000);
+  const started = Date.now();
   const r = await sluicectl(s.server.pcpPort, pass, 'recovery-node', '-n', '2');
+  t.comment(`recovery by pg_basebackup under load: ${Date.now() - started} ms`);
   t.equal(r.code, 0, r.stderr);
   t.equal(r.stdout, 'recovery-node -- Command Successful\n');
   t.match(r.stderr, /first stage \(clients keep working\)[\s\S]*starting the node[\s\S]*done, node attached/, 'progress was printed');
@@ -106,6 +108,8 @@ t.test('stage 2: new sessions wait, a transaction finishes, idle sessions are di
   await waitFor('stage 2', () => s.server.cluster.topology.nodes[2]!.recovery === 'stage 2', 60_000);
   const info = (await pcp('pcp_node_info', s.server.pcpPort, pass, '-n', '2')).stdout.split(' ');
   t.same([info[4], info[9]], ['down', 'recovery-stage-2'], 'pcp_node_info shows the step (new sessions wait; PCP does not)');
+  const second = await pcp('pcp_recovery_node', s.server.pcpPort, pass, '-n', '1');
+  t.match(second.stderr, /^FATAL: {2}pgpool-II is already processing another recovery request\.\n/, 'one recovery at a time');
   let lateReady = false;
   const late = s.client().then((c) => {
     lateReady = true;
@@ -179,7 +183,9 @@ t.test('after a failover the old primary is rewound and recovered by pcp_recover
   await cluster.psql(primary, 'ALTER SYSTEM SET full_page_writes = on');
   await cluster.psql(primary, 'SELECT pg_reload_conf()');
 
+  const started = Date.now();
   const r = await pcp('pcp_recovery_node', s.server.pcpPort, pass, '-n', '0');
+  t.comment(`recovery of the old primary by pg_rewind: ${Date.now() - started} ms`);
   t.equal(r.stdout, 'pcp_recovery_node -- Command Successful\n', r.stderr);
   t.ok(s.logs.some((l) => /rewound; a standby/.test(String(l.output))), 'the rewind path was taken');
   await attached(t, s, 0, primary);
