@@ -30,6 +30,7 @@ export type SessionKey = (typeof SESSION_KEYS)[number];
 /** What a session reads of the config, with its PGPOOL SET values applied. */
 export type SessionValues = Pick<Config, SessionKey>;
 
+const OWN = new Set<string>(SESSION_KEYS);
 const SETTABLE = new Set<string>([...SESSION_KEYS, ...Object.keys(PGPOOL_ONLY)]);
 
 export function isSessionParameter(name: string): boolean {
@@ -93,7 +94,7 @@ export class SessionSettings {
   /** PGPOOL SET name = raw; throws SettingError for a value of the wrong type or range. */
   set(name: string, raw: string): void {
     const spec = (topLevel as Record<string, Spec<unknown>>)[name];
-    const value = spec && (SESSION_KEYS as readonly string[]).includes(name) ? parseValue(name, raw, spec) : raw;
+    const value = spec && OWN.has(name) ? parseValue(name, raw, spec) : raw;
     this.overrides.set(name, { shown: typeof value === 'boolean' ? (value ? 'on' : 'off') : String(value), value });
     this.rebuild();
   }
@@ -110,7 +111,7 @@ export class SessionSettings {
 
   private rebuild(): void {
     const own: Record<string, unknown> = {};
-    for (const [k, v] of this.overrides) if ((SESSION_KEYS as readonly string[]).includes(k)) own[k] = v.value;
+    for (const [k, v] of this.overrides) if (OWN.has(k)) own[k] = v.value;
     this.merged = Object.keys(own).length > 0 ? ({ ...this.base(), ...own } as SessionValues) : null;
     this.changed();
   }

@@ -18,6 +18,20 @@ export interface TestSluice {
   stop(): Promise<void>;
 }
 
+/** The shipped scripts (scripts/), and a hook command line with every pgpool placeholder. */
+export const SCRIPTS = join(__dirname, '..', '..', 'scripts');
+export const hookCommand = (name: string) => `${join(SCRIPTS, name)} %d %h %p %D %m %H %M %P %r %R %N %S`;
+
+/** Checks every second and the shipped failover scripts: a node's death is acted on in seconds. */
+export const FAST_FAILOVER = {
+  health_check_period: 1,
+  health_check_timeout: 2,
+  connect_timeout: 2000,
+  sr_check_period: 1,
+  failover_command: hookCommand('failover.sh'),
+  follow_primary_command: hookCommand('follow_primary.sh'),
+};
+
 export const PCP_USER = 'admin';
 export const PCP_PASSWORD = 'pcp secret';
 

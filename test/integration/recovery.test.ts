@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import t, { Test } from 'tap';
 import { createCluster, TestCluster } from '../helpers/cluster';
 import { pcp, pcpPassFile, Ran, runProgram, sluicectl } from '../helpers/pcp';
-import { startSluice, TestSluice, waitFor } from '../helpers/sluice';
+import { FAST_FAILOVER, SCRIPTS, startSluice, TestSluice, waitFor } from '../helpers/sluice';
 
 // Two-stage online recovery with the shipped scripts, on a real cluster: a standby whose data
 // directory is gone comes back under a TPC-B load; stage 2 holds new sessions, lets a
@@ -13,15 +13,9 @@ import { startSluice, TestSluice, waitFor } from '../helpers/sluice';
 
 let cluster: TestCluster;
 let pass = '';
-const scripts = join(__dirname, '..', '..', 'scripts');
-const hook = (name: string) => `${join(scripts, name)} %d %h %p %D %m %H %M %P %r %R %N %S`;
+const scripts = SCRIPTS;
 const BASE = {
-  health_check_period: 1,
-  health_check_timeout: 2,
-  connect_timeout: 2000,
-  sr_check_period: 1,
-  failover_command: hook('failover.sh'),
-  follow_primary_command: hook('follow_primary.sh'),
+  ...FAST_FAILOVER,
   recovery_1st_stage_command: join(scripts, 'recovery_1st_stage.sh'),
   remote_start_command: join(scripts, 'remote_start.sh'),
   recovery_timeout: 60,

@@ -1,8 +1,7 @@
-import { join } from 'node:path';
 import t, { Test } from 'tap';
 import { createCluster, TestCluster } from '../helpers/cluster';
 import { pcp, pcpPassFile, Ran, runProgram, sluicectl } from '../helpers/pcp';
-import { startSluice, TestSluice, waitFor } from '../helpers/sluice';
+import { FAST_FAILOVER, startSluice, TestSluice, waitFor } from '../helpers/sluice';
 
 // Switchover under load (pcp_promote_node -s, with the shipped failover.sh and
 // follow_primary.sh): pgbench TPC-B through Sluice sees no failed transaction and no aborted
@@ -12,20 +11,11 @@ import { startSluice, TestSluice, waitFor } from '../helpers/sluice';
 let cluster: TestCluster;
 let sluice: TestSluice;
 let pass = '';
-const scripts = join(__dirname, '..', '..', 'scripts');
-const hook = (name: string) => `${join(scripts, name)} %d %h %p %D %m %H %M %P %r %R %N %S`;
 
 t.before(async () => {
   cluster = await createCluster(2);
   pass = pcpPassFile();
-  sluice = await startSluice(cluster, {
-    health_check_period: 1,
-    health_check_timeout: 2,
-    connect_timeout: 2000,
-    sr_check_period: 1,
-    failover_command: hook('failover.sh'),
-    follow_primary_command: hook('follow_primary.sh'),
-  });
+  sluice = await startSluice(cluster, FAST_FAILOVER);
   const init = await runProgram('pgbench', ['-i', '-q', '-s', '1', '-h', '127.0.0.1', '-p', String(cluster.port(0)), '-U', 'postgres', 'postgres']);
   if (init.code !== 0) throw new Error(init.stderr);
 });
