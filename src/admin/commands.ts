@@ -2,9 +2,10 @@ import { RecoveryError } from '../cluster/recovery';
 import { lsnToNumber } from '../cluster/replication';
 import { AdminError } from './errors';
 import type { AdminHost, ShutdownMode } from './host';
+import type { SessionInfo } from '../session/session-info';
+import { setTimeout as delay } from 'node:timers/promises';
 
 const POLL_MS = 50;
-const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
  * Every admin action, one implementation for PCP (pcp_* and sluicectl) and anything else that
@@ -105,16 +106,24 @@ export class AdminCommands {
   }
 
   /** Waits until every session is between transactions with nothing in flight. */
-  private async drain(deadline: number): Promise<void> {
+  private drain(deadline: number): Promise<void> {
+    return this.untilNone(
+      (s) => !s.atBoundary,
+      deadline,
+      (n) => new AdminError('sessions did not reach a transaction boundary', `${n} session(s) still in a transaction or running a statement`),
+    );
+  }
+
+  /** Polls until no session matches `busy`; at the deadline, the error for how many are left. */
+  private async untilNone(busy: (s: SessionInfo) => boolean, deadline: number, error: (left: number) => AdminError): Promise<void> {
     for (;;) {
-      const busy = this.h.sessions().filter((s) => !s.atBoundary);
-      if (busy.length === 0) return;
-      if (Date.now() >= deadline) {
-        throw new AdminError('sessions did not reach a transaction boundary', `${busy.length} session(s) still in a transaction or running a statement`);
-      }
+      const left = this.h.sessions().filter(busy).length;
+      if (left === 0) return;
+      if (Date.now() >= deadline) throw error(left);
       await delay(POLL_MS);
     }
   }
+
 
   /** Waits until node `id` has replayed everything the primary has written (nothing is written now). */
   private async catchUp(id: number): Promise<void> {
@@ -166,12 +175,12 @@ export class AdminCommands {
       this.h.admission.open();
     };
     try {
-      for (;;) {
-        const open = this.h.sessions().filter((s) => s.status !== 'Wait for connection').length;
-        if (open === 0) return release;
-        if (Date.now() >= deadline) throw new AdminError('node recovery failed', `${open} session(s) still open when recovery_timeout ran out (see client_idle_limit_in_recovery)`);
-        await delay(POLL_MS);
-      }
+      await this.untilNone(
+        (s) => s.status !== 'Wait for connection',
+        deadline,
+        (n) => new AdminError('node recovery failed', `${n} session(s) still open when recovery_timeout ran out (see client_idle_limit_in_recovery)`),
+      );
+      return release;
     } catch (err) {
       release();
       throw err;

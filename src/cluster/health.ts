@@ -1,5 +1,6 @@
 import type { BackendConfig, Config } from '../config/load';
 import type { Logger } from '../log/logger';
+import { setTimeout as delay } from 'node:timers/promises';
 
 /** One node's health check settings: the [[backend]] override, else the top-level key. */
 export interface HealthSettings {
@@ -65,7 +66,6 @@ export interface HealthHost {
   succeeded(): void;
 }
 
-const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
  * pgpool's health check for one node: every period a new connection (no query), retried

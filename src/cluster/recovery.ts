@@ -1,6 +1,7 @@
 import type { Logger } from '../log/logger';
 import { runScript, shellQuote } from './hooks';
 import type { NodeInfo, RecoveryStep, Topology } from './topology';
+import { setTimeout as delay } from 'node:timers/promises';
 
 export interface RecoveryOptions {
   firstStageCommand: string;
@@ -43,7 +44,6 @@ export class RecoveryError extends Error {
 }
 
 const POLL_MS = 250;
-const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const sqlText = (s: string) => `'${s.replace(/'/g, "''")}'`;
 /** pgpool passes 'localhost' for a host that is empty or a socket folder. */
 const hostArg = (h: string) => (h === '' || h.startsWith('/') ? 'localhost' : h);
