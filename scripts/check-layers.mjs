@@ -9,8 +9,9 @@ const layer = (file) => {
     util: 0, protocol: 0, config: 0, log: 1, metrics: 1, backend: 2, cluster: 3, pool: 3, router: 3,
     session: 4, admin: 5, http: 5, server: 6, cli: 7, ctl: 7,
   };
-  // config/schema and config/spec are pure (L0); config/load reads files (L1).
-  if (top === 'config' && /load/.test(file)) return 1;
+  // config/schema and config/spec are pure (L0); config/load reads files (L1), and config/diff
+  // compares what it loaded.
+  if (top === 'config' && /\/(load|diff)\.ts$/.test(file)) return 1;
   if (!(top in map)) throw new Error(`no layer for ${relative(src, file)}: add it to scripts/check-layers.mjs`);
   return map[top];
 };

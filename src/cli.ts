@@ -1,6 +1,9 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from './config/load';
+import { importPgpoolConf } from './config/pgpool-import';
 import { createLogger } from './log/logger';
+import { prettyStream } from './log/pretty';
 import { Server, ShutdownMode } from './server';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -8,7 +11,23 @@ const VERSION: string = require('../package.json').version;
 
 const USAGE = `usage: sluice -f FILE [-D]        run the proxy with that TOML config
        sluice --check-config FILE  validate a config and exit
+       sluice import-pgpool-conf PGPOOL_CONF [PCP_CONF]
+                                   print an equivalent Sluice TOML (what could not be carried
+                                   over is listed at its end and on stderr)
        sluice --version`;
+
+/** import-pgpool-conf: the TOML on stdout, what was left out on stderr. */
+function importConf(files: string[]): number {
+  if (files.length < 1 || files.length > 2) {
+    process.stderr.write(`${USAGE}\n`);
+    return 2;
+  }
+  const [conf, pcp] = files.map((f) => readFileSync(f, 'utf8'));
+  const r = importPgpoolConf(conf!, pcp);
+  process.stdout.write(r.toml);
+  if (r.skipped.length > 0) process.stderr.write(`sluice: ${r.skipped.length} pgpool parameters not carried over (listed at the end of the output)\n`);
+  return 0;
+}
 
 interface Args {
   config?: string;
@@ -36,6 +55,7 @@ function parseArgs(argv: string[]): Args {
 }
 
 async function main(): Promise<number> {
+  if (process.argv[2] === 'import-pgpool-conf') return importConf(process.argv.slice(3));
   let args: Args;
   try {
     args = parseArgs(process.argv.slice(2));
@@ -66,7 +86,7 @@ async function main(): Promise<number> {
     process.stdout.write(`${file}: ok\n`);
     return 0;
   }
-  const log = createLogger(config.log_min_messages);
+  const log = createLogger(config.log_min_messages, process.stdout.isTTY ? prettyStream(process.stdout) : 1);
   for (const key of config.pendingKeys) log.warn({ key }, 'config key accepted but not active yet');
   let stop: (mode: ShutdownMode) => void = () => undefined;
   const server = await Server.start(config, log, { discardStatus: args.discardStatus, configFile: file, stopRequested: (mode) => stop(mode) });
@@ -82,7 +102,13 @@ async function main(): Promise<number> {
   process.on('SIGTERM', () => stop('smart'));
   process.on('SIGINT', () => stop('fast'));
   process.on('SIGQUIT', () => stop('immediate'));
-  process.on('SIGHUP', () => log.warn('config reload is not built yet (operations issue); config unchanged'));
+  process.on('SIGHUP', () => {
+    try {
+      server.reload();
+    } catch {
+      // Logged by reload; the running config stays.
+    }
+  });
   return -1;
 }
 

@@ -9,6 +9,12 @@ import { PauseGate } from './session/pause-gate';
 import type { SessionInfo } from './session/session-info';
 import { boundPort, listenAll } from './util/listen';
 import { connectBackend } from './backend/connect';
+import { HttpServer } from './http/http-server';
+import type { HttpHost } from './http/host';
+import { RecentEvents } from './metrics/events';
+import { Metrics } from './metrics/metrics';
+import { metricsSource } from './server/metrics-source';
+import { applyReload } from './server/reload';
 import type { BackendConnection, NodeAddress } from './backend/connection';
 import { CatalogCache } from './cluster/catalog-cache';
 import { ClusterManager } from './cluster/manager';
@@ -42,9 +48,13 @@ export interface ServerOptions {
 }
 
 /** The composition root: builds every component from a config snapshot and owns their life. */
-export class Server implements AdminHost {
+export class Server implements AdminHost, HttpHost {
   readonly cluster: ClusterManager;
   readonly startedAt = new Date();
+  readonly version = VERSION;
+  readonly metrics: Metrics;
+  readonly events = new RecentEvents();
+  private readonly http: HttpServer;
   readonly backendStats: BackendStats;
   readonly gate: PauseGate;
   readonly admission: PauseGate;
@@ -52,21 +62,27 @@ export class Server implements AdminHost {
   private readonly pcp: PcpServer;
   readonly pool: PoolSet;
   readonly registry: SessionRegistry;
-  readonly routing: CompiledRouting;
+  /** Compiled from the config; replaced by a reload. */
+  routing: CompiledRouting;
   readonly catalogs: CatalogCache;
   /** Reads sent to each node (pgpool's select_cnt). */
   readonly selectCount: number[];
+  /** The config snapshot in force: replaced as a whole by a reload. */
+  private config_: Config;
   private readonly listeners: NetServer[] = [];
   private readonly sessions_ = new Set<Session>();
   private nextSessionId = 1;
   private stopping: Promise<void> | null = null;
 
   private constructor(
-    readonly config: Config,
+    config: Config,
     readonly log: Logger,
     private readonly opts: ServerOptions,
   ) {
-    this.backendStats = new BackendStats(config.backend.length);
+    this.config_ = config;
+    this.metrics = new Metrics(metricsSource(this));
+    this.http = new HttpServer(this, log.child({ component: 'http' }));
+    this.backendStats = new BackendStats(config.backend.length, (node, seconds) => this.metrics.statementDuration.observe({ node: String(node) }, seconds));
     this.gate = new PauseGate(config.failover_hold_timeout * 1000);
     this.admission = new PauseGate(config.recovery_timeout * 1000, {
       message: 'online recovery is in progress',
@@ -75,15 +91,7 @@ export class Server implements AdminHost {
     });
     this.commands = new AdminCommands(this);
     this.pcp = new PcpServer(this, this.commands, log.child({ component: 'pcp' }));
-    this.pool = new PoolSet(
-      {
-        maxPerNode: config.num_init_children * config.max_pool,
-        idleLifetimeMs: config.connection_life_time * 1000,
-        resetQueries: config.reset_query_list.split(';').map((q) => q.trim()).filter(Boolean),
-        resetTimeoutMs: 10_000,
-      },
-      log.child({ component: 'pool' }),
-    );
+    this.pool = new PoolSet(this.poolOptions(config), log.child({ component: 'pool' }));
     this.registry = new SessionRegistry(config.num_init_children, config.reserved_connections);
     this.routing = routingOptions(config);
     this.catalogs = new CatalogCache(config.relcache_expire * 1000, log.child({ component: 'catalog' }));
@@ -105,6 +113,13 @@ export class Server implements AdminHost {
       {
         nodeDown: (id) => this.nodeDown(id),
         primaryFound: (id) => log.info({ primary: id, sessions: this.sessions_.size }, 'sessions continue on the primary'),
+        event: (kind, node, message, ok) => {
+          this.events.add(kind, node, message);
+          if (kind === 'failover') this.metrics.failovers.inc();
+          else if (kind === 'failback') this.metrics.failbacks.inc();
+          else if (kind === 'recovery') this.metrics.recoveries.inc({ result: ok ? 'done' : 'failed' });
+        },
+        healthMeasured: (node, ms) => this.metrics.healthCheckDuration.observe({ node: String(node) }, ms / 1000),
       },
       log.child({ component: 'cluster' }),
     );
@@ -117,6 +132,7 @@ export class Server implements AdminHost {
     await s.listen();
     try {
       await s.pcp.start();
+      if (config.http_port > 0) await s.http.start(config.http_listen_addresses, config.http_port);
     } catch (err) {
       await s.stop('immediate');
       throw err;
@@ -131,6 +147,37 @@ export class Server implements AdminHost {
 
   get pcpPort(): number {
     return this.pcp.port;
+  }
+
+  /** The HTTP port (0 when http_port is 0). */
+  get httpPort(): number {
+    return this.http.port;
+  }
+
+  get config(): Config {
+    return this.config_;
+  }
+
+  get serving(): boolean {
+    return this.stopping === null;
+  }
+
+  recentEvents() {
+    return this.events.list();
+  }
+
+  poolCounts() {
+    return this.pool.counts(this.cluster.topology.nodes.length);
+  }
+
+  private poolOptions(c: Config) {
+    return {
+      maxPerNode: c.num_init_children * c.max_pool,
+      idleLifetimeMs: c.connection_life_time * 1000,
+      resetQueries: c.reset_query_list.split(';').map((q) => q.trim()).filter(Boolean),
+      resetTimeoutMs: 10_000,
+      waited: (seconds: number) => this.metrics.clientWait.observe(seconds),
+    };
   }
 
   sessions(): SessionInfo[] {
@@ -149,12 +196,42 @@ export class Server implements AdminHost {
   }
 
   /**
-   * pcp_reload_config: the file is read and validated again. Applying a changed config while
-   * running is the operations issue; until then a valid file is reported and nothing changes.
+   * SIGHUP, pcp_reload_config, sluicectl reload: the file is read, validated and compared; then
+   * every change is applied, or none (a restart-only key changed, or the file is not valid: the
+   * error names the key and the running config stays). Sessions are not interrupted.
    */
   reload(): void {
-    if (this.opts.configFile) loadConfig(this.opts.configFile);
-    this.log.warn({ file: this.opts.configFile }, 'config file is valid; applying changes while running is not built yet (operations issue)');
+    if (!this.opts.configFile) throw new Error('no config file to reload (the config was given inline)');
+    try {
+      const next = loadConfig(this.opts.configFile);
+      const changed = applyReload(this.config_, next, {
+        config: (c) => (this.config_ = c),
+        routing: (r) => (this.routing = r),
+        pool: (c) => (this.pool.opts = this.poolOptions(c)),
+        catalogs: (ms) => (this.catalogs.expireMs = ms),
+        gates: (holdMs, recoveryMs) => {
+          this.gate.holdMs = holdMs;
+          this.admission.holdMs = recoveryMs;
+        },
+        nodes: (c) => {
+          this.backendStats.grow(c.backend.length);
+          while (this.selectCount.length < c.backend.length) this.selectCount.push(0);
+          this.cluster.reconfigure(c);
+        },
+        level: (l) => (this.log.level = l),
+        sessions: () => {
+          for (const s of this.sessions_) s.settings.reload();
+        },
+      });
+      this.metrics.reloads.inc({ result: 'applied' });
+      this.events.add('reload', null, changed.length > 0 ? `config reloaded: ${changed.join(', ')}` : 'config reloaded: nothing changed');
+      this.log.info({ file: this.opts.configFile, changed }, 'config reloaded');
+    } catch (err) {
+      this.metrics.reloads.inc({ result: 'refused' });
+      this.events.add('reload', null, `reload refused: ${(err as Error).message}`);
+      this.log.error({ file: this.opts.configFile, err: (err as Error).message }, 'config reload refused; the running config stays');
+      throw err;
+    }
   }
 
   get replication(): ReplicationMonitor {
@@ -175,12 +252,19 @@ export class Server implements AdminHost {
   }
 
   private context(): SessionContext {
+    // Getters where a reload replaces the value: every session reads the one in force.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const server = this;
     return {
-      config: this.config,
+      get config() {
+        return server.config_;
+      },
       pool: this.pool,
       registry: this.registry,
       log: this.log.child({ component: 'session' }),
-      routing: this.routing,
+      get routing() {
+        return server.routing;
+      },
       catalogs: this.catalogs,
       rng: Math.random,
       waitForPrimary: (timeoutMs, not) => this.cluster.waitForPrimary(timeoutMs, not),
@@ -189,8 +273,12 @@ export class Server implements AdminHost {
       countSelect: (node) => this.selectCount[node]!++,
       replication: this.cluster.replication,
       confirmDown: (node, shutdown) => this.cluster.confirmDown(node, shutdown),
-      holdTimeoutMs: this.config.failover_hold_timeout * 1000,
-      canFailOver: this.config.backend.length > 1,
+      get holdTimeoutMs() {
+        return server.config_.failover_hold_timeout * 1000;
+      },
+      get canFailOver() {
+        return server.cluster.topology.nodes.length > 1;
+      },
       openBackend: this.openBackend,
       gate: this.gate,
       admission: this.admission,
@@ -226,7 +314,9 @@ export class Server implements AdminHost {
     this.cluster.stop();
     this.gate.open();
     this.admission.open();
+    this.events.add('shutdown', null, `${mode} shutdown`);
     await this.pcp.stop();
+    await this.http.stop();
     await Promise.all(this.listeners.map((l) => new Promise((r) => l.close(r))));
     this.registry.rejectWaiters(new ClientError('FATAL', SqlState.AdminShutdown, 'terminating connection due to administrator command'));
     if (mode === 'smart') await this.waitForSessions(SMART_SHUTDOWN_LIMIT_MS);

@@ -50,7 +50,8 @@ export class CatalogCache {
   private readonly entries = new Map<string, Entry>();
 
   constructor(
-    private readonly expireMs: number,
+    /** relcache_expire in ms; replaced by a reload. */
+    public expireMs: number,
     private readonly log: Logger,
   ) {}
 

@@ -26,6 +26,8 @@ export interface FailoverHost {
   primaryFound(id: number): void;
   /** Check a node's health at once (after follow_primary_command re-pointed it). */
   recheck(id: number): void;
+  /** Something operators want to see (metrics, the status page's recent events). */
+  event(kind: 'failover' | 'failback' | 'primary', node: number, message: string): void;
 }
 
 const LSN_SQL = 'SELECT pg_catalog.pg_last_wal_receive_lsn(), pg_catalog.pg_last_wal_replay_lsn()';
@@ -46,7 +48,8 @@ export class Failover {
 
   constructor(
     private readonly topology: Topology,
-    private readonly opts: FailoverOptions,
+    /** Replaced by a reload (the commands, the timeouts). */
+    public opts: FailoverOptions,
     private readonly host: FailoverHost,
     private readonly log: Logger,
   ) {}
@@ -84,6 +87,7 @@ export class Failover {
     const oldMain = this.topology.mainNodeId();
     const wasPrimary = node.id === oldPrimary;
     this.log.info({ node: node.id, reason, wasPrimary }, 'failover: node detached');
+    this.host.event('failover', node.id, `node ${node.id} detached${wasPrimary ? ' (was primary)' : ''}: ${reason}`);
     this.topology.setStatus(node.id, 'down');
     if (wasPrimary) this.topology.setPrimary(null);
     this.host.nodeDown(node.id);
@@ -142,6 +146,7 @@ export class Failover {
     if (id !== null) {
       this.topology.setPrimary(id);
       this.log.info({ primary: id }, 'primary node found');
+      this.host.event('primary', id, `node ${id} is the primary`);
       this.host.primaryFound(id);
     }
     return id;
@@ -199,6 +204,7 @@ export class Failover {
       const oldMain = this.topology.mainNodeId();
       if (old !== null) {
         this.log.info({ node: old, next: id, switchover }, 'promote: primary detached');
+        this.host.event('failover', old, `node ${old} detached: promote node ${id}${switchover ? ' (switchover)' : ''}`);
         this.topology.setStatus(old, 'down');
         this.topology.setPrimary(null);
         this.host.nodeDown(old);
@@ -232,6 +238,7 @@ export class Failover {
     const oldMain = this.topology.mainNodeId();
     this.topology.setStatus(node.id, 'waiting');
     this.log.info({ node: node.id, reason }, 'failback: node attached');
+    this.host.event('failback', node.id, `node ${node.id} attached: ${reason}`);
     if (this.opts.failbackCommand) {
       await this.hook('failback_command', this.opts.failbackCommand, this.values(node, this.topology.mainNodeId(), oldMain, this.topology.primaryId));
     }

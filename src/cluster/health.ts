@@ -64,6 +64,8 @@ export interface HealthHost {
   failed(reason: string): void;
   /** A check succeeded. */
   succeeded(): void;
+  /** A check that ran took this long, retries included (the duration metric). */
+  measured?(ms: number): void;
 }
 
 
@@ -94,7 +96,8 @@ export class HealthCheck {
 
   constructor(
     readonly nodeId: number,
-    readonly settings: HealthSettings,
+    /** Replaced by a reload (reconfigure). */
+    public settings: HealthSettings,
     private readonly host: HealthHost,
     private readonly log: Logger,
   ) {}
@@ -104,8 +107,17 @@ export class HealthCheck {
     this.schedule();
   }
 
+  /** A reload's settings; a changed period takes effect now. */
+  reconfigure(next: HealthSettings): void {
+    const restart = next.periodMs !== this.settings.periodMs;
+    this.settings = next;
+    if (!restart || this.stopped) return;
+    clearTimeout(this.timer);
+    this.schedule();
+  }
+
   private schedule(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.settings.periodMs <= 0) return;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.checkNow().finally(() => this.schedule()), this.settings.periodMs);
     this.timer.unref();
@@ -163,6 +175,7 @@ export class HealthCheck {
     s.maxDurationMs = Math.max(s.maxDurationMs, ms);
     s.minDurationMs = first ? ms : Math.min(s.minDurationMs, ms);
     s.totalDurationMs += ms;
+    this.host.measured?.(ms);
   }
 
   stop(): void {

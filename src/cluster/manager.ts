@@ -6,6 +6,7 @@ import type { NodeView } from '../router/balancer';
 import { NodeQuery } from './discover';
 import { Failover } from './failover';
 import { HealthCheck, healthSettings, HealthSettings } from './health';
+import { connectTimeoutMs, failoverOptions, recoveryOptions, replicationOptions } from './options';
 import { OnlineRecovery } from './recovery';
 import { ReplicationMonitor } from './replication';
 import { StatusFile } from './status-file';
@@ -20,6 +21,10 @@ export interface ClusterEvents {
   nodeDown(id: number): void;
   /** A primary is known (at start-up, or after a failover). */
   primaryFound(id: number): void;
+  /** Failover, failback, a primary found, a recovery ended: for metrics and the status page. */
+  event(kind: 'failover' | 'failback' | 'primary' | 'recovery', node: number, message: string, ok?: boolean): void;
+  /** A health check ran (its duration, retries included). */
+  healthMeasured(node: number, ms: number): void;
 }
 
 /** pgpool's auto_failback_interval default: a node is not re-attached more often than this. */
@@ -42,86 +47,94 @@ export class ClusterManager {
   private readonly reportedStale = new Set<number>();
   /** While paused for maintenance: nodes whose health check failed, checked again on resume. */
   private held: Set<number> | null = null;
+  private started = false;
 
   constructor(
-    private readonly config: Config,
+    private config: Config,
     private readonly open: OpenAs,
     private readonly events: ClusterEvents,
     private readonly log: Logger,
   ) {
     this.statusFile = new StatusFile(config.work_dir);
     this.topology = new Topology(config.backend, this.statusFile, () => this.refreshViews());
-    const timeoutMs = config.connect_timeout || 10_000;
     this.replication = new ReplicationMonitor(
       this.topology.nodes,
       () => this.topology.primaryId,
-      (node) => this.open(node, config.sr_check_user, config.sr_check_database || 'postgres', config.sr_check_password || undefined, timeoutMs),
-      {
-        periodMs: config.sr_check_period * 1000,
-        thresholdBytes: config.delay_threshold,
-        thresholdMs: config.delay_threshold_by_time,
-        timeoutMs,
+      (node) => {
+        const c = this.config;
+        return this.open(node, c.sr_check_user, c.sr_check_database || 'postgres', c.sr_check_password || undefined, connectTimeoutMs(c));
       },
+      replicationOptions(config),
       (changed) => this.measured(changed),
       log.child({ component: 'sr_check' }),
     );
     this.failover = new Failover(
       this.topology,
-      {
-        failoverCommand: config.failover_command,
-        failbackCommand: config.failback_command,
-        followPrimaryCommand: config.follow_primary_command,
-        searchPrimaryTimeoutMs: config.search_primary_node_timeout * 1000,
-        searchIntervalMs: 1000,
-        hookTimeoutMs: config.hook_timeout * 1000,
-        cwd: config.configDir,
-      },
+      failoverOptions(config),
       {
         query: this.query,
         nodeDown: (id) => events.nodeDown(id),
         primaryFound: (id) => this.primaryFound(id),
         recheck: (id) => void this.health[id]?.checkNow(),
+        event: (kind, node, message) => events.event(kind, node, message),
       },
       log.child({ component: 'failover' }),
     );
     this.recovery = new OnlineRecovery(
       this.topology,
-      {
-        firstStageCommand: config.recovery_1st_stage_command,
-        secondStageCommand: config.recovery_2nd_stage_command,
-        remoteStartCommand: config.remote_start_command,
-        timeoutMs: config.recovery_timeout * 1000,
-        cwd: config.configDir,
-        viaExtension: config.recovery_via_pgpool_recovery,
-      },
+      recoveryOptions(config),
       {
         onPrimary: (sqls, timeoutMs) => {
           const p = this.primary;
           if (!p) return Promise.reject(new Error('no primary node is known'));
-          return this.queryAs(p, sqls, config.recovery_user, config.recovery_database, config.recovery_password, timeoutMs);
+          const c = this.config;
+          return this.queryAs(p, sqls, c.recovery_user, c.recovery_database, c.recovery_password, timeoutMs);
         },
         isStandby: async (node) => {
-          const [rows] = await this.queryAs(node, ['SELECT pg_catalog.pg_is_in_recovery()'], config.recovery_user, 'postgres', config.recovery_password, timeoutMs);
+          const c = this.config;
+          const [rows] = await this.queryAs(node, ['SELECT pg_catalog.pg_is_in_recovery()'], c.recovery_user, 'postgres', c.recovery_password, connectTimeoutMs(c));
           return rows?.[0]?.[0] === 't';
         },
         failback: (id) => this.failover.failback(id, 'online recovery'),
+        event: (kind, node, message, ok) => events.event(kind, node, message, ok),
       },
       log.child({ component: 'recovery' }),
     );
-    this.health = this.topology.nodes.map((n, i) => {
-      const s = healthSettings(config, config.backend[i]!);
-      return new HealthCheck(
-        n.id,
-        s,
-        {
-          probe: (st) => this.probe(n, st),
-          skipped: () => n.status === 'down' || n.following,
-          failed: (reason) => this.healthFailed(n, reason),
-          succeeded: () => this.healthy(n),
-        },
-        log.child({ component: 'health_check' }),
-      );
-    });
+    this.health = this.topology.nodes.map((n) => this.healthCheck(n));
+  }
+
+  private healthCheck(n: NodeInfo): HealthCheck {
+    return new HealthCheck(
+      n.id,
+      healthSettings(this.config, this.config.backend[n.id]!),
+      {
+        probe: (st) => this.probe(n, st),
+        skipped: () => n.status === 'down' || n.following,
+        failed: (reason) => this.healthFailed(n, reason),
+        succeeded: () => this.healthy(n),
+        measured: (ms) => this.events.healthMeasured(n.id, ms),
+      },
+      this.log.child({ component: 'health_check' }),
+    );
+  }
+
+  /**
+   * A reload (already validated and diffed: only hot keys changed). Every component takes its
+   * new settings; nodes added at the end join detached, with their health check running.
+   */
+  reconfigure(next: Config): void {
+    this.config = next;
+    const added = this.topology.reconfigure(next.backend);
+    this.replication.reconfigure(replicationOptions(next));
+    this.failover.opts = failoverOptions(next);
+    this.recovery.opts = recoveryOptions(next);
+    for (const id of added) {
+      const h = this.healthCheck(this.topology.nodes[id]!);
+      this.health.push(h);
+      if (this.started) h.start();
+    }
+    this.health.forEach((h, id) => h.reconfigure(healthSettings(next, next.backend[id]!)));
+    this.refreshViews();
   }
 
   /** Restores (or discards) saved statuses, finds the primary, starts the checks. */
@@ -147,6 +160,7 @@ export class ClusterManager {
     await this.replication.check();
     this.replication.start();
     for (const h of this.health) h.start();
+    this.started = true;
   }
 
   stop(): void {
@@ -268,12 +282,12 @@ export class ClusterManager {
   /** One-off queries as sr_check_user (pgpool finds the primary with that user). */
   readonly query: NodeQuery = (node, sqls) => {
     const c = this.config;
-    return this.queryAs(node, sqls, c.sr_check_user, c.sr_check_database || 'postgres', c.sr_check_password, c.connect_timeout || 10_000);
+    return this.queryAs(node, sqls, c.sr_check_user, c.sr_check_database || 'postgres', c.sr_check_password, connectTimeoutMs(c));
   };
 
   /** Queries on a connection of their own as a user; throws on the first error. */
   private async queryAs(node: NodeInfo, sqls: string[], user: string, database: string, password: string, timeoutMs: number): Promise<(string | null)[][][]> {
-    const conn = await this.open(node, user, database, password || undefined, this.config.connect_timeout || 10_000);
+    const conn = await this.open(node, user, database, password || undefined, connectTimeoutMs(this.config));
     try {
       const rs = await runQueries(conn, sqls, timeoutMs);
       const bad = rs.find((r) => r.error);

@@ -24,6 +24,8 @@ export interface RecoveryHost {
   isStandby(node: NodeInfo): Promise<boolean>;
   /** Attaches the node (failback_command). */
   failback(id: number): Promise<void>;
+  /** The recovery ended (metrics, the status page's recent events). */
+  event(kind: 'recovery', node: number, message: string, ok: boolean): void;
 }
 
 /** What the caller of one recovery takes part in: stage 2's session hold, progress reports. */
@@ -59,7 +61,8 @@ export class OnlineRecovery {
 
   constructor(
     private readonly topology: Topology,
-    private readonly opts: RecoveryOptions,
+    /** Replaced by a reload (the commands, recovery_timeout). */
+    public opts: RecoveryOptions,
     private readonly host: RecoveryHost,
     private readonly log: Logger,
   ) {}
@@ -94,6 +97,11 @@ export class OnlineRecovery {
       await this.host.failback(id);
       log.info('recovery done');
       caller.progress(`recovery of node ${id}: done, node attached`);
+      this.host.event('recovery', id, `node ${id} recovered and attached`, true);
+    } catch (err) {
+      const detail = err instanceof RecoveryError ? err.detail : (err as Error).message;
+      this.host.event('recovery', id, `recovery of node ${id} failed: ${detail}`, false);
+      throw err;
     } finally {
       release?.();
       this.topology.setRecovery(id, null);

@@ -32,6 +32,8 @@ export function lsnToNumber(lsn: string | null | undefined): number {
   return Number.parseInt(hi!, 16) * 2 ** 32 + Number.parseInt(lo!, 16);
 }
 
+const emptyInfo = (): ReplicationInfo => ({ delayBytes: 0, delayMs: null, state: '', syncState: '', replayLsn: 0, delayed: false });
+
 const STAT_SQL =
   'SELECT application_name, state, sync_state, (EXTRACT(EPOCH FROM replay_lag) * 1000)::bigint FROM pg_catalog.pg_stat_replication';
 
@@ -47,32 +49,41 @@ export class ReplicationMonitor {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | null = null;
   private stopped = false;
+  private generation = 0;
 
   constructor(
     private readonly nodes: readonly NodeInfo[],
     private readonly primaryId: () => number | null,
     private readonly open: (node: NodeInfo) => Promise<BackendConnection>,
-    private readonly opts: ReplicationOptions,
+    /** Replaced by a reload (reconfigure). */
+    private opts: ReplicationOptions,
     /** After each check; `changed` when what routing uses changed. */
     private readonly measured: (changed: boolean) => void,
     private readonly log: Logger,
   ) {
-    this.info = nodes.map(() => ({ delayBytes: 0, delayMs: null, state: '', syncState: '', replayLsn: 0, delayed: false }));
+    this.info = nodes.map(emptyInfo);
   }
 
   start(): void {
+    const gen = ++this.generation;
     if (this.opts.periodMs <= 0) return;
-    const tick = () => {
-      this.timer = setTimeout(() => {
-        void this.check().finally(() => {
-          if (!this.stopped) tick();
-        });
-      }, this.opts.periodMs);
+    // A chain belongs to one generation: a reload that changes the period starts a new one.
+    const next = () => {
+      if (this.stopped || gen !== this.generation) return;
+      this.timer = setTimeout(() => void this.check().finally(next), this.opts.periodMs);
       this.timer.unref();
     };
-    void this.check().finally(() => {
-      if (!this.stopped) tick();
-    });
+    void this.check().finally(next);
+  }
+
+  /** A reload's settings, and room for nodes it added; a changed period takes effect now. */
+  reconfigure(next: ReplicationOptions): void {
+    while (this.info.length < this.nodes.length) this.info.push(emptyInfo());
+    const restart = next.periodMs !== this.opts.periodMs;
+    this.opts = next;
+    if (!restart || this.stopped) return;
+    clearTimeout(this.timer);
+    this.start();
   }
 
   /** One round of measurements (also callable on demand, e.g. by a test or an admin command). */

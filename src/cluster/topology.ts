@@ -12,10 +12,11 @@ export type NodeStatus = 'up' | 'waiting' | 'down' | 'unused';
 
 /** A node as Sluice knows it: its config and what was last found out about it. */
 export interface NodeInfo extends NodeAddress {
-  readonly weight: number;
-  readonly flags: readonly string[];
-  readonly dataDirectory: string;
-  readonly applicationName: string;
+  // A reload may change these four (host and port need a restart).
+  weight: number;
+  flags: readonly string[];
+  dataDirectory: string;
+  applicationName: string;
   role: NodeRole;
   status: NodeStatus;
   lastStatusChange: Date;
@@ -27,22 +28,20 @@ export interface NodeInfo extends NodeAddress {
 
 export type RecoveryStep = 'stage 1' | 'stage 2' | 'starting';
 
+/** The [[backend]] keys a reload may change. */
+const reloadable = (b: BackendConfig) => ({
+  weight: b.weight,
+  flags: b.flag.split('|'),
+  dataDirectory: b.data_directory,
+  applicationName: b.application_name,
+});
+
+function nodeFromConfig(b: BackendConfig, id: number, status: NodeStatus): NodeInfo {
+  return { id, host: b.hostname, port: b.port, ...reloadable(b), role: 'unknown', status, lastStatusChange: new Date(), following: false, recovery: null };
+}
+
 export function nodesFromConfig(backends: readonly BackendConfig[]): NodeInfo[] {
-  const now = new Date();
-  return backends.map((b, id) => ({
-    id,
-    host: b.hostname,
-    port: b.port,
-    weight: b.weight,
-    flags: b.flag.split('|'),
-    dataDirectory: b.data_directory,
-    applicationName: b.application_name,
-    role: 'unknown',
-    status: 'waiting',
-    lastStatusChange: now,
-    following: false,
-    recovery: null,
-  }));
+  return backends.map((b, id) => nodeFromConfig(b, id, 'waiting'));
 }
 
 /** A node statements may go to. */
@@ -103,6 +102,26 @@ export class Topology {
   setFollowing(id: number, following: boolean): void {
     this.nodes[id]!.following = following;
     this.changed();
+  }
+
+  /**
+   * A reload: the existing nodes take their new weights, flags, data directories and application
+   * names; nodes added at the end join detached (down), as pgpool adds them, for an operator to
+   * attach. Ids are array positions, so nodes are never removed or reordered while running.
+   */
+  reconfigure(backends: readonly BackendConfig[]): number[] {
+    const added: number[] = [];
+    backends.forEach((b, id) => {
+      const n = this.nodes[id];
+      if (n) Object.assign(n, reloadable(b));
+      else {
+        this.nodes.push(nodeFromConfig(b, id, 'down'));
+        added.push(id);
+      }
+    });
+    if (added.length > 0) this.save();
+    this.changed();
+    return added;
   }
 
   setRecovery(id: number, step: RecoveryStep | null): void {

@@ -11,6 +11,15 @@ export interface PoolOptions {
   /** Run before a connection goes back to the pool (reset_query_list). */
   resetQueries: readonly string[];
   resetTimeoutMs: number;
+  /** How long each checkout took (the client wait metric). */
+  waited?: (seconds: number) => void;
+}
+
+/** One node's backend connections (the pool metrics). */
+export interface NodePoolCounts {
+  idle: number;
+  inUse: number;
+  opening: number;
 }
 
 /** Databases whose connections are never kept: CREATE DATABASE needs its template unused. */
@@ -31,10 +40,12 @@ export class PoolSet {
   /** Idle connections in release order, oldest first: the eviction order. */
   private readonly lru = new Set<Idle>();
   private readonly perNode = new Map<number, number>();
+  private readonly opening = new Map<number, number>();
   private stopped = false;
 
   constructor(
-    private readonly opts: PoolOptions,
+    /** Replaced by a reload (connection_life_time, reset_query_list). */
+    public opts: PoolOptions,
     private readonly log: Logger,
   ) {}
 
@@ -44,22 +55,40 @@ export class PoolSet {
 
   /** A pooled connection for the key, or a new one from `open`. */
   async acquire(nodeId: number, key: string, open: () => Promise<BackendConnection>): Promise<{ conn: BackendConnection; reused: boolean }> {
+    const started = performance.now();
     const stack = this.idle.get(key);
     while (stack && stack.length > 0) {
       const it = stack.pop()!;
       this.unidle(it);
-      if (!it.conn.isClosed) return { conn: it.conn, reused: true };
+      if (!it.conn.isClosed) {
+        this.opts.waited?.((performance.now() - started) / 1000);
+        return { conn: it.conn, reused: true };
+      }
     }
     if ((this.perNode.get(nodeId) ?? 0) >= this.opts.maxPerNode) this.evictOne(nodeId);
-    this.count(nodeId, +1);
+    this.count(this.perNode, nodeId, +1);
+    this.count(this.opening, nodeId, +1);
     try {
       const conn = await open();
-      conn.socket.once('close', () => this.count(nodeId, -1));
+      conn.socket.once('close', () => this.count(this.perNode, nodeId, -1));
+      this.opts.waited?.((performance.now() - started) / 1000);
       return { conn, reused: false };
     } catch (err) {
-      this.count(nodeId, -1);
+      this.count(this.perNode, nodeId, -1);
       throw err;
+    } finally {
+      this.count(this.opening, nodeId, -1);
     }
+  }
+
+  /** Each node's connections now: idle in the pool, opening, and the rest in use by sessions. */
+  counts(nodeCount: number): NodePoolCounts[] {
+    const idle = new Array<number>(nodeCount).fill(0);
+    for (const it of this.lru) if (it.conn.node.id < nodeCount) idle[it.conn.node.id]!++;
+    return idle.map((i, node) => {
+      const opening = this.opening.get(node) ?? 0;
+      return { idle: i, opening, inUse: Math.max(0, (this.perNode.get(node) ?? 0) - i - opening) };
+    });
   }
 
   /** Takes a connection back: reset, then idle; or closed when it is not clean. */
@@ -137,8 +166,8 @@ export class PoolSet {
     for (const it of [...this.lru]) if (it.conn.node.id === nodeId) this.drop(it);
   }
 
-  private count(nodeId: number, delta: number): void {
-    this.perNode.set(nodeId, (this.perNode.get(nodeId) ?? 0) + delta);
+  private count(m: Map<number, number>, nodeId: number, delta: number): void {
+    m.set(nodeId, (m.get(nodeId) ?? 0) + delta);
   }
 
   /** Closes every idle connection and every one released from now on. */

@@ -20,10 +20,21 @@ const DDL = new Set(['CREATE', 'ALTER', 'DROP', 'TRUNCATE', 'COMMENT', 'GRANT', 
  * they are routed (SHOW POOL_NODES' select_cnt), so their tags are skipped here.
  */
 export class BackendStats {
-  readonly nodes: StatementCounts[];
+  readonly nodes: StatementCounts[] = [];
+  /** Errors sent to clients by SQLSTATE class (its first two characters): a metric. */
+  readonly errorClasses = new Map<string, number>();
 
-  constructor(nodeCount: number) {
-    this.nodes = Array.from({ length: nodeCount }, () => ({ insert: 0, update: 0, delete: 0, ddl: 0, other: 0, panic: 0, fatal: 0, error: 0 }));
+  constructor(
+    nodeCount: number,
+    /** A forwarded exchange ended (its ReadyForQuery): the statement latency metric. */
+    readonly exchangeDone: (node: number, seconds: number) => void = () => undefined,
+  ) {
+    this.grow(nodeCount);
+  }
+
+  /** Counters for nodes added by a reload. */
+  grow(nodeCount: number): void {
+    while (this.nodes.length < nodeCount) this.nodes.push({ insert: 0, update: 0, delete: 0, ddl: 0, other: 0, panic: 0, fatal: 0, error: 0 });
   }
 
   /** A CommandComplete frame at [start, end): its tag starts after the 5-byte header. */
@@ -49,5 +60,9 @@ export class BackendStats {
     if (severity === 'PANIC') c.panic++;
     else if (severity === 'FATAL') c.fatal++;
     else c.error++;
+    // A node's code is trusted no further than its shape: labels stay bounded.
+    const code = fields.get('C') ?? '';
+    const cls = /^[0-9A-Z]{5}$/.test(code) ? code.slice(0, 2) : 'XX';
+    this.errorClasses.set(cls, (this.errorClasses.get(cls) ?? 0) + 1);
   }
 }

@@ -38,6 +38,8 @@ export interface Unit {
    * is lost before the replies start (the client frames, and statements they use from earlier).
    */
   retry?: { frames: Held[]; statements: PreparedStatement[]; uses: string[] };
+  /** performance.now() when a forwarded unit was opened (the statement latency metric). */
+  openedAt?: number;
 }
 
 /** What a link reports to its session. */
@@ -96,6 +98,7 @@ export class NodeLink {
   open(unit: Unit): void {
     this.units.push(unit);
     if (unit.forward) {
+      unit.openedAt = performance.now();
       this.forwarded++;
       if (unit.notice && this.firstForward() === unit) this.emitNotice(unit);
     }
@@ -201,6 +204,7 @@ export class NodeLink {
     this.units.shift();
     u.done?.(u);
     if (!u.forward) return;
+    this.owner.stats.exchangeDone(this.nodeId, (performance.now() - u.openedAt!) / 1000);
     this.forwarded--;
     const next = this.firstForward();
     if (next?.notice) this.emitNotice(next);

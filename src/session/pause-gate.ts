@@ -12,7 +12,8 @@ export class PauseGate {
   private readonly sessions = new WeakSet<object>();
 
   constructor(
-    private readonly holdMs: number,
+    /** Replaced by a reload (failover_hold_timeout, recovery_timeout). */
+    public holdMs: number,
     /** What the error says when the hold limit is reached. */
     private readonly why = { message: 'Sluice is paused', setting: 'failover_hold_timeout', until: 'Sluice was not resumed' },
   ) {}

@@ -58,8 +58,8 @@ export class Session {
   private readonly recoveryIdle: IdleLimit;
   private readonly startedAt = new Date();
   private readonly localSession: LocalSession;
-  /** The config as this session sees it: PGPOOL SET values over the file's. */
-  private readonly settings: SessionSettings;
+  /** The config as this session sees it: PGPOOL SET values over the file's (a reload re-reads it). */
+  readonly settings: SessionSettings;
   /** Routing with this session's PGPOOL SET values (allow_sql_comments, check_unlogged_table). */
   private ownRouting: CompiledRouting;
   /** What happens when one of the session's backend connections goes away. */

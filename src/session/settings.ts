@@ -109,6 +109,11 @@ export class SessionSettings {
     this.rebuild();
   }
 
+  /** The config under the overrides changed (a reload). */
+  reload(): void {
+    this.rebuild();
+  }
+
   private rebuild(): void {
     const own: Record<string, unknown> = {};
     for (const [k, v] of this.overrides) if (OWN.has(k)) own[k] = v.value;

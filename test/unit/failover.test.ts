@@ -49,7 +49,7 @@ t.test('the promotion candidate is the most advanced live standby, ties to the l
   topo.setPrimary(0);
   topo.setStatus(0, 'down');
   const failover = (q: NodeQuery) =>
-    new Failover(topo, { failoverCommand: '', failbackCommand: '', followPrimaryCommand: '', searchPrimaryTimeoutMs: 1, searchIntervalMs: 1, hookTimeoutMs: 0, cwd: '/' }, { query: q, nodeDown: () => undefined, primaryFound: () => undefined, recheck: () => undefined }, log);
+    new Failover(topo, { failoverCommand: '', failbackCommand: '', followPrimaryCommand: '', searchPrimaryTimeoutMs: 1, searchIntervalMs: 1, hookTimeoutMs: 0, cwd: '/' }, { query: q, nodeDown: () => undefined, primaryFound: () => undefined, recheck: () => undefined, event: () => undefined }, log);
   const lsns = { 1: { lsn: ['0/3000000', '0/2000000'] as [string, string] }, 2: { lsn: ['0/5000000', '0/1000000'] as [string, string] }, 3: { lsn: [null, '0/4000000'] as [null, string] } };
   t.equal(await failover(scripted(lsns)).mostAdvancedStandby(), 2, 'received WAL counts');
   t.equal(await failover(scripted({ ...lsns, 2: { lsn: ['0/4000000', null] } })).mostAdvancedStandby(), 2, 'a tie goes to the lowest id');

@@ -35,6 +35,7 @@ function setup(opts: Partial<RecoveryOptions>, standby: () => boolean = () => tr
     failback: async (id) => {
       calls.push(`failback ${id}`);
     },
+    event: (kind, node, _message, ok) => calls.push(`${kind} ${node} ${ok ? 'ok' : 'failed'}`),
   };
   const r = new OnlineRecovery(topology, { firstStageCommand: '', secondStageCommand: '', remoteStartCommand: '', timeoutMs: 2000, cwd: dir, viaExtension: false, ...opts }, host, log);
   const progress: string[] = [];
@@ -62,7 +63,7 @@ t.test("stages, remote start and failback in order, with pgpool's arguments", as
     'start localhost /data/s2',
   ], "an empty host is passed as localhost, as pgpool does");
   t.same(events, ['hold at stage 2', 'release'], 'sessions held for stage 2 and released at the end');
-  t.same(calls, ['failback 2']);
+  t.same(calls, ['failback 2', 'recovery 2 ok'], 'attached, then reported as an event');
   t.equal(progress.length, 4);
   t.equal(topology.nodes[2]!.recovery, null, 'the step is cleared');
   t.equal(r.inProgress, null);
@@ -76,13 +77,14 @@ t.test('through the pgpool_recovery extension: the same arguments as SQL on the 
     "SELECT pgpool_recovery('stage''1', 'h1', '/data/s1', '5000', 1, '5001', 'h0')",
     "SELECT pgpool_remote_start('h1', '/data/s1')",
     'failback 1',
+    'recovery 1 ok',
   ]);
 });
 
 t.test('a failing stage stops the recovery with its exit code and last error lines', async (t) => {
   const { r, calls, events, caller, topology } = setup({ firstStageCommand: script('first', 'echo "disk full" >&2; exit 4'), secondStageCommand: script('second') });
   await t.rejects(r.recover(2, caller), new RecoveryError('node recovery failed', 'recovery_1st_stage_command exited with code 4: disk full'));
-  t.same(calls, [], 'no failback');
+  t.same(calls, ['recovery 2 failed'], 'no failback; the failure is reported as an event');
   t.same(events, [], 'no session was held');
   t.equal(topology.nodes[2]!.recovery, null);
 });
@@ -91,7 +93,7 @@ t.test('a node that never becomes a standby fails after recovery_timeout; sessio
   const { r, calls, events, caller } = setup({ secondStageCommand: script('second'), timeoutMs: 600 }, () => false);
   await t.rejects(r.recover(2, caller), { message: 'recovery is checking if postmaster is started' });
   t.same(events, ['hold at stage 2', 'release']);
-  t.same(calls, []);
+  t.same(calls, ['recovery 2 failed']);
 });
 
 t.test('no primary: the stage cannot run', async (t) => {

@@ -1,0 +1,46 @@
+import type { HttpHost } from './host';
+
+/**
+ * What the status page shows, from what Sluice already knows (no query to any node, so a page
+ * left open costs the cluster nothing): nodes, sessions, pools, recent events.
+ */
+export function statusFacts(h: HttpHost): Record<string, unknown> {
+  const { topology, replication } = h.cluster;
+  const total = topology.nodes.reduce((sum, n) => sum + n.weight, 0);
+  const pools = h.poolCounts();
+  const stats = h.backendStats.nodes;
+  const sessions = h.sessions();
+  const byStatus: Record<string, number> = {};
+  for (const s of sessions) byStatus[s.status] = (byStatus[s.status] ?? 0) + 1;
+  return {
+    version: h.version,
+    startedAt: h.startedAt.toISOString(),
+    now: new Date().toISOString(),
+    paused: h.gate.closed,
+    nodes: topology.nodes.map((n) => {
+      const r = replication.info[n.id];
+      const primary = n.id === topology.primaryId;
+      const c = stats[n.id];
+      const written = c ? c.insert + c.update + c.delete + c.ddl + c.other : 0;
+      return {
+        id: n.id,
+        host: n.host,
+        port: n.port,
+        role: primary ? 'primary' : 'standby',
+        status: n.status,
+        recovery: n.recovery,
+        following: n.following,
+        weight: total > 0 ? n.weight / total : 0,
+        delayBytes: primary ? 0 : (r?.delayBytes ?? 0),
+        delaySeconds: primary || r?.delayMs == null ? null : r.delayMs / 1000,
+        delayed: !primary && (r?.delayed ?? false),
+        replicationState: primary ? '' : (r?.state ?? ''),
+        statements: (h.selectCount[n.id] ?? 0) + written,
+        lastStatusChange: n.lastStatusChange.toISOString(),
+        pool: pools[n.id] ?? { idle: 0, inUse: 0, opening: 0 },
+      };
+    }),
+    sessions: { total: sessions.length, byStatus },
+    events: h.recentEvents().map((e) => ({ time: e.time.toISOString(), kind: e.kind, node: e.node, message: e.message })),
+  };
+}
