@@ -317,7 +317,8 @@ export class Server implements AdminHost, HttpHost {
     this.events.add('shutdown', null, `${mode} shutdown`);
     await this.pcp.stop();
     await this.http.stop();
-    await Promise.all(this.listeners.map((l) => new Promise((r) => l.close(r))));
+    // Stop accepting; close()'s callback waits for every connection, which is the sessions' to end.
+    for (const l of this.listeners) l.close();
     this.registry.rejectWaiters(new ClientError('FATAL', SqlState.AdminShutdown, 'terminating connection due to administrator command'));
     if (mode === 'smart') await this.waitForSessions(SMART_SHUTDOWN_LIMIT_MS);
     const bye = new ClientError('FATAL', SqlState.AdminShutdown, 'terminating connection due to administrator command');

@@ -119,8 +119,8 @@ export class Topology {
         added.push(id);
       }
     });
+    // No change announcement here: the caller first makes room for the new nodes elsewhere.
     if (added.length > 0) this.save();
-    this.changed();
     return added;
   }
 
