@@ -3,7 +3,6 @@ import { bool, INT_MAX, int, num, oneOf, optInt, optStr, SpecTable, str } from '
 // Every config key (CONTRACT.md), pgpool-II's names and meanings. Durations are seconds unless
 // the name says otherwise (connect_timeout is milliseconds, as in pgpool).
 
-const HTTP = 'HTTP endpoints (operations issue)';
 const SECURITY = 'client authentication and TLS (security issue)';
 
 export const topLevel = {
@@ -13,8 +12,9 @@ export const topLevel = {
   pcp_port: int(9898, 0, 65535, { reload: 'restart' }),
   /** pgpool's: the PCP Unix socket's folder (.s.PGSQL.<pcp_port>); '' = none. */
   pcp_socket_dir: str('/tmp', { reload: 'restart' }),
-  http_listen_addresses: str('localhost', { reload: 'restart', pending: HTTP }),
-  http_port: int(9899, 0, 65535, { reload: 'restart', pending: HTTP }),
+  http_listen_addresses: str('localhost', { reload: 'restart' }),
+  /** 0 disables the HTTP endpoints. */
+  http_port: int(9899, 0, 65535, { reload: 'restart' }),
   work_dir: str('/tmp', { reload: 'restart' }),
 
   num_init_children: int(32, 1, 100000, { reload: 'restart' }),
@@ -91,6 +91,8 @@ export const topLevel = {
 
   log_min_messages: oneOf(['debug', 'info', 'warning', 'error'] as const, 'info'),
   log_statement: bool(false),
+  /** pgpool's: each client message's kind and length (never its content). */
+  log_client_messages: bool(false),
   log_per_node_statement: bool(false),
   notice_per_node_statement: bool(false),
 

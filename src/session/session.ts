@@ -6,7 +6,8 @@ import type { Logger } from '../log/logger';
 import { ClientError } from '../protocol/client-error';
 import { Frontend } from '../protocol/codes';
 import { Framer, FrameSink } from '../protocol/framer';
-import { decodeParse, decodeQuery, decodeStartupPacket } from '../protocol/frontend';
+import { decodeStartupPacket } from '../protocol/frontend';
+import { logClientMessage } from './message-log';
 import { ProtocolError } from '../protocol/reader';
 import { SqlState } from '../protocol/sqlstate';
 import { assertNever } from '../util/assert-never';
@@ -293,13 +294,9 @@ export class Session {
       this.close('client terminated', undefined, true);
       return true;
     }
-    if (this.settings.values.log_statement) this.logStatement(type, buf, start, end);
+    const v = this.settings.values;
+    if (v.log_statement || v.log_client_messages) logClientMessage(this.log, v, type, buf, start, end);
     return this.dispatcher!.message(type, buf, start, end);
-  }
-
-  private logStatement(type: number, buf: Buffer, start: number, end: number): void {
-    if (type === Frontend.Query) this.log.info({ statement: decodeQuery(buf, start, end) }, 'statement');
-    else if (type === Frontend.Parse) this.log.info({ statement: decodeParse(buf, start, end).query }, 'statement');
   }
 
   /** Makes a backend connection part of this session: its frames go through a NodeLink. */

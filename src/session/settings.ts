@@ -10,6 +10,7 @@ import type { CompiledRouting } from '../router/options';
  */
 export const SESSION_KEYS = [
   'log_statement',
+  'log_client_messages',
   'log_per_node_statement',
   'notice_per_node_statement',
   'check_unlogged_table',
@@ -20,7 +21,6 @@ export const SESSION_KEYS = [
 ] as const;
 /** pgpool's session parameters Sluice has no use for, with pgpool's defaults (for PGPOOL SHOW). */
 export const PGPOOL_ONLY: Readonly<Record<string, string>> = {
-  log_client_messages: 'off',
   log_error_verbosity: 'default',
   client_min_messages: 'notice',
   log_backend_messages: 'none',
