@@ -21,6 +21,7 @@ cat >"$demo/sluice.toml" <<TOML
 listen_addresses = "localhost"
 port = ${DEMO_PORT:-9999}
 pcp_port = ${DEMO_PCP_PORT:-9898}
+http_port = ${DEMO_HTTP_PORT:-9899}
 num_init_children = 100
 max_pool = 4
 log_min_messages = "info"
