@@ -201,7 +201,10 @@ export class Server implements AdminHost, HttpHost {
    * error names the key and the running config stays). Sessions are not interrupted.
    */
   reload(): void {
-    if (!this.opts.configFile) throw new Error('no config file to reload (the config was given inline)');
+    if (!this.opts.configFile) {
+      this.log.info('config given inline (no file): nothing to reload');
+      return;
+    }
     try {
       const next = loadConfig(this.opts.configFile);
       const changed = applyReload(this.config_, next, {
@@ -316,7 +319,6 @@ export class Server implements AdminHost, HttpHost {
     this.admission.open();
     this.events.add('shutdown', null, `${mode} shutdown`);
     await this.pcp.stop();
-    await this.http.stop();
     // Stop accepting; close()'s callback waits for every connection, which is the sessions' to end.
     for (const l of this.listeners) l.close();
     this.registry.rejectWaiters(new ClientError('FATAL', SqlState.AdminShutdown, 'terminating connection due to administrator command'));
@@ -327,6 +329,8 @@ export class Server implements AdminHost, HttpHost {
       else s.fail(bye);
     }
     this.pool.closeAll();
+    // Last: while sessions drain, /health answers 503 so a load balancer stops sending clients.
+    await this.http.stop();
   }
 
   private waitForSessions(limitMs: number): Promise<void> {

@@ -52,6 +52,8 @@ export function clusterConfig(cluster: TestCluster, overrides: Record<string, un
     pcp_listen_addresses: '127.0.0.1',
     pcp_port: 0,
     pcp_socket_dir: '',
+    // No HTTP unless a test asks (several Sluices run side by side in one file).
+    http_port: 0,
     pcp_user: [{ name: PCP_USER, md5: createHash('md5').update(PCP_PASSWORD).digest('hex') }],
     work_dir: cluster.dir,
     backend,

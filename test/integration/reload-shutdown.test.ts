@@ -6,6 +6,7 @@ import t from 'tap';
 import { CliSluice, startCli } from '../helpers/cli';
 import { createCluster, TestCluster } from '../helpers/cluster';
 import { pcp, pcpPassFile, sluicectl } from '../helpers/pcp';
+import { freePortRun } from '../helpers/ports';
 import { clusterConfig, waitFor } from '../helpers/sluice';
 
 // Sluice as an operator runs it (the CLI, its signals, pgpool's pcp programs and sluicectl):
@@ -126,7 +127,9 @@ t.test('reload under load: weights follow, a backend is added detached, bad file
 });
 
 t.test('smart shutdown (SIGTERM): no new sessions, open ones finish their work, then exit', async (t) => {
-  const { s } = await start({}, 'smart.toml');
+  const httpPort = await freePortRun(1);
+  const { s } = await start({ http_listen_addresses: '127.0.0.1', http_port: httpPort }, 'smart.toml');
+  t.equal((await fetch(`http://127.0.0.1:${httpPort}/health`)).status, 200);
   const idle = await client(s, 'shutdown-smart');
   const tx = await client(s, 'shutdown-smart');
   await tx.c.query('begin');
@@ -134,6 +137,7 @@ t.test('smart shutdown (SIGTERM): no new sessions, open ones finish their work, 
   s.proc.kill('SIGTERM');
   await s.logged('shutting down');
   await t.rejects(client(s, 'shutdown-smart'), { code: 'ECONNREFUSED' }, 'a new session is refused');
+  t.equal((await fetch(`http://127.0.0.1:${httpPort}/health`)).status, 503, '/health tells load balancers while sessions drain');
   await tx.c.query('commit');
   t.equal((await idle.c.query('select 1 as one')).rows[0].one, 1, 'an open session still works');
   t.equal(s.proc.exitCode, null, 'still running while sessions are open');
