@@ -7,7 +7,7 @@ import { loadConfig } from './config/load';
 import { BackendStats } from './session/backend-stats';
 import { PauseGate } from './session/pause-gate';
 import type { SessionInfo } from './session/session-info';
-import { boundPort, listenAll } from './util/listen';
+import { boundPort, listenAll, tcpServer } from './util/listen';
 import { connectBackend } from './backend/connect';
 import { HttpServer } from './http/http-server';
 import type { HttpHost } from './http/host';
@@ -302,7 +302,7 @@ export class Server implements AdminHost, HttpHost {
       this.sessions_.add(session);
       socket.once('close', () => this.sessions_.delete(session));
     };
-    this.listeners.push(...(await listenAll(this.config.listen_addresses, this.config.port, onConnection)));
+    this.listeners.push(...(await listenAll(this.config.listen_addresses, this.config.port, tcpServer(onConnection))));
     this.log.info({ addresses: this.config.listen_addresses, port: this.port }, 'listening');
   }
 

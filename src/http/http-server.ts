@@ -1,7 +1,7 @@
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Logger } from '../log/logger';
 import { nodeRows } from '../admin/views';
-import { listenHosts, listenOn } from '../util/listen';
+import { boundPort, listenAll } from '../util/listen';
 import type { HttpHost } from './host';
 import { STATUS_PAGE } from './page';
 import { healthProbe, primaryProbe, ProbeResult, replicaProbe } from './probes';
@@ -27,26 +27,17 @@ export class HttpServer {
   ) {}
 
   async start(addresses: string, port: number): Promise<void> {
-    for (const { host, optional } of listenHosts(addresses)) {
+    const make = () => {
       const srv = createServer((req, res) => void this.handle(req, res));
       srv.keepAliveTimeout = 5000;
-      try {
-        await listenOn(srv, { host, port });
-      } catch (err) {
-        if (optional) continue;
-        await this.stop();
-        throw err;
-      }
-      const a = srv.address();
-      if (typeof a === 'object' && a) port = a.port;
-      this.servers.push(srv);
-    }
+      return srv;
+    };
+    this.servers.push(...(await listenAll(addresses, port, make)));
     this.log.info({ addresses, port: this.port }, 'HTTP listening');
   }
 
   get port(): number {
-    const a = this.servers[0]?.address();
-    return typeof a === 'object' && a ? a.port : 0;
+    return boundPort(this.servers);
   }
 
   async stop(): Promise<void> {

@@ -16,10 +16,10 @@ export function listenHosts(spec: string): { host: string; optional: boolean }[]
  * picks a free port and the others take the same). An address that cannot be had is an error,
  * except ::1 for 'localhost' on a machine without IPv6.
  */
-export async function listenAll(spec: string, port: number, onConnection: (s: Socket) => void): Promise<Server[]> {
-  const servers: Server[] = [];
+export async function listenAll<S extends Server>(spec: string, port: number, make: () => S): Promise<S[]> {
+  const servers: S[] = [];
   for (const { host, optional } of listenHosts(spec)) {
-    const srv = createServer({ noDelay: true, keepAlive: true }, onConnection);
+    const srv = make();
     try {
       await listenOn(srv, { host, port, backlog: 511 });
     } catch (err) {
@@ -33,6 +33,9 @@ export async function listenAll(spec: string, port: number, onConnection: (s: So
   }
   return servers;
 }
+
+/** A TCP server for the proxy and PCP ports: no Nagle delay, keepalive on. */
+export const tcpServer = (onConnection: (s: Socket) => void) => (): Server => createServer({ noDelay: true, keepAlive: true }, onConnection);
 
 export function listenOn(srv: Server, opts: { host?: string; port?: number; path?: string; backlog?: number }): Promise<void> {
   return new Promise<void>((resolve, reject) => {

@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, Server, Socket } from 'node:net';
 import type { Logger } from '../../log/logger';
-import { boundPort, listenAll, listenOn } from '../../util/listen';
+import { boundPort, listenAll, tcpServer, listenOn } from '../../util/listen';
 import { AdminCommands } from '../commands';
 import type { AdminHost } from '../host';
 import { PcpWorker } from './worker';
@@ -34,7 +34,7 @@ export class PcpServer {
       socket.once('close', () => this.sockets.delete(socket));
       new PcpWorker(socket, this.host, this.commands, this.log);
     };
-    this.servers = await listenAll(c.pcp_listen_addresses, c.pcp_port, onConnection);
+    this.servers = await listenAll(c.pcp_listen_addresses, c.pcp_port, tcpServer(onConnection));
     if (c.pcp_socket_dir) {
       // A socket file left by a process that died is in the way (pgpool removes it too).
       this.socketPath = join(c.pcp_socket_dir, `.s.PGSQL.${this.port}`);
