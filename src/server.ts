@@ -9,6 +9,9 @@ import { PauseGate } from './session/pause-gate';
 import type { SessionInfo } from './session/session-info';
 import { boundPort, listenAll, tcpServer } from './util/listen';
 import { connectBackend } from './backend/connect';
+import { AuthQuery } from './auth/auth-query';
+import { Authenticator } from './auth/authenticator';
+import { parseSecret } from './protocol/auth/secret';
 import { HttpServer } from './http/http-server';
 import type { HttpHost } from './http/host';
 import { RecentEvents } from './metrics/events';
@@ -65,6 +68,8 @@ export class Server implements AdminHost, HttpHost {
   /** Compiled from the config; replaced by a reload. */
   routing: CompiledRouting;
   readonly catalogs: CatalogCache;
+  readonly auth: Authenticator;
+  private readonly authQuery: AuthQuery;
   /** Reads sent to each node (pgpool's select_cnt). */
   readonly selectCount: number[];
   /** The config snapshot in force: replaced as a whole by a reload. */
@@ -96,6 +101,19 @@ export class Server implements AdminHost, HttpHost {
     this.routing = routingOptions(config);
     this.catalogs = new CatalogCache(config.relcache_expire * 1000, log.child({ component: 'catalog' }));
     this.selectCount = config.backend.map(() => 0);
+    this.authQuery = new AuthQuery(
+      {
+        settings: () => {
+          const c = this.config_;
+          const secret = c.auth_password ? parseSecret(c.auth_password) : this.auth.backendSecret(c.auth_user);
+          return { query: c.auth_query, user: c.auth_user, database: c.auth_dbname, secret, timeoutMs: c.connect_timeout || 10_000 };
+        },
+        waitForPrimary: (ms) => this.cluster.waitForPrimary(ms),
+        connect: (node, params, secret, timeoutMs) => connectBackend({ node, params, poolKey: '', secret, timeoutMs }),
+      },
+      log.child({ component: 'auth' }),
+    );
+    this.auth = new Authenticator(() => this.config_, this.authQuery, log.child({ component: 'auth' }));
     this.cluster = new ClusterManager(
       config,
       (node, user, database, password, timeoutMs) =>
@@ -107,7 +125,7 @@ export class Server implements AdminHost, HttpHost {
             ['application_name', 'sluice'],
           ]),
           poolKey: '',
-          password: password ?? this.passwordFor(user),
+          secret: password ? parseSecret(password) : this.auth.backendSecret(user),
           timeoutMs,
         }),
       {
@@ -241,12 +259,8 @@ export class Server implements AdminHost, HttpHost {
     return this.cluster.replication;
   }
 
-  private passwordFor(user: string): string | undefined {
-    return this.config.user.find((u) => u.name === user)?.password;
-  }
-
   private openBackend = (node: NodeAddress, params: ReadonlyMap<string, string>, key: string): Promise<BackendConnection> =>
-    connectBackend({ node, params, poolKey: key, password: this.passwordFor(params.get('user') ?? ''), timeoutMs: this.config.connect_timeout });
+    connectBackend({ node, params, poolKey: key, secret: this.auth.backendSecret(params.get('user') ?? ''), timeoutMs: this.config.connect_timeout });
 
   /** A node left service: pooled connections to it go, and every session lets go of it. */
   private nodeDown(id: number): void {
@@ -286,6 +300,7 @@ export class Server implements AdminHost, HttpHost {
       gate: this.gate,
       admission: this.admission,
       backendStats: this.backendStats,
+      auth: this.auth,
       local: new ShowCommands(this, VERSION),
     };
   }
@@ -329,6 +344,7 @@ export class Server implements AdminHost, HttpHost {
       else s.fail(bye);
     }
     this.pool.closeAll();
+    this.authQuery.close();
     // Last: while sessions drain, /health answers 503 so a load balancer stops sending clients.
     await this.http.stop();
   }

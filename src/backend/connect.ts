@@ -1,10 +1,12 @@
 import { connect as netConnect } from 'node:net';
 import { serialize } from 'pg-protocol';
-import { md5Response, isMd5Verifier } from '../protocol/auth/md5';
+import { md5Response } from '../protocol/auth/md5';
+import type { Secret } from '../protocol/auth/secret';
 import { scramClient, ScramClient } from '../protocol/auth/scram-client';
 import { decodeAuthentication, decodeBackendKeyData, decodeFields } from '../protocol/backend';
 import { Backend } from '../protocol/codes';
 import { encodeStartupMessage } from '../protocol/frontend';
+import { ProtocolError } from '../protocol/reader';
 import { SqlState } from '../protocol/sqlstate';
 import { ClientError } from '../protocol/client-error';
 import { BackendConnection, NodeAddress } from './connection';
@@ -14,8 +16,8 @@ export interface ConnectOptions {
   /** Startup parameters sent to the server (user and database included), in order. */
   params: ReadonlyMap<string, string>;
   poolKey: string;
-  /** Plain password or md5 verifier for the user, when the config has one. */
-  password: string | undefined;
+  /** What Sluice can log in as the user with: a password, an md5 hash, or SCRAM keys a client proved. */
+  secret: Secret | undefined;
   timeoutMs: number;
 }
 
@@ -52,32 +54,28 @@ export function connectBackend(o: ConnectOptions): Promise<BackendConnection> {
 
     const onAuth = (buf: Buffer, start: number, end: number) => {
       const m = decodeAuthentication(buf, start, end);
-      const needPassword = () => {
-        if (o.password === undefined) {
-          throw new ClientError(
-            'FATAL',
-            SqlState.InvalidPassword,
-            `node ${o.node.id} asks for a password for user "${user}" and Sluice has none`,
-            'Add the password to a [[user]] entry in the Sluice config.',
-          );
-        }
-        return o.password;
-      };
+      const refuse = (what: string) =>
+        new ClientError(
+          'FATAL',
+          SqlState.InvalidPassword,
+          `node ${o.node.id} asks for ${what} for user "${user}" and Sluice has no usable secret`,
+          'Give the user a [[user]] entry with the password, or let the client authenticate to Sluice first (SCRAM pass-through).',
+        );
+      const s = o.secret;
       switch (m.kind) {
         case 'ok':
           return;
         case 'cleartext':
-          conn.write(serialize.password(needPassword()));
+          if (s?.kind !== 'plain') throw refuse('a password');
+          conn.write(serialize.password(s.password));
           return;
         case 'md5':
-          conn.write(serialize.password(md5Response(user, needPassword(), m.salt)));
+          if (s?.kind !== 'plain' && s?.kind !== 'md5') throw refuse('an md5 password');
+          conn.write(serialize.password(md5Response(user, s.kind === 'plain' ? s.password : s.hash, m.salt)));
           return;
         case 'sasl': {
-          const pw = needPassword();
-          if (!m.mechanisms.includes('SCRAM-SHA-256') || isMd5Verifier(pw)) {
-            throw new ClientError('FATAL', SqlState.InvalidAuthorizationSpecification, `node ${o.node.id} asks for SCRAM-SHA-256 and Sluice has no plain password for user "${user}"`);
-          }
-          scram = scramClient(pw);
+          if (!m.mechanisms.includes('SCRAM-SHA-256') || !(s?.kind === 'plain' || (s?.kind === 'scram' && s.clientKey))) throw refuse('SCRAM-SHA-256');
+          scram = scramClient(s);
           conn.write(serialize.sendSASLInitialResponseMessage('SCRAM-SHA-256', scram.clientFirst));
           return;
         }
@@ -109,7 +107,7 @@ export function connectBackend(o: ConnectOptions): Promise<BackendConnection> {
             resolve(conn);
           }
         } catch (err) {
-          fail(err as Error);
+          fail(err instanceof ProtocolError ? new ClientError('FATAL', SqlState.ProtocolViolation, `node ${o.node.id}: ${err.message}`) : (err as Error));
         }
       },
       closed(err) {

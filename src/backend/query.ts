@@ -26,6 +26,21 @@ function decodeDataRow(buf: Buffer, start: number, end: number): (string | null)
  * ReadyForQuery. The connection's handler is taken for the duration.
  */
 export function runQueries(conn: BackendConnection, sqls: readonly string[], timeoutMs: number): Promise<QueryResult[]> {
+  for (let i = 0; i < sqls.length; i++) conn.noteSent(Frontend.Query);
+  return collect(conn, sqls.length, timeoutMs, Buffer.concat(sqls.map((s) => serialize.query(s))));
+}
+
+/**
+ * One statement with text parameters, through the extended protocol: the values travel apart
+ * from the SQL text, so nothing a client sent can change what the statement is (auth_query).
+ */
+export async function runParameterised(conn: BackendConnection, sql: string, values: readonly string[], timeoutMs: number): Promise<QueryResult> {
+  for (const t of [Frontend.Parse, Frontend.Bind, Frontend.Execute, Frontend.Sync]) conn.noteSent(t);
+  const payload = Buffer.concat([serialize.parse({ text: sql }), serialize.bind({ values: [...values] }), serialize.execute({}), serialize.sync()]);
+  return (await collect(conn, 1, timeoutMs, payload))[0]!;
+}
+
+function collect(conn: BackendConnection, count: number, timeoutMs: number, payload: Buffer): Promise<QueryResult[]> {
   return new Promise((resolve, reject) => {
     const results: QueryResult[] = [];
     let current: QueryResult = { rows: [] };
@@ -42,7 +57,7 @@ export function runQueries(conn: BackendConnection, sqls: readonly string[], tim
         } else if (type === Backend.ReadyForQuery) {
           results.push(current);
           current = { rows: [] };
-          if (results.length === sqls.length) {
+          if (results.length === count) {
             clearTimeout(timer);
             resolve(results);
           }
@@ -54,7 +69,6 @@ export function runQueries(conn: BackendConnection, sqls: readonly string[], tim
       },
     };
     conn.setHandler(handler);
-    for (let i = 0; i < sqls.length; i++) conn.noteSent(Frontend.Query);
-    conn.write(Buffer.concat(sqls.map((s) => serialize.query(s))));
+    conn.write(payload);
   });
 }

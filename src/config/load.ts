@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import { functionListPattern, parseRedirectList, queryPatterns } from './patterns';
+import { compileHba, HbaError } from './hba';
+import { parseSecret } from '../protocol/auth/secret';
 import { BACKEND_FLAGS, sections, topLevel } from './schema';
 import { Infer, Spec, SpecTable } from './spec';
 
@@ -121,6 +123,26 @@ function checkPatterns(top: Record<string, unknown>): void {
   }
 }
 
+/** Every [[hba]] rule compiles and every stored secret reads; the error names the entry. */
+function checkAuth(cfg: { hba: readonly Record<string, unknown>[]; user: readonly Record<string, unknown>[]; auth_password: string }): void {
+  const hba = cfg.hba as Config['hba'];
+  hba.forEach((_, i) => {
+    try {
+      compileHba([hba[i]!]);
+    } catch (e) {
+      throw new ConfigError(`key "hba[${i}].${e instanceof HbaError ? e.field : 'address'}": ${(e as Error).message}`);
+    }
+  });
+  const secrets: [string, string][] = [...cfg.user.map((u, i): [string, string] => [`user[${i}].password`, u.password as string]), ['auth_password', cfg.auth_password]];
+  for (const [key, text] of secrets) {
+    try {
+      parseSecret(text);
+    } catch (e) {
+      throw new ConfigError(`key "${key}": ${(e as Error).message}`);
+    }
+  }
+}
+
 /** Validates a parsed TOML document into a frozen snapshot. */
 export function buildConfig(raw: Record<string, unknown>, configDir: string): Config {
   const pending: string[] = [];
@@ -137,6 +159,7 @@ export function buildConfig(raw: Record<string, unknown>, configDir: string): Co
     configDir,
     pendingKeys: Object.freeze([...new Set(pending)]),
   };
+  checkAuth(cfg);
   if (cfg.reserved_connections >= cfg.num_init_children) {
     throw new ConfigError('key "reserved_connections": must be less than num_init_children');
   }

@@ -96,7 +96,19 @@ export const topLevel = {
   log_per_node_statement: bool(false),
   notice_per_node_statement: bool(false),
 
-  ssl: bool(false, { reload: 'restart', pending: SECURITY }),
+  // Client authentication ([[hba]] and [[user]] hold the rest). auth_query is PgBouncer's:
+  // secrets looked up on the primary as auth_user; '' auth_user turns it off.
+  auth_user: str(''),
+  auth_password: str(''),
+  auth_dbname: str('postgres'),
+  auth_query: str(
+    'SELECT rolpassword FROM pg_catalog.pg_authid WHERE rolname OPERATOR(pg_catalog.=) $1 AND rolcanlogin ' +
+      'AND (rolvaliduntil IS NULL OR rolvaliduntil OPERATOR(pg_catalog.>) pg_catalog.now())',
+  ),
+  /** Method "password" sends the password in clear: only over TLS unless this is set. */
+  allow_password_without_ssl: bool(false),
+
+  ssl: bool(false, { pending: SECURITY }),
   ssl_cert: str('', { pending: SECURITY }),
   ssl_key: str('', { pending: SECURITY }),
   ssl_ca_cert: str('', { pending: SECURITY }),
@@ -130,11 +142,12 @@ export const userKeys = {
 } satisfies SpecTable;
 
 export const hbaKeys = {
-  type: oneOf(['local', 'host', 'hostssl', 'hostnossl'] as const, 'host', { pending: SECURITY }),
-  database: str('all', { pending: SECURITY }),
-  user: str('all', { pending: SECURITY }),
-  address: str('', { pending: SECURITY }),
-  method: oneOf(['trust', 'reject', 'password', 'md5', 'scram-sha-256'] as const, 'trust', { pending: SECURITY }),
+  type: oneOf(['local', 'host', 'hostssl', 'hostnossl'] as const, 'host'),
+  database: str('all'),
+  user: str('all'),
+  address: str(''),
+  // Required: a forgotten method must not quietly mean trust.
+  method: oneOf(['trust', 'reject', 'password', 'md5', 'scram-sha-256'] as const, 'reject', { required: true }),
 } satisfies SpecTable;
 
 /** The arrays of tables, with the spec of their entries. */

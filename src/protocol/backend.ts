@@ -108,3 +108,17 @@ export function encodeNegotiateProtocolVersion(w: Writer, minor: number, unsuppo
   for (const o of unsupported) w.cstring(o);
   return w.end();
 }
+
+/** An authentication request of ours to a client (cleartext, MD5 with its salt, SASL steps). */
+export function encodeAuthRequest(code: number, payload?: Buffer | string): Buffer {
+  const w = new Writer(16).begin(Backend.Authentication).int32(code);
+  if (payload !== undefined) w.bytes(typeof payload === 'string' ? Buffer.from(payload) : payload);
+  return w.end().finish();
+}
+
+/** AuthenticationSASL: the mechanisms offered, each a C string, then an empty one. */
+export function encodeAuthSasl(mechanisms: readonly string[]): Buffer {
+  const w = new Writer(64).begin(Backend.Authentication).int32(AuthRequest.SASL);
+  for (const m of mechanisms) w.cstring(m);
+  return w.byte(0).end().finish();
+}

@@ -54,3 +54,21 @@ export function decodeParse(buf: Buffer, start: number, end: number): { name: st
 }
 
 export { ProtocolError };
+
+/** The password of a PasswordMessage (cleartext or "md5..."). */
+export function decodePassword(buf: Buffer, start: number, end: number): string {
+  const r = new Reader(buf, start + 5, end);
+  const pw = r.cstring();
+  if (r.remaining !== 0) throw new ProtocolError('invalid password packet size');
+  return pw;
+}
+
+/** SASLInitialResponse: the mechanism and the client's first message (-1: none). */
+export function decodeSaslInitial(buf: Buffer, start: number, end: number): { mechanism: string; data: string } {
+  const r = new Reader(buf, start + 5, end);
+  const mechanism = r.cstring();
+  const n = r.int32();
+  const data = n < 0 ? '' : r.bytes(n).toString('utf8');
+  if (r.remaining !== 0) throw new ProtocolError('invalid SASLInitialResponse size');
+  return { mechanism, data };
+}

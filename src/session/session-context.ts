@@ -1,6 +1,7 @@
 import type { NodeAddress } from '../backend/connection';
 import type { CatalogCache } from '../cluster/catalog-cache';
 import type { ReplicationMonitor } from '../cluster/replication';
+import type { Authenticator } from '../auth/authenticator';
 import type { Config } from '../config/load';
 import type { Logger } from '../log/logger';
 import type { NodeView } from '../router/balancer';
@@ -32,6 +33,8 @@ export interface SessionContext extends PrimaryHost {
   /** Closed during online recovery's second stage: new sessions wait before they start. */
   readonly admission: PauseGate;
   readonly backendStats: BackendStats;
+  /** Client authentication ([[hba]], [[user]], auth_query). */
+  readonly auth: Authenticator;
   /** SHOW POOL_* and PGPOOL commands (null: every statement goes to a node). */
   readonly local: LocalCommands | null;
 }

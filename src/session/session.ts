@@ -24,11 +24,13 @@ import { LocalSession, localSession } from './local-command';
 import type { SessionContext } from './session-context';
 import { describeSession, SessionInfo } from './session-info';
 import { IdleLimit } from './idle-limit';
+import { AuthInbox } from './auth-inbox';
 import { SessionSettings, sessionRouting } from './settings';
 import { pinoLevel } from '../log/logger';
 
 type State =
   | { kind: 'startup' }
+  | { kind: 'auth'; req: StartupRequest }
   | { kind: 'starting'; req: StartupRequest }
   | { kind: 'ready'; req: StartupRequest }
   | { kind: 'closed' };
@@ -73,6 +75,7 @@ export class Session {
     this.flushToServer();
   };
   private readonly log: Logger;
+  private readonly inbox = new AuthInbox(() => this.framer.resume(this.onClientFrame));
 
   constructor(
     private readonly client: Socket,
@@ -173,6 +176,8 @@ export class Session {
     switch (s.kind) {
       case 'startup':
         return this.onStartupPacket(buf, start, end);
+      case 'auth':
+        return this.inbox.push(buf, start, end) ? undefined : false;
       case 'ready':
         return this.onClientMessage(type, buf, start, end) ? undefined : false;
       case 'starting':
@@ -202,10 +207,9 @@ export class Session {
         throw unsupportedProtocol(p.code);
       case 'startup': {
         const req = checkStartup(p);
-        this.state = { kind: 'starting', req };
-        this.framer.halted = true;
+        this.state = { kind: 'auth', req };
         this.framer.typed = true;
-        this.client.pause();
+        this.framer.halted = true;
         void this.start(req);
         return;
       }
@@ -216,7 +220,14 @@ export class Session {
 
   private async start(req: StartupRequest): Promise<void> {
     try {
+      const peer = { local: false, ssl: false, address: this.client.remoteAddress ?? '' };
+      await this.ctx.auth.authenticate(req, peer, null, { send: (b) => this.client.write(b), receive: () => this.inbox.receive() });
+      if (this.closed) return;
+      // authentication_timeout covers the startup packet and the exchange, as in PostgreSQL.
       clearTimeout(this.startupTimer);
+      this.state = { kind: 'starting', req };
+      this.framer.halted = true;
+      this.client.pause();
       await this.ctx.registry.acquireSlot(this);
       this.hasSlot = true;
       if (this.closed) return this.close('client left while waiting');
@@ -242,8 +253,10 @@ export class Session {
       this.framer.resume(this.onClientFrame);
       this.flushToServer();
     } catch (err) {
+      if (this.closed) return;
       if (err instanceof BackendStartupError) this.failWith(err.frame);
       else if (err instanceof ClientError) this.fail(err);
+      else if (err instanceof ProtocolError) this.fail(new ClientError('FATAL', SqlState.ProtocolViolation, err.message));
       else {
         this.log.error({ err }, 'session start failed');
         this.fail(new ClientError('FATAL', SqlState.InternalError, 'internal error in Sluice'));
@@ -347,7 +360,7 @@ export class Session {
 
   /** What the admin commands show of this session. */
   info(): SessionInfo {
-    const req = this.state.kind === 'ready' || this.state.kind === 'starting' ? this.state.req : undefined;
+    const req = 'req' in this.state ? this.state.req : undefined;
     const d = this.state.kind === 'ready' ? this.dispatcher : null;
     return describeSession(this.id, this.startedAt, req, this.client, d, this.routing.lbNode, this.idle.idleSeconds);
   }
@@ -377,6 +390,7 @@ export class Session {
     const database = this.state.kind === 'startup' ? '' : this.state.req.database;
     this.state = { kind: 'closed' };
     this.framer.halted = true;
+    this.inbox.close(new Error('session closed'));
     clearTimeout(this.startupTimer);
     this.idle.stop();
     this.recoveryIdle.stop();

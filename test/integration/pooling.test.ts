@@ -109,17 +109,19 @@ t.test('backend authentication: md5 and SCRAM with the configured password; a wr
       { name: 'scram_user', password: 'scram secret' },
     ],
   });
-  const m = await s.client({ user: 'md5_user' });
+  // A user Sluice holds a secret for must prove it to Sluice (no [[hba]]: method by the secret).
+  await t.rejects(s.client({ user: 'md5_user', password: 'guess' }), { code: '28P01' }, 'a wrong password from the client');
+  const m = await s.client({ user: 'md5_user', password: 'md5 secret' });
   t.same((await m.query('select current_user as u')).rows, [{ u: 'md5_user' }]);
-  const sc = await s.client({ user: 'scram_user' });
+  const sc = await s.client({ user: 'scram_user', password: 'scram secret' });
   t.same((await sc.query('select current_user as u')).rows, [{ u: 'scram_user' }]);
 
   const hashed = await withSluice(t, { user: [{ name: 'md5_user', password: 'md5' + require('node:crypto').createHash('md5').update('md5 secretmd5_user').digest('hex') }] });
-  const h = await hashed.client({ user: 'md5_user' });
+  const h = await hashed.client({ user: 'md5_user', password: 'md5 secret' });
   t.same((await h.query('select 1 as one')).rows, [{ one: 1 }], 'an md5 verifier is enough for md5');
 
   const wrong = await withSluice(t, { user: [{ name: 'scram_user', password: 'nope' }] });
-  await t.rejects(wrong.client({ user: 'scram_user' }), { code: '28P01', message: 'password authentication failed for user "scram_user"' });
+  await t.rejects(wrong.client({ user: 'scram_user', password: 'nope' }), { code: '28P01', message: 'password authentication failed for user "scram_user"' }, 'the node refuses the configured password');
   await t.rejects(wrong.client({ user: 'md5_user' }), { code: '28P01' }, 'no password configured');
 });
 
