@@ -12,6 +12,8 @@ import { connectBackend } from './backend/connect';
 import { AuthQuery } from './auth/auth-query';
 import { Authenticator } from './auth/authenticator';
 import { parseSecret } from './protocol/auth/secret';
+import { BackendTlsSettings, serverTls, ServerTls } from './backend/tls';
+import { Cidr, parseCidrList } from './util/cidr';
 import { HttpServer } from './http/http-server';
 import type { HttpHost } from './http/host';
 import { RecentEvents } from './metrics/events';
@@ -70,6 +72,9 @@ export class Server implements AdminHost, HttpHost {
   readonly catalogs: CatalogCache;
   readonly auth: Authenticator;
   private readonly authQuery: AuthQuery;
+  /** The client-facing TLS context (ssl); rebuilt by a reload. */
+  private tls: ServerTls | null;
+  private readonly trustedProxies: readonly Cidr[];
   /** Reads sent to each node (pgpool's select_cnt). */
   readonly selectCount: number[];
   /** The config snapshot in force: replaced as a whole by a reload. */
@@ -85,6 +90,8 @@ export class Server implements AdminHost, HttpHost {
     private readonly opts: ServerOptions,
   ) {
     this.config_ = config;
+    this.tls = serverTls(config);
+    this.trustedProxies = parseCidrList(config.proxy_protocol_trusted_addresses);
     this.metrics = new Metrics(metricsSource(this));
     this.http = new HttpServer(this, log.child({ component: 'http' }));
     this.backendStats = new BackendStats(config.backend.length, (node, seconds) => this.metrics.statementDuration.observe({ node: String(node) }, seconds));
@@ -109,7 +116,7 @@ export class Server implements AdminHost, HttpHost {
           return { query: c.auth_query, user: c.auth_user, database: c.auth_dbname, secret, timeoutMs: c.connect_timeout || 10_000 };
         },
         waitForPrimary: (ms) => this.cluster.waitForPrimary(ms),
-        connect: (node, params, secret, timeoutMs) => connectBackend({ node, params, poolKey: '', secret, timeoutMs }),
+        connect: (node, params, secret, timeoutMs) => connectBackend({ node, params, poolKey: '', secret, timeoutMs, tls: this.backendTls() }),
       },
       log.child({ component: 'auth' }),
     );
@@ -127,6 +134,7 @@ export class Server implements AdminHost, HttpHost {
           poolKey: '',
           secret: password ? parseSecret(password) : this.auth.backendSecret(user),
           timeoutMs,
+          tls: this.backendTls(),
         }),
       {
         nodeDown: (id) => this.nodeDown(id),
@@ -225,6 +233,7 @@ export class Server implements AdminHost, HttpHost {
     }
     try {
       const next = loadConfig(this.opts.configFile);
+      const tls = serverTls(next);
       const changed = applyReload(this.config_, next, {
         config: (c) => (this.config_ = c),
         routing: (r) => (this.routing = r),
@@ -244,6 +253,7 @@ export class Server implements AdminHost, HttpHost {
           for (const s of this.sessions_) s.settings.reload();
         },
       });
+      this.tls = tls;
       this.metrics.reloads.inc({ result: 'applied' });
       this.events.add('reload', null, changed.length > 0 ? `config reloaded: ${changed.join(', ')}` : 'config reloaded: nothing changed');
       this.log.info({ file: this.opts.configFile, changed }, 'config reloaded');
@@ -260,7 +270,12 @@ export class Server implements AdminHost, HttpHost {
   }
 
   private openBackend = (node: NodeAddress, params: ReadonlyMap<string, string>, key: string): Promise<BackendConnection> =>
-    connectBackend({ node, params, poolKey: key, secret: this.auth.backendSecret(params.get('user') ?? ''), timeoutMs: this.config.connect_timeout });
+    connectBackend({ node, params, poolKey: key, secret: this.auth.backendSecret(params.get('user') ?? ''), timeoutMs: this.config.connect_timeout, tls: this.backendTls() });
+
+  private backendTls(): BackendTlsSettings {
+    const c = this.config_;
+    return { mode: c.backend_sslmode, rootCert: c.backend_sslrootcert, cert: c.backend_sslcert, key: c.backend_sslkey };
+  }
 
   /** A node left service: pooled connections to it go, and every session lets go of it. */
   private nodeDown(id: number): void {
@@ -301,6 +316,10 @@ export class Server implements AdminHost, HttpHost {
       admission: this.admission,
       backendStats: this.backendStats,
       auth: this.auth,
+      get tls() {
+        return server.tls;
+      },
+      trustedProxies: this.trustedProxies,
       local: new ShowCommands(this, VERSION),
     };
   }

@@ -1,4 +1,4 @@
-import { connect as netConnect } from 'node:net';
+import type { Socket } from 'node:net';
 import { serialize } from 'pg-protocol';
 import { md5Response } from '../protocol/auth/md5';
 import type { Secret } from '../protocol/auth/secret';
@@ -10,6 +10,7 @@ import { ProtocolError } from '../protocol/reader';
 import { SqlState } from '../protocol/sqlstate';
 import { ClientError } from '../protocol/client-error';
 import { BackendConnection, NodeAddress } from './connection';
+import { BackendTlsSettings, openTransport } from './tls';
 
 export interface ConnectOptions {
   node: NodeAddress;
@@ -19,6 +20,8 @@ export interface ConnectOptions {
   /** What Sluice can log in as the user with: a password, an md5 hash, or SCRAM keys a client proved. */
   secret: Secret | undefined;
   timeoutMs: number;
+  /** backend_sslmode and its files; none: plain TCP. */
+  tls?: BackendTlsSettings;
 }
 
 /**
@@ -36,10 +39,24 @@ export class BackendStartupError extends Error {
   }
 }
 
-/** Opens a backend connection: TCP, StartupMessage, authentication, then up to ReadyForQuery. */
-export function connectBackend(o: ConnectOptions): Promise<BackendConnection> {
+const NO_TLS: BackendTlsSettings = { mode: 'disable', rootCert: '', cert: '', key: '' };
+
+/** Opens a backend connection: TCP (and TLS), StartupMessage, authentication, then up to ReadyForQuery. */
+export async function connectBackend(o: ConnectOptions): Promise<BackendConnection> {
+  const started = Date.now();
+  const signal = o.timeoutMs > 0 ? AbortSignal.timeout(o.timeoutMs) : undefined;
+  let socket: Socket;
+  try {
+    socket = await openTransport(o.node.host, o.node.port, o.tls ?? NO_TLS, signal);
+  } catch (err) {
+    throw nodeError(o.node, (err as NodeJS.ErrnoException).code ?? (err as Error).message);
+  }
+  return startup(socket, o, o.timeoutMs > 0 ? Math.max(1, o.timeoutMs - (Date.now() - started)) : 0);
+}
+
+/** StartupMessage and authentication on a connected socket, up to ReadyForQuery. */
+function startup(socket: Socket, o: ConnectOptions, timeoutMs: number): Promise<BackendConnection> {
   return new Promise((resolve, reject) => {
-    const socket = netConnect({ host: o.node.host, port: o.node.port, noDelay: true });
     let scram: ScramClient | undefined;
     let settled = false;
     const fail = (err: Error) => {
@@ -49,7 +66,7 @@ export function connectBackend(o: ConnectOptions): Promise<BackendConnection> {
       conn.destroy();
       reject(err);
     };
-    const timer = o.timeoutMs > 0 ? setTimeout(() => fail(nodeError(o.node, 'timeout')), o.timeoutMs) : undefined;
+    const timer = timeoutMs > 0 ? setTimeout(() => fail(nodeError(o.node, 'timeout')), timeoutMs) : undefined;
     const user = o.params.get('user') ?? '';
 
     const onAuth = (buf: Buffer, start: number, end: number) => {
@@ -114,7 +131,7 @@ export function connectBackend(o: ConnectOptions): Promise<BackendConnection> {
         fail(nodeError(o.node, err ? (err as NodeJS.ErrnoException).code ?? err.message : 'closed'));
       },
     });
-    socket.once('connect', () => conn.write(encodeStartupMessage(o.params)));
+    conn.write(encodeStartupMessage(o.params));
   });
 }
 

@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import { functionListPattern, parseRedirectList, queryPatterns } from './patterns';
 import { compileHba, HbaError } from './hba';
+import { parseCidrList } from '../util/cidr';
 import { parseSecret } from '../protocol/auth/secret';
 import { BACKEND_FLAGS, sections, topLevel } from './schema';
 import { Infer, Spec, SpecTable } from './spec';
@@ -110,6 +111,7 @@ function checkPatterns(top: Record<string, unknown>): void {
     ['primary_routing_query_pattern_list', queryPatterns],
     ['database_redirect_preference_list', parseRedirectList],
     ['app_name_redirect_preference_list', parseRedirectList],
+    ['proxy_protocol_trusted_addresses', parseCidrList],
   ];
   for (const [key, parse] of checks) {
     try {

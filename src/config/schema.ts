@@ -3,8 +3,6 @@ import { bool, INT_MAX, int, num, oneOf, optInt, optStr, SpecTable, str } from '
 // Every config key (CONTRACT.md), pgpool-II's names and meanings. Durations are seconds unless
 // the name says otherwise (connect_timeout is milliseconds, as in pgpool).
 
-const SECURITY = 'client authentication and TLS (security issue)';
-
 export const topLevel = {
   listen_addresses: str('localhost', { reload: 'restart' }),
   port: int(9999, 0, 65535, { reload: 'restart' }),
@@ -108,10 +106,25 @@ export const topLevel = {
   /** Method "password" sends the password in clear: only over TLS unless this is set. */
   allow_password_without_ssl: bool(false),
 
-  ssl: bool(false, { pending: SECURITY }),
-  ssl_cert: str('', { pending: SECURITY }),
-  ssl_key: str('', { pending: SECURITY }),
-  ssl_ca_cert: str('', { pending: SECURITY }),
+  // Client-facing TLS, pgpool's and PostgreSQL's names. Hot: a reload loads new files (a
+  // certificate rotation), and refuses the reload if they cannot be read.
+  ssl: bool(false),
+  ssl_cert: str(''),
+  ssl_key: str(''),
+  /** CA for client certificates: a client that presents one must be verified by it. */
+  ssl_ca_cert: str(''),
+  ssl_crl_file: str(''),
+  ssl_ciphers: str('HIGH:MEDIUM:+3DES:!aNULL'),
+  ssl_min_protocol_version: oneOf(['TLSv1.2', 'TLSv1.3'] as const, 'TLSv1.2'),
+  ssl_max_protocol_version: oneOf(['', 'TLSv1.2', 'TLSv1.3'] as const, ''),
+  ssl_prefer_server_ciphers: bool(true),
+  /** Sluice's: TLS to the nodes, libpq's sslmode values; root cert '' = the system's CAs. */
+  backend_sslmode: oneOf(['disable', 'prefer', 'require', 'verify-ca', 'verify-full'] as const, 'disable'),
+  backend_sslrootcert: str(''),
+  backend_sslcert: str(''),
+  backend_sslkey: str(''),
+  /** Sluice's: CIDR list of load balancers whose PROXY v1/v2 header is believed ('' = none). */
+  proxy_protocol_trusted_addresses: str('', { reload: 'restart' }),
 } satisfies SpecTable;
 
 export const backendKeys = {

@@ -3,6 +3,8 @@ import type { CatalogCache } from '../cluster/catalog-cache';
 import type { ReplicationMonitor } from '../cluster/replication';
 import type { Authenticator } from '../auth/authenticator';
 import type { Config } from '../config/load';
+import type { ServerTls } from '../backend/tls';
+import type { Cidr } from '../util/cidr';
 import type { Logger } from '../log/logger';
 import type { NodeView } from '../router/balancer';
 import type { CompiledRouting } from '../router/options';
@@ -35,6 +37,10 @@ export interface SessionContext extends PrimaryHost {
   readonly backendStats: BackendStats;
   /** Client authentication ([[hba]], [[user]], auth_query). */
   readonly auth: Authenticator;
+  /** The client-facing TLS context (null: ssl is off, SSLRequest is answered 'N'). */
+  readonly tls: ServerTls | null;
+  /** proxy_protocol_trusted_addresses, parsed. */
+  readonly trustedProxies: readonly Cidr[];
   /** SHOW POOL_* and PGPOOL commands (null: every statement goes to a node). */
   readonly local: LocalCommands | null;
 }

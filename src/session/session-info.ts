@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import type { Dispatcher } from './dispatch';
 
 /** One backend connection of a session, as SHOW POOL_POOLS and pcp_proc_info list it. */
@@ -35,7 +34,7 @@ export function describeSession(
   id: number,
   startedAt: Date,
   req: { database: string; user: string } | undefined,
-  client: Socket,
+  client: { readonly address: string; readonly port: number },
   d: Dispatcher | null,
   loadBalanceNode: number | null,
   idleSeconds: number,
@@ -48,8 +47,8 @@ export function describeSession(
     startedAt,
     database: req?.database ?? '',
     user: req?.user ?? '',
-    clientHost: client.remoteAddress ?? '',
-    clientPort: client.remotePort ?? 0,
+    clientHost: client.address,
+    clientPort: client.port,
     status,
     idleSeconds,
     loadBalanceNode,

@@ -14,10 +14,11 @@ import { assertNever } from '../util/assert-never';
 import { cancelOnNode } from '../backend/cancel';
 import { Dispatcher } from './dispatch';
 import type { DispatchHost } from './dispatch-host';
+import { dispatchHostFor } from './session-host';
 import { NodeLink } from './link';
 import { SessionRouting } from './session-routing';
 import { LinkLoss } from './link-loss';
-import { acquireOn, connectPrimary, errorFrame, releaseBackends } from './primary';
+import { connectPrimary, errorFrame, releaseBackends } from './primary';
 import { checkStartup, encodeWelcome, StartupRequest, unsupportedProtocol } from './startup';
 import { untilWritable, WriteBatch } from './write-batch';
 import { LocalSession, localSession } from './local-command';
@@ -25,6 +26,8 @@ import type { SessionContext } from './session-context';
 import { describeSession, SessionInfo } from './session-info';
 import { IdleLimit } from './idle-limit';
 import { AuthInbox } from './auth-inbox';
+import { ClientSocket } from './client-socket';
+import { ProxyHeaderError } from '../protocol/proxy-header';
 import { SessionSettings, sessionRouting } from './settings';
 import { pinoLevel } from '../log/logger';
 
@@ -75,10 +78,11 @@ export class Session {
     this.flushToServer();
   };
   private readonly log: Logger;
+  private readonly client: ClientSocket;
   private readonly inbox = new AuthInbox(() => this.framer.resume(this.onClientFrame));
 
   constructor(
-    private readonly client: Socket,
+    raw: Socket,
     private readonly ctx: SessionContext,
     readonly id: number,
   ) {
@@ -116,12 +120,12 @@ export class Session {
     });
     this.framer = new Framer(ctx.config.max_message_size, false);
     this.toClient = new WriteBatch((b) => this.client.write(b));
-    client.setNoDelay(true);
-    client.setKeepAlive(true, 60_000);
-    client.on('data', (chunk: Buffer) => this.onClientData(chunk));
-    client.on('error', (err) => this.close('client socket error', err));
-    client.on('close', () => this.close('client closed'));
-    client.on('drain', () => this.forEachBackend((b) => b.resume()));
+    this.client = new ClientSocket(raw, { trustedProxies: ctx.trustedProxies, tls: ctx.tls }, {
+      data: (chunk) => this.onClientData(chunk),
+      error: (err) => (err instanceof ProxyHeaderError ? this.fail(new ClientError('FATAL', SqlState.ProtocolViolation, err.message)) : this.close('client socket error', err)),
+      close: () => this.close('client closed'),
+      drain: () => this.forEachBackend((b) => b.resume()),
+    });
     const t = ctx.config.authentication_timeout;
     if (t > 0) this.startupTimer = setTimeout(() => this.close('startup timeout'), t * 1000);
   }
@@ -193,8 +197,10 @@ export class Session {
     const p = decodeStartupPacket(buf, start, end);
     switch (p.kind) {
       case 'ssl':
+        this.client.answerSslRequest(this.ctx.tls, end !== buf.length);
+        return;
       case 'gssenc':
-        // No TLS or GSS encryption yet: 'N' tells the client to go on in plain text.
+        // No GSSAPI encryption: 'N' tells the client to go on (in TLS or plain text).
         this.client.write(SSL_NO);
         return;
       case 'cancel':
@@ -220,8 +226,8 @@ export class Session {
 
   private async start(req: StartupRequest): Promise<void> {
     try {
-      const peer = { local: false, ssl: false, address: this.client.remoteAddress ?? '' };
-      await this.ctx.auth.authenticate(req, peer, null, { send: (b) => this.client.write(b), receive: () => this.inbox.receive() });
+      const peer = { local: false, ssl: this.client.ssl, address: this.client.address };
+      await this.ctx.auth.authenticate(req, peer, this.client.endPoint(), { send: (b) => this.client.write(b), receive: () => this.inbox.receive() });
       if (this.closed) return;
       // authentication_timeout covers the startup packet and the exchange, as in PostgreSQL.
       clearTimeout(this.startupTimer);
@@ -265,39 +271,20 @@ export class Session {
   }
 
   private dispatchHost(req: StartupRequest): DispatchHost {
-    const ctx = this.ctx;
-    return {
+    return dispatchHostFor(this.ctx, req, {
       routing: () => this.ownRouting,
       log: this.log,
-      noticePerNode: () => this.settings.values.notice_per_node_statement,
-      logPerNode: () => this.settings.values.log_per_node_statement,
-      catalog: () => this.routing.catalog,
-      nodes: () => ctx.nodeViews(),
-      loadBalanceNode: (avoid) => this.routing.loadBalanceNode(avoid),
-      countSelect: (node) => ctx.countSelect(node),
-      replayLsn: (node) => ctx.replication.info[node]?.replayLsn ?? 0,
-      noteReplay: (node, lsn) => ctx.replication.noteReplay(node, lsn),
-      connect: async (id) => {
-        const node = ctx.node(id);
-        if (!node) throw new Error(`no node ${id}`);
-        const { conn } = await acquireOn(ctx, node, req.params);
-        if (this.closed) {
-          ctx.pool.release(conn, req.database).catch(() => undefined);
-          throw new Error('session closed');
-        }
-        return conn;
-      },
+      settings: this.settings,
+      sessionRouting: this.routing,
+      closed: () => this.closed,
       attach: (conn) => this.link(conn, false),
-      toClient: (buf, start, end) => this.toClient.add(buf, start, end),
-      flushToClient: () => void this.toClient.flush(),
+      toClient: this.toClient,
       resume: this.resumeClient,
-      keepsState: ctx.routing.loadBalance || ctx.canFailOver,
-      gate: ctx.gate,
-      local: ctx.local,
       localSession: this.localSession,
       fail: (err) => this.failWithError(err),
-    };
+    });
   }
+
 
   /** The data path, client to server: Terminate ends the session; the rest is routed. */
   private onClientMessage(type: number, buf: Buffer, start: number, end: number): boolean {

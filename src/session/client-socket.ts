@@ -1,0 +1,193 @@
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
+import type { ServerTls } from '../backend/tls';
+import { Cidr, cidrContains } from '../util/cidr';
+import { ClientError } from '../protocol/client-error';
+import { StartupCode } from '../protocol/codes';
+import { SqlState } from '../protocol/sqlstate';
+import { unsupportedProtocol } from './startup';
+import { looksLikeProxyHeader, parseProxyHeader, ProxyHeaderError } from '../protocol/proxy-header';
+
+export interface ClientSocketEvents {
+  data(chunk: Buffer): void;
+  /** The connection failed (a socket error, a TLS failure, a refused PROXY header). */
+  error(err: Error): void;
+  close(): void;
+  drain(): void;
+}
+
+export interface ClientSocketOptions {
+  /** Where a PROXY header is believed from (proxy_protocol_trusted_addresses). */
+  trustedProxies: readonly Cidr[];
+  /** The client-facing TLS context when ssl is on (direct TLS needs it at the first byte). */
+  tls: ServerTls | null;
+}
+
+/** TLS handshake record: a client starting TLS at once (PostgreSQL 17's sslnegotiation=direct). */
+const TLS_HANDSHAKE = 0x16;
+
+/**
+ * The client's transport: the TCP socket, then TLS once negotiated (SSLRequest, or direct TLS
+ * with ALPN "postgresql"), with a PROXY v1/v2 header read first when the peer is a trusted
+ * balancer. The session sees one stream of protocol bytes and the client's real address.
+ */
+export class ClientSocket {
+  private socket: Socket;
+  address: string;
+  port: number;
+  /** The bytes so far, until we know whether a PROXY header or a TLS handshake comes first. */
+  private head: Buffer | null = Buffer.alloc(0);
+  private proxyDone = false;
+  private readonly onData = (chunk: Buffer) => (this.head ? this.preamble(chunk) : this.ev.data(chunk));
+  private readonly onError = (err: Error) => this.ev.error(err);
+  private readonly onClose = () => this.ev.close();
+  private readonly onDrain = () => this.ev.drain();
+
+  constructor(
+    private readonly raw: Socket,
+    private readonly opts: ClientSocketOptions,
+    private readonly ev: ClientSocketEvents,
+  ) {
+    this.socket = raw;
+    this.address = raw.remoteAddress ?? '';
+    this.port = raw.remotePort ?? 0;
+    raw.setNoDelay(true);
+    raw.setKeepAlive(true, 60_000);
+    this.listen(raw);
+  }
+
+  get ssl(): boolean {
+    return this.socket instanceof TLSSocket;
+  }
+
+  get writable(): boolean {
+    return this.socket.writable;
+  }
+
+  private get trusted(): boolean {
+    return this.opts.trustedProxies.some((c) => cidrContains(c, this.raw.remoteAddress ?? ''));
+  }
+
+  private listen(s: Socket): void {
+    s.on('data', this.onData);
+    s.on('error', this.onError);
+    s.on('close', this.onClose);
+    s.on('drain', this.onDrain);
+  }
+
+  /** The first bytes: a PROXY header (trusted peers only), direct TLS, or the protocol itself. */
+  private preamble(chunk: Buffer): void {
+    let b = this.head!.length > 0 ? Buffer.concat([this.head!, chunk]) : chunk;
+    if (!this.proxyDone && looksLikeProxyHeader(b)) {
+      if (!this.trusted) return this.ev.error(new ProxyHeaderError(`PROXY protocol header from ${this.raw.remoteAddress}, which is not in proxy_protocol_trusted_addresses`));
+      let h;
+      try {
+        h = parseProxyHeader(b);
+      } catch (err) {
+        return this.ev.error(err as Error);
+      }
+      if (!h) {
+        this.head = b;
+        return;
+      }
+      if (h.kind === 'proxied') {
+        this.address = h.address;
+        this.port = h.port;
+      }
+      this.proxyDone = true;
+      b = b.subarray(h.length);
+      if (b.length === 0) {
+        // What follows the header may still be a TLS handshake: keep looking at the first byte.
+        this.head = Buffer.alloc(0);
+        return;
+      }
+    }
+    this.head = null;
+    if (b[0] === TLS_HANDSHAKE && this.opts.tls) return this.directTls(this.opts.tls, b);
+    this.ev.data(b);
+  }
+
+  /**
+   * SSLRequest: 'N' without ssl, else 'S' and the handshake. `trailing`: bytes came after the
+   * request, before the handshake; they were not encrypted, so they are refused (CVE-2021-23214)
+   * rather than treated as if they had come over TLS.
+   */
+  answerSslRequest(tls: ServerTls | null, trailing: boolean): void {
+    // As PostgreSQL: a second SSLRequest inside TLS is not a protocol version we speak.
+    if (this.ssl) throw unsupportedProtocol(StartupCode.SSLRequest);
+    if (!tls) {
+      this.write(Buffer.from('N'));
+      return;
+    }
+    if (trailing) throw new ClientError('FATAL', SqlState.ProtocolViolation, 'received unencrypted data after SSL request');
+    this.write(Buffer.from('S'));
+    this.startTls(tls);
+  }
+
+  private startTls(tls: ServerTls): void {
+    this.secure(new TLSSocket(this.raw, { isServer: true, secureContext: tls.context, requestCert: tls.requestCert, rejectUnauthorized: false }), false);
+  }
+
+  /** TLS from the first byte: the bytes already read are replayed into the handshake. */
+  private directTls(tls: ServerTls, first: Buffer): void {
+    const raw = this.raw;
+    raw.off('data', this.onData);
+    const replay = new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, cb) {
+        raw.write(chunk, cb);
+      },
+      final(cb) {
+        raw.end(cb);
+      },
+      destroy(err, cb) {
+        raw.destroy(err ?? undefined);
+        cb(err);
+      },
+    });
+    replay.push(first);
+    raw.on('data', (d: Buffer) => replay.push(d));
+    raw.on('end', () => replay.push(null));
+    const s = new TLSSocket(replay, { isServer: true, secureContext: tls.context, requestCert: tls.requestCert, rejectUnauthorized: false, ALPNProtocols: ['postgresql'] });
+    this.secure(s, true);
+  }
+
+  private secure(s: TLSSocket, direct: boolean): void {
+    this.raw.off('data', this.onData);
+    this.raw.off('drain', this.onDrain);
+    this.socket = s;
+    this.listen(s);
+    s.once('secure', () => {
+      if (direct && s.alpnProtocol !== 'postgresql') return this.ev.error(new Error('direct TLS without ALPN "postgresql"'));
+      // A certificate the client chose to present must verify against ssl_ca_cert.
+      const cert = s.getPeerCertificate();
+      if (cert && Object.keys(cert).length > 0 && !s.authorized) this.ev.error(new Error(`client certificate rejected: ${String(s.authorizationError)}`));
+    });
+  }
+
+  /** tls-server-end-point data for SCRAM-SHA-256-PLUS, when the connection is TLS. */
+  endPoint(): Buffer | null {
+    return this.ssl ? (this.opts.tls?.endPoint ?? null) : null;
+  }
+
+  write(b: Buffer): boolean {
+    return this.socket.write(b);
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  end(): void {
+    this.socket.end();
+  }
+
+  destroySoon(): void {
+    this.socket.destroySoon();
+  }
+}
