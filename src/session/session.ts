@@ -253,7 +253,7 @@ export class Session {
       this.secretKey = this.ctx.registry.newSecret(this);
       this.client.write(encodeWelcome(req, conn, this.secretKey));
       this.state = { kind: 'ready', req };
-      this.log.debug({ user: req.user, database: req.database, node: node.id, backendPid: conn.processId, reused, lbNode: this.routing.lbNode }, 'session started');
+      this.log.debug({ user: req.user, database: req.database, client: this.client.address, ssl: this.client.ssl, node: node.id, backendPid: conn.processId, reused, lbNode: this.routing.lbNode }, 'session started');
       this.idle.set(this.settings.values.client_idle_limit);
       this.client.resume();
       this.framer.resume(this.onClientFrame);
