@@ -45,3 +45,27 @@ t.test('the same values are in the environment', async (t) => {
   t.equal(env.SLUICE_OLD_PRIMARY_PORT, '5432');
   t.equal(Object.keys(env).length, 12);
 });
+
+t.test('a hook run for real: hostile values arrive verbatim and nothing in them is executed', async (t) => {
+  const { mkdtempSync, existsSync, readFileSync, rmSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const { runHook } = await import('../../src/cluster/hooks');
+  const { createLogger } = await import('../../src/log/logger');
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-hook-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const marker = join(dir, 'pwned');
+  const hostile: HookValues = {
+    ...values,
+    host: `h; touch ${marker}`,
+    dataDirectory: `/d/$(touch ${marker}) \`touch ${marker}\` it's "quoted" && touch ${marker} | cat > ${marker}`,
+    newMainHost: `'; touch ${marker}; echo '`,
+    oldPrimaryHost: `a b\tc\nd`,
+  };
+  const out = join(dir, 'args.json');
+  const command = `node -e 'require("fs").writeFileSync(process.argv[1], JSON.stringify(process.argv.slice(2)))' -- ${out} %h %D %H %N %d`;
+  const r = await runHook('failover_command', command, hostile, { cwd: dir, timeoutMs: 10_000, log: createLogger('error') });
+  t.equal(r.code, 0);
+  t.same(JSON.parse(readFileSync(out, 'utf8')), [hostile.host, hostile.dataDirectory, hostile.newMainHost, hostile.oldPrimaryHost, '2']);
+  t.notOk(existsSync(marker), 'no command inside a value ran');
+});
