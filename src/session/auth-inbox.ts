@@ -21,7 +21,14 @@ export class AuthInbox {
   receive(): Promise<Buffer> {
     if (this.error) return Promise.reject(this.error);
     const p = new Promise<Buffer>((resolve, reject) => (this.waiter = { resolve, reject }));
-    this.resumeFramer();
+    try {
+      // Delivers a held frame at once, or throws on a malformed one (the exchange's error then).
+      this.resumeFramer();
+    } catch (err) {
+      this.waiter = null;
+      p.catch(() => undefined);
+      return Promise.reject(err as Error);
+    }
     return p;
   }
 
