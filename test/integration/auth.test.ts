@@ -236,3 +236,29 @@ t.test('psql and pgbench authenticate through Sluice with md5 and SCRAM', async 
     await cluster.psql(0, 'drop table pgbench_accounts, pgbench_branches, pgbench_history, pgbench_tellers');
   }
 });
+
+t.test('secrets are never shown: PGPOOL SHOW, pcp_pool_status, sluicectl pool-status', async (t) => {
+  const { pcpPassFile, pcp, sluicectl } = await import('../helpers/pcp');
+  const s = await withSluice(t, {
+    ...AUTH_QUERY,
+    health_check_password: 'hc secret',
+    sr_check_password: 'sr secret',
+    recovery_password: 'rec secret',
+    user: [{ name: 'other_user', password: 'other pw' }],
+    hba: [
+      { type: 'host', database: 'all', user: 'postgres', address: 'all', method: 'trust' },
+      { type: 'host', database: 'all', user: 'all', address: 'all', method: 'scram-sha-256' },
+    ],
+  });
+  const c = await s.client({ user: 'postgres' });
+  const all = JSON.stringify((await c.query('PGPOOL SHOW ALL')).rows);
+  const one = JSON.stringify((await c.query('PGPOOL SHOW auth_password')).rows);
+  const pass = pcpPassFile();
+  const status = (await pcp('pcp_pool_status', s.server.pcpPort, pass)).stdout;
+  const ctl = (await sluicectl(s.server.pcpPort, pass, 'pool-status', '--json')).stdout;
+  for (const [where, text] of [['PGPOOL SHOW ALL', all], ['PGPOOL SHOW auth_password', one], ['pcp_pool_status', status], ['sluicectl pool-status', ctl]]) {
+    t.notMatch(text, /reader pw|hc secret|sr secret|rec secret|other pw/, `${where}: no password`);
+  }
+  t.match(all, /auth_password/, 'the key is listed');
+  t.match(status, /auth_password/);
+});
