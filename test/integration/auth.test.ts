@@ -262,3 +262,18 @@ t.test('secrets are never shown: PGPOOL SHOW, pcp_pool_status, sluicectl pool-st
   t.match(all, /auth_password/, 'the key is listed');
   t.match(status, /auth_password/);
 });
+
+t.test('authentication_timeout ends a client that stalls before or during the exchange', async (t) => {
+  const { RawClient, startupMessage } = await import('../helpers/raw-client');
+  const s = await withSluice(t, { authentication_timeout: 1, user: [{ name: 'scram_user', password: 'scram pw' }] });
+  const silent = await RawClient.open(s.port);
+  const stalled = await RawClient.open(s.port);
+  stalled.send(startupMessage({ user: 'scram_user', database: 'postgres' }));
+  const sasl = await stalled.until((f) => f.type === 'R');
+  t.equal(sasl.body.readInt32BE(0), 10, 'AuthenticationSASL, then the client says nothing');
+  const started = Date.now();
+  await silent.waitClosed(5000);
+  await stalled.waitClosed(5000);
+  t.ok(Date.now() - started < 4000, 'both closed after about a second');
+  t.equal(await connectionsOf('scram_user'), 0);
+});
