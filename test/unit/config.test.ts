@@ -48,10 +48,24 @@ t.test('backend sections are checked', async (t) => {
   t.throws(() => buildConfig({ backend: 'x' }, '/'), /array of tables/);
 });
 
-t.test('keys of features not built yet are accepted and listed', async (t) => {
-  const c = parseConfig('ssl_cert = "a.crt"\nhttp_port = 9123\n' + minimal, '/');
+t.test('every key is active: none is listed as pending', async (t) => {
+  const c = parseConfig('ssl_cert = "a.crt"\nhttp_port = 9123\n[[hba]]\naddress = "all"\nmethod = "md5"\n' + minimal, '/');
   t.equal(c.ssl_cert, 'a.crt');
-  t.same(c.pendingKeys.map((k) => k.split(' ')[0]), ['ssl_cert'], 'HTTP keys are active');
+  t.same(c.pendingKeys, []);
+});
+
+t.test('security keys: hba rules, stored secrets and trusted proxies are checked, the error names the key', async (t) => {
+  const hba = (extra: string) => parseConfig(`[[hba]]\n${extra}\n` + minimal, '/');
+  t.throws(() => hba('address = "all"'), /key "hba\[0\]\.method": required/);
+  t.throws(() => hba('method = "md5"'), /key "hba\[0\]\.address": required for type "host"/);
+  t.throws(() => hba('method = "md5"\naddress = "10.0.0.0/33"'), /key "hba\[0\]\.address": .*prefix length/);
+  t.throws(() => hba('method = "md5"\naddress = "db.example.com"'), /key "hba\[0\]\.address": .*not an IP address/);
+  t.throws(() => hba('method = "md5"\naddress = "all"\nuser = "+admins"'), /key "hba\[0\]\.user": .*group membership/);
+  t.throws(() => hba('type = "local"\nmethod = "md5"\naddress = "all"'), /key "hba\[0\]\.address": a local rule takes no address/);
+  t.throws(() => hba('method = "ident"\naddress = "all"'), /key "hba\[0\]\.method": expected one of/);
+  t.throws(() => parseConfig('[[user]]\nname = "a"\npassword = "SCRAM-SHA-256$4096:bad"\n' + minimal, '/'), /key "user\[0\]\.password": malformed SCRAM-SHA-256 verifier/);
+  t.throws(() => parseConfig('proxy_protocol_trusted_addresses = "10.0.0.0/8, nonsense"\n' + minimal, '/'), /key "proxy_protocol_trusted_addresses": "nonsense" is not an IP address/);
+  t.throws(() => parseConfig('backend_sslmode = "allow"\n' + minimal, '/'), /key "backend_sslmode": expected one of/);
 });
 
 t.test('__proto__ keys are refused', async (t) => {
