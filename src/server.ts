@@ -12,7 +12,7 @@ import { connectBackend } from './backend/connect';
 import { AuthQuery } from './auth/auth-query';
 import { Authenticator } from './auth/authenticator';
 import { parseSecret } from './protocol/auth/secret';
-import { BackendTlsSettings, serverTls, ServerTls } from './backend/tls';
+import { backendTls, BackendTlsSettings, serverTls, ServerTls } from './backend/tls';
 import { Cidr, parseCidrList } from './util/cidr';
 import { HttpServer } from './http/http-server';
 import type { HttpHost } from './http/host';
@@ -74,6 +74,8 @@ export class Server implements AdminHost, HttpHost {
   private readonly authQuery: AuthQuery;
   /** The client-facing TLS context (ssl); rebuilt by a reload. */
   private tls: ServerTls | null;
+  /** backend_sslmode and its files, read with the config (and again by a reload). */
+  private toNodesTls: BackendTlsSettings;
   private readonly trustedProxies: readonly Cidr[];
   /** Reads sent to each node (pgpool's select_cnt). */
   readonly selectCount: number[];
@@ -91,6 +93,7 @@ export class Server implements AdminHost, HttpHost {
   ) {
     this.config_ = config;
     this.tls = serverTls(config);
+    this.toNodesTls = backendTls(config);
     this.trustedProxies = parseCidrList(config.proxy_protocol_trusted_addresses);
     this.metrics = new Metrics(metricsSource(this));
     this.http = new HttpServer(this, log.child({ component: 'http' }));
@@ -116,7 +119,7 @@ export class Server implements AdminHost, HttpHost {
           return { query: c.auth_query, user: c.auth_user, database: c.auth_dbname, secret, timeoutMs: c.connect_timeout || 10_000 };
         },
         waitForPrimary: (ms) => this.cluster.waitForPrimary(ms),
-        connect: (node, params, secret, timeoutMs) => connectBackend({ node, params, poolKey: '', secret, timeoutMs, tls: this.backendTls() }),
+        connect: (node, params, secret, timeoutMs) => connectBackend({ node, params, poolKey: '', secret, timeoutMs, tls: this.toNodesTls }),
       },
       log.child({ component: 'auth' }),
     );
@@ -134,7 +137,7 @@ export class Server implements AdminHost, HttpHost {
           poolKey: '',
           secret: password ? parseSecret(password) : this.auth.backendSecret(user),
           timeoutMs,
-          tls: this.backendTls(),
+          tls: this.toNodesTls,
         }),
       {
         nodeDown: (id) => this.nodeDown(id),
@@ -234,6 +237,7 @@ export class Server implements AdminHost, HttpHost {
     try {
       const next = loadConfig(this.opts.configFile);
       const tls = serverTls(next);
+      const toNodes = backendTls(next);
       const changed = applyReload(this.config_, next, {
         config: (c) => (this.config_ = c),
         routing: (r) => (this.routing = r),
@@ -254,6 +258,7 @@ export class Server implements AdminHost, HttpHost {
         },
       });
       this.tls = tls;
+      this.toNodesTls = toNodes;
       this.metrics.reloads.inc({ result: 'applied' });
       this.events.add('reload', null, changed.length > 0 ? `config reloaded: ${changed.join(', ')}` : 'config reloaded: nothing changed');
       this.log.info({ file: this.opts.configFile, changed }, 'config reloaded');
@@ -270,12 +275,7 @@ export class Server implements AdminHost, HttpHost {
   }
 
   private openBackend = (node: NodeAddress, params: ReadonlyMap<string, string>, key: string): Promise<BackendConnection> =>
-    connectBackend({ node, params, poolKey: key, secret: this.auth.backendSecret(params.get('user') ?? ''), timeoutMs: this.config.connect_timeout, tls: this.backendTls() });
-
-  private backendTls(): BackendTlsSettings {
-    const c = this.config_;
-    return { mode: c.backend_sslmode, rootCert: c.backend_sslrootcert, cert: c.backend_sslcert, key: c.backend_sslkey };
-  }
+    connectBackend({ node, params, poolKey: key, secret: this.auth.backendSecret(params.get('user') ?? ''), timeoutMs: this.config.connect_timeout, tls: this.toNodesTls });
 
   /** A node left service: pooled connections to it go, and every session lets go of it. */
   private nodeDown(id: number): void {

@@ -5,6 +5,9 @@ import type { Secret } from '../protocol/auth/secret';
 import { ClientError } from '../protocol/client-error';
 import { SqlState } from '../protocol/sqlstate';
 
+/** What the client hears when the lookup itself failed: the cause is for the log, not for it. */
+const lookupFailed = (code: string) => new ClientError('FATAL', code, "could not look up the user's credentials", 'See the Sluice log.');
+
 export interface AuthQuerySettings {
   readonly query: string;
   readonly user: string;
@@ -51,11 +54,11 @@ export class AuthQuery {
     } catch (err) {
       this.drop();
       this.log.error({ err: (err as Error).message }, 'auth_query failed');
-      throw new ClientError('FATAL', SqlState.ConnectionFailure, 'could not look up the user\'s credentials', 'See the Sluice log.');
+      throw lookupFailed(SqlState.ConnectionFailure);
     }
     if (result.error) {
       this.log.error({ code: result.error.code, err: result.error.message, auth_user: s.user }, 'auth_query returned an error');
-      throw new ClientError('FATAL', SqlState.InvalidAuthorizationSpecification, 'could not look up the user\'s credentials', 'See the Sluice log.');
+      throw lookupFailed(SqlState.InvalidAuthorizationSpecification);
     }
     const row = result.rows[0];
     return row?.[row.length - 1] ?? null;
@@ -76,7 +79,7 @@ export class AuthQuery {
       this.conn = await this.host.connect(primary, params, s.secret, s.timeoutMs);
     } catch (err) {
       this.log.error({ err: (err as Error).message, auth_user: s.user, node: primary.id }, 'auth_query could not connect');
-      throw new ClientError('FATAL', SqlState.ConnectionFailure, 'could not look up the user\'s credentials', 'See the Sluice log.');
+      throw lookupFailed(SqlState.ConnectionFailure);
     }
     return this.conn;
   }

@@ -47,10 +47,13 @@ export class Authenticator {
   /** Resolves when the client proved who it is; throws the ClientError to send it otherwise. */
   async authenticate(login: Login, peer: Peer, cbData: Buffer | null, io: AuthIo): Promise<void> {
     const { user } = login;
-    const method = await this.method(login, peer);
+    // One lookup per login at most (auth_query is a round trip to the primary), and none for trust.
+    let stored: Promise<Secret | null> | undefined;
+    const secret = () => (stored ??= this.stored(user));
+    const method = await this.method(login, peer, secret);
     if (method === 'trust') return;
     try {
-      await this.exchange(method, user, peer, cbData, io);
+      await this.exchange(method, user, peer, cbData, io, secret);
     } catch (err) {
       if (err instanceof ClientError && err.code === SqlState.InvalidPassword) {
         this.log.info({ user, database: login.database, address: peer.address, method }, 'password authentication failed');
@@ -59,14 +62,14 @@ export class Authenticator {
     }
   }
 
-  private async method(login: Login, peer: Peer): Promise<Exclude<HbaMethod, 'reject'>> {
+  private async method(login: Login, peer: Peer, secret: () => Promise<Secret | null>): Promise<Exclude<HbaMethod, 'reject'>> {
     const rules = this.hba();
     if (rules.length === 0) {
       // No [[hba]]: users Sluice holds a secret for must prove it (else a pooled connection
       // would be theirs for the asking); the others meet the nodes' own authentication.
       const c = this.config();
       if (!c.auth_user && !this.entry(login.user)) return 'trust';
-      return (await this.stored(login.user))?.kind === 'md5' ? 'md5' : 'scram-sha-256';
+      return (await secret())?.kind === 'md5' ? 'md5' : 'scram-sha-256';
     }
     const rule = matchHba(rules, peer, login.database, login.user);
     const where = `host "${peer.local ? '[local]' : peer.address}", user "${login.user}", database "${login.database}", ${peer.ssl ? 'SSL encryption' : 'no encryption'}`;
@@ -75,8 +78,14 @@ export class Authenticator {
     return rule.method;
   }
 
-  private async exchange(method: Exclude<HbaMethod, 'trust' | 'reject'>, user: string, peer: Peer, cbData: Buffer | null, io: AuthIo): Promise<void> {
-    const secret = await this.stored(user);
+  private async exchange(
+    method: Exclude<HbaMethod, 'trust' | 'reject'>,
+    user: string,
+    peer: Peer,
+    cbData: Buffer | null,
+    io: AuthIo,
+    lookup: () => Promise<Secret | null>,
+  ): Promise<void> {
     if (method === 'password') {
       if (!peer.ssl && !peer.local && !this.config().allow_password_without_ssl) {
         throw new ClientError(
@@ -86,10 +95,11 @@ export class Authenticator {
           'Connect with TLS (sslmode=require).',
         );
       }
-      const password = await cleartextExchange(io, user, secret);
+      const password = await cleartextExchange(io, user, await lookup());
       this.learned.set(user, { kind: 'plain', password });
       return;
     }
+    const secret = await lookup();
     // As PostgreSQL: "md5" with a SCRAM verifier on file runs SCRAM; "scram-sha-256" with only an
     // md5 hash on file cannot succeed (the exchange runs on a mock verifier and fails).
     if (method === 'md5' && secret?.kind !== 'scram') {

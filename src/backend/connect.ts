@@ -39,7 +39,7 @@ export class BackendStartupError extends Error {
   }
 }
 
-const NO_TLS: BackendTlsSettings = { mode: 'disable', rootCert: '', cert: '', key: '' };
+const NO_TLS: BackendTlsSettings = { mode: 'disable' };
 
 /** Opens a backend connection: TCP (and TLS), StartupMessage, authentication, then up to ReadyForQuery. */
 export async function connectBackend(o: ConnectOptions): Promise<BackendConnection> {

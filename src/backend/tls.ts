@@ -85,11 +85,29 @@ export function endPointHash(der: Buffer): Buffer {
 
 export type SslMode = 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
 
+/** backend_sslmode with its files already read (once per config, not once per connection). */
 export interface BackendTlsSettings {
   readonly mode: SslMode;
-  readonly rootCert: string;
-  readonly cert: string;
-  readonly key: string;
+  readonly ca?: Buffer;
+  readonly cert?: Buffer;
+  readonly key?: Buffer;
+}
+
+export interface BackendTlsConfig {
+  readonly backend_sslmode: SslMode;
+  readonly backend_sslrootcert: string;
+  readonly backend_sslcert: string;
+  readonly backend_sslkey: string;
+}
+
+/** Reads backend_sslrootcert / backend_sslcert / backend_sslkey; an unreadable one names its key. */
+export function backendTls(c: BackendTlsConfig): BackendTlsSettings {
+  if (c.backend_sslmode === 'disable') return { mode: 'disable' };
+  return {
+    mode: c.backend_sslmode,
+    ...(c.backend_sslrootcert ? { ca: read('backend_sslrootcert', c.backend_sslrootcert) } : {}),
+    ...(c.backend_sslcert ? { cert: read('backend_sslcert', c.backend_sslcert), key: read('backend_sslkey', c.backend_sslkey) } : {}),
+  };
 }
 
 /** SSLRequest: length 8, code 80877103. */
@@ -156,8 +174,8 @@ export async function openTransport(host: string, port: number, tls: BackendTlsS
       rejectUnauthorized: verify,
       host,
       ...(/^[\d.:]+$/.test(host) ? {} : { servername: host }),
-      ...(tls.rootCert ? { ca: readFileSync(tls.rootCert) } : {}),
-      ...(tls.cert ? { cert: readFileSync(tls.cert), key: readFileSync(tls.key) } : {}),
+      ...(tls.ca ? { ca: tls.ca } : {}),
+      ...(tls.cert ? { cert: tls.cert, key: tls.key } : {}),
       checkServerIdentity: tls.mode === 'verify-full' ? checkServerIdentity : () => undefined,
     };
     return await new Promise<Socket>((resolve, reject) => {

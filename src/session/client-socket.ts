@@ -24,6 +24,10 @@ export interface ClientSocketOptions {
   tls: ServerTls | null;
 }
 
+/** The answers to SSLRequest and GSSENCRequest: go on in plain text, or start TLS. */
+export const ENCRYPTION_NO = Buffer.from('N');
+const SSL_YES = Buffer.from('S');
+
 /** TLS handshake record: a client starting TLS at once (PostgreSQL 17's sslnegotiation=direct). */
 const TLS_HANDSHAKE = 0x16;
 
@@ -117,11 +121,11 @@ export class ClientSocket {
     // As PostgreSQL: a second SSLRequest inside TLS is not a protocol version we speak.
     if (this.ssl) throw unsupportedProtocol(StartupCode.SSLRequest);
     if (!tls) {
-      this.write(Buffer.from('N'));
+      this.write(ENCRYPTION_NO);
       return;
     }
     if (trailing) throw new ClientError('FATAL', SqlState.ProtocolViolation, 'received unencrypted data after SSL request');
-    this.write(Buffer.from('S'));
+    this.write(SSL_YES);
     this.startTls(tls);
   }
 

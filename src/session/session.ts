@@ -26,7 +26,7 @@ import type { SessionContext } from './session-context';
 import { describeSession, SessionInfo } from './session-info';
 import { IdleLimit } from './idle-limit';
 import { AuthInbox } from './auth-inbox';
-import { ClientSocket } from './client-socket';
+import { ClientSocket, ENCRYPTION_NO } from './client-socket';
 import { ProxyHeaderError } from '../protocol/proxy-header';
 import { SessionSettings, sessionRouting } from './settings';
 import { pinoLevel } from '../log/logger';
@@ -38,7 +38,6 @@ type State =
   | { kind: 'ready'; req: StartupRequest }
   | { kind: 'closed' };
 
-const SSL_NO = Buffer.from('N');
 /** client_idle_limit_in_recovery = -1: an idle session leaves at once. */
 const IMMEDIATELY = 0.001;
 
@@ -201,7 +200,7 @@ export class Session {
         return;
       case 'gssenc':
         // No GSSAPI encryption: 'N' tells the client to go on (in TLS or plain text).
-        this.client.write(SSL_NO);
+        this.client.write(ENCRYPTION_NO);
         return;
       case 'cancel':
         this.framer.halted = true;

@@ -1,6 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { ProtocolError } from '../reader';
-import { hmac, MAX_ITERATIONS, scramAttributes, ScramKeys, sha256, xor } from './scram';
+import { hmac, MAX_ITERATIONS, scramAttributes, ScramKeys, sha256, validNonce, xor } from './scram';
 import { parseSecret, scramKeysFor, Secret } from './secret';
 
 // Client side of SCRAM-SHA-256 (RFC 5802 / RFC 7677) as PostgreSQL uses it (PostgreSQL docs,
@@ -30,7 +30,7 @@ export function scramClient(secret: Secret | string, nonce = randomBytes(18).toS
       const r = a.get('r');
       const salt = a.get('s');
       const i = Number(a.get('i'));
-      if (!r || !salt || !r.startsWith(nonce) || r.length > 512) throw new ProtocolError('invalid SCRAM server nonce');
+      if (!r || !salt || !r.startsWith(nonce) || !validNonce(r)) throw new ProtocolError('invalid SCRAM server nonce');
       if (!Number.isInteger(i) || i < 1 || i > MAX_ITERATIONS) throw new ProtocolError('invalid SCRAM iteration count');
       keys = scramKeysFor(s, Buffer.from(salt, 'base64'), i);
       if (!keys) throw new ProtocolError('the node holds a different SCRAM verifier than the one the client authenticated with');
