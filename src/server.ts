@@ -1,4 +1,4 @@
-import type { Server as NetServer, Socket } from 'node:net';
+import { createServer, Server as NetServer, Socket } from 'node:net';
 import { AdminCommands } from './admin/commands';
 import type { AdminHost, ShutdownMode } from './admin/host';
 import { PcpServer } from './admin/pcp/listener';
@@ -7,7 +7,8 @@ import { loadConfig } from './config/load';
 import { BackendStats } from './session/backend-stats';
 import { PauseGate } from './session/pause-gate';
 import type { SessionInfo } from './session/session-info';
-import { boundPort, listenAll, tcpServer } from './util/listen';
+import { boundPort, listenAll } from './util/listen';
+import { adoptWithSlabReads } from './net/slab-reads';
 import { connectBackend } from './backend/connect';
 import { AuthQuery } from './auth/auth-query';
 import { Authenticator } from './auth/authenticator';
@@ -97,7 +98,7 @@ export class Server implements AdminHost, HttpHost {
     this.trustedProxies = parseCidrList(config.proxy_protocol_trusted_addresses);
     this.metrics = new Metrics(metricsSource(this));
     this.http = new HttpServer(this, log.child({ component: 'http' }));
-    this.backendStats = new BackendStats(config.backend.length, (node, seconds) => this.metrics.statementDuration.observe({ node: String(node) }, seconds));
+    this.backendStats = new BackendStats(config.backend.length, (node, seconds) => this.metrics.statementDuration.observe(node, seconds));
     this.gate = new PauseGate(config.failover_hold_timeout * 1000);
     this.admission = new PauseGate(config.recovery_timeout * 1000, {
       message: 'online recovery is in progress',
@@ -326,7 +327,8 @@ export class Server implements AdminHost, HttpHost {
 
   private async listen(): Promise<void> {
     const ctx = this.context();
-    const onConnection = (socket: Socket) => {
+    const onConnection = (accepted: Socket) => {
+      const socket = adoptWithSlabReads(accepted);
       socket.on('error', () => undefined); // the session adds its own; this covers the gap
       if (this.stopping) {
         socket.end(new ClientError('FATAL', SqlState.CannotConnectNow, 'the database system is shutting down').toFrame());
@@ -336,7 +338,7 @@ export class Server implements AdminHost, HttpHost {
       this.sessions_.add(session);
       socket.once('close', () => this.sessions_.delete(session));
     };
-    this.listeners.push(...(await listenAll(this.config.listen_addresses, this.config.port, tcpServer(onConnection))));
+    this.listeners.push(...(await listenAll(this.config.listen_addresses, this.config.port, () => createServer({ noDelay: true, keepAlive: true, pauseOnConnect: true }, onConnection))));
     this.log.info({ addresses: this.config.listen_addresses, port: this.port }, 'listening');
   }
 

@@ -2,6 +2,7 @@ import { Socket } from 'node:net';
 import { Backend, Frontend, TxStatus } from '../protocol/codes';
 import { decodeParameterStatus, decodeReadyForQuery } from '../protocol/backend';
 import { Framer } from '../protocol/framer';
+import { onChunks } from '../net/slab-reads';
 
 export interface NodeAddress {
   readonly id: number;
@@ -50,7 +51,7 @@ export class BackendConnection {
     this.handler = handler;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    onChunks(socket, (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.onClose(err));
     socket.on('close', () => this.onClose());
   }

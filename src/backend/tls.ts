@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, Socket } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, ConnectionOptions, createSecureContext, SecureContext, SecureVersion } from 'node:tls';
+import { SlabReads, withSlabReads } from '../net/slab-reads';
 
 // TLS on both sides: the client-facing context (ssl, ssl_cert, ...: pgpool's and PostgreSQL's
 // names) and the negotiation with a node (backend_sslmode, libpq's sslmode values).
@@ -113,9 +114,12 @@ export function backendTls(c: BackendTlsConfig): BackendTlsSettings {
 /** SSLRequest: length 8, code 80877103. */
 const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
 
-function tcp(host: string, port: number, signal: AbortSignal | undefined): Promise<Socket> {
+/** A TCP connection; `slab`: read through SlabReads (a socket that will not become TLS). */
+function tcp(host: string, port: number, signal: AbortSignal | undefined, slab: boolean): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = netConnect({ host, port, noDelay: true });
+    const reads = slab ? new SlabReads() : null;
+    const s = netConnect({ host, port, noDelay: true, ...(reads ? { onread: reads.options() } : {}) });
+    if (reads) withSlabReads(s, reads);
     const abort = () => s.destroy(new Error('timeout'));
     signal?.addEventListener('abort', abort, { once: true });
     s.once('connect', () => {
@@ -156,7 +160,7 @@ function sslAnswer(s: Socket): Promise<string> {
  * system's CAs), verify-full also checks the host name.
  */
 export async function openTransport(host: string, port: number, tls: BackendTlsSettings, signal?: AbortSignal): Promise<Socket> {
-  const raw = await tcp(host, port, signal);
+  const raw = await tcp(host, port, signal, tls.mode === 'disable');
   if (tls.mode === 'disable') return raw;
   const abort = () => raw.destroy(new Error('timeout'));
   signal?.addEventListener('abort', abort, { once: true });

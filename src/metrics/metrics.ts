@@ -1,4 +1,5 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Metric, Registry } from 'prom-client';
+import { NodeHistogram } from './node-histogram';
 
 /** One node as the metrics see it at scrape time. */
 export interface NodeSample {
@@ -45,7 +46,7 @@ export class Metrics {
   readonly registry = new Registry();
   readonly healthCheckDuration: Histogram<'node'>;
   readonly clientWait: Histogram;
-  readonly statementDuration: Histogram<'node'>;
+  readonly statementDuration: NodeHistogram;
   readonly failovers: Counter;
   readonly failbacks: Counter;
   readonly recoveries: Counter<'result'>;
@@ -176,13 +177,13 @@ export class Metrics {
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    this.statementDuration = new Histogram({
-      name: 'sluice_statement_duration_seconds',
-      help: 'Time from a client exchange being sent to the node until its ReadyForQuery, by node.',
-      labelNames: ['node'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
+    this.statementDuration = new NodeHistogram(
+      'sluice_statement_duration_seconds',
+      'Time from a client exchange being sent to the node until its ReadyForQuery, by node.',
+      LATENCY_BUCKETS,
+    );
+    // The registry only calls get(), which NodeHistogram provides in prom-client's shape.
+    this.registry.registerMetric(this.statementDuration as unknown as Metric);
     this.failovers = new Counter({ name: 'sluice_failovers_total', help: 'Nodes detached by a failover (or a switchover).', registers });
     this.failbacks = new Counter({ name: 'sluice_failbacks_total', help: 'Nodes attached again (attach-node, auto_failback, recovery).', registers });
     this.recoveries = new Counter({

@@ -7,6 +7,7 @@ import { ClientError } from '../protocol/client-error';
 import { StartupCode } from '../protocol/codes';
 import { SqlState } from '../protocol/sqlstate';
 import { unsupportedProtocol } from './startup';
+import { onChunks } from '../net/slab-reads';
 import { looksLikeProxyHeader, parseProxyHeader, ProxyHeaderError } from '../protocol/proxy-header';
 
 export interface ClientSocketEvents {
@@ -44,6 +45,8 @@ export class ClientSocket {
   private head: Buffer | null = Buffer.alloc(0);
   private proxyDone = false;
   private readonly onData = (chunk: Buffer) => (this.head ? this.preamble(chunk) : this.ev.data(chunk));
+  /** Where the TCP socket's bytes go: the protocol, or the TLS handshake of a direct TLS. */
+  private rawSink = this.onData;
   private readonly onError = (err: Error) => this.ev.error(err);
   private readonly onClose = () => this.ev.close();
   private readonly onDrain = () => this.ev.drain();
@@ -58,6 +61,7 @@ export class ClientSocket {
     this.port = raw.remotePort ?? 0;
     raw.setNoDelay(true);
     raw.setKeepAlive(true, 60_000);
+    onChunks(raw, (chunk) => this.rawSink(chunk));
     this.listen(raw);
   }
 
@@ -73,8 +77,8 @@ export class ClientSocket {
     return this.opts.trustedProxies.some((c) => cidrContains(c, this.raw.remoteAddress ?? ''));
   }
 
+  /** Error, close and drain of the transport in use (its bytes: onChunks, or 'data' for TLS). */
   private listen(s: Socket): void {
-    s.on('data', this.onData);
     s.on('error', this.onError);
     s.on('close', this.onClose);
     s.on('drain', this.onDrain);
@@ -136,7 +140,6 @@ export class ClientSocket {
   /** TLS from the first byte: the bytes already read are replayed into the handshake. */
   private directTls(tls: ServerTls, first: Buffer): void {
     const raw = this.raw;
-    raw.off('data', this.onData);
     const replay = new Duplex({
       read() {},
       write(chunk: Buffer, _enc, cb) {
@@ -151,16 +154,18 @@ export class ClientSocket {
       },
     });
     replay.push(first);
-    raw.on('data', (d: Buffer) => replay.push(d));
+    this.rawSink = (d) => replay.push(d);
     raw.on('end', () => replay.push(null));
     const s = new TLSSocket(replay, { isServer: true, secureContext: tls.context, requestCert: tls.requestCert, rejectUnauthorized: false, ALPNProtocols: ['postgresql'] });
     this.secure(s, true);
   }
 
   private secure(s: TLSSocket, direct: boolean): void {
-    this.raw.off('data', this.onData);
+    // After SSLRequest the TLS layer reads the TCP socket itself; nothing more comes this way.
+    if (!direct) this.rawSink = () => undefined;
     this.raw.off('drain', this.onDrain);
     this.socket = s;
+    s.on('data', this.onData);
     this.listen(s);
     s.once('secure', () => {
       if (direct && s.alpnProtocol !== 'postgresql') return this.ev.error(new Error('direct TLS without ALPN "postgresql"'));

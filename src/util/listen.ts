@@ -34,7 +34,7 @@ export async function listenAll<S extends Server>(spec: string, port: number, ma
   return servers;
 }
 
-/** A TCP server for the proxy and PCP ports: no Nagle delay, keepalive on. */
+/** A TCP server for the PCP port: no Nagle delay, keepalive on. */
 export const tcpServer = (onConnection: (s: Socket) => void) => (): Server => createServer({ noDelay: true, keepAlive: true }, onConnection);
 
 export function listenOn(srv: Server, opts: { host?: string; port?: number; path?: string; backlog?: number }): Promise<void> {

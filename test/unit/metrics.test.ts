@@ -24,7 +24,8 @@ t.test('scrape-time gauges and counters follow the source; the text parses', asy
     errorClasses: () => new Map([['42', 4]]),
   };
   const m = new Metrics(source);
-  m.statementDuration.observe({ node: '0' }, 0.002);
+  m.statementDuration.observe(0, 0.002);
+  m.statementDuration.observe(0, 90);
   m.failovers.inc();
   let s = parseExposition((await m.scrape()).body);
   t.equal(sampleValue(s, 'sluice_node_up', { node: '1' }), 1);
@@ -38,8 +39,13 @@ t.test('scrape-time gauges and counters follow the source; the text parses', asy
   t.equal(sampleValue(s, 'sluice_pool_connections', { node: '0', state: 'in_use' }), 2);
   t.equal(sampleValue(s, 'sluice_errors_total', { class: '42' }), 4);
   t.equal(sampleValue(s, 'sluice_failovers_total'), 1);
-  t.equal(sampleValue(s, 'sluice_statement_duration_seconds_count', { node: '0' }), 1);
-  t.equal(sampleValue(s, 'sluice_statement_duration_seconds_bucket', { node: '0', le: '0.0025' }), 1);
+  t.equal(sampleValue(s, 'sluice_statement_duration_seconds_count', { node: '0' }), 2);
+  t.equal(sampleValue(s, 'sluice_statement_duration_seconds_sum', { node: '0' }), 90.002);
+  t.equal(sampleValue(s, 'sluice_statement_duration_seconds_bucket', { node: '0', le: '0.001' }), 0);
+  t.equal(sampleValue(s, 'sluice_statement_duration_seconds_bucket', { node: '0', le: '0.0025' }), 1, 'buckets are cumulative');
+  t.equal(sampleValue(s, 'sluice_statement_duration_seconds_bucket', { node: '0', le: '60' }), 1);
+  t.equal(sampleValue(s, 'sluice_statement_duration_seconds_bucket', { node: '0', le: '+Inf' }), 2);
+  t.equal(sampleValue(s, 'sluice_statement_duration_seconds_count', { node: '1' }), undefined, 'no series for a node without statements');
   t.equal(sampleValue(s, 'sluice_config_reloads_total', { result: 'refused' }), 0, 'series exist before the first event');
   t.ok(sampleValue(s, 'sluice_process_resident_memory_bytes')! > 0, 'process metrics');
 

@@ -1,0 +1,111 @@
+import { OnReadOpts, Socket } from 'node:net';
+
+/** A new socket's first slab: room for many small protocol exchanges, little memory when idle. */
+const BASE_SLAB = 16 * 1024;
+/** Bulk transfers (COPY, large results) grow the slab up to this, as Node's own 64 KB reads. */
+const MAX_SLAB = 256 * 1024;
+/** A window smaller than this is not worth a read: the rest of the slab is left unused. */
+const MIN_WINDOW = 2 * 1024;
+
+type Sink = (chunk: Buffer) => void;
+
+/**
+ * Reads of a plain TCP socket through Node's `onread` option: libuv reads straight into a window
+ * of a slab that this socket owns, and the chunk goes to one callback. This skips the Readable
+ * stream machinery (push, 'data' emit, a nextTick per chunk) and the 64 KB allocation and shrink
+ * Node makes for every read, which together were about a sixth of Sluice's CPU per pgbench
+ * transaction. A window is never read into twice: the next read goes to the rest of the slab or
+ * to a new slab. So a chunk stays valid for as long as anyone keeps it (a frame split across
+ * reads, a held batch, a write libuv has not finished), exactly as a 'data' chunk would; a slab
+ * is garbage once nothing refers to it.
+ */
+export class SlabReads {
+  private slab: Buffer;
+  private off = 0;
+  private last = 0;
+  private windowLength = 0;
+  private sink: Sink | null = null;
+  /** Chunks that arrived before anyone listened (a node is not expected to speak first). */
+  private early: Buffer[] = [];
+
+  constructor() {
+    this.slab = Buffer.allocUnsafe(BASE_SLAB);
+  }
+
+  /** The `onread` option for net.connect or a Socket. */
+  options(): OnReadOpts {
+    return { buffer: () => this.nextWindow(), callback: (n, buf) => this.received(n, buf) };
+  }
+
+  /** True: keep reading (pausing is the socket's pause(), as with 'data'). */
+  private received(n: number, buf: Uint8Array): boolean {
+    this.last = n;
+    const chunk = buf as Buffer;
+    const c = chunk.subarray(0, n);
+    if (this.sink) this.sink(c);
+    else this.early.push(c);
+    return true;
+  }
+
+  /** Called by Node once at the start and after every read: where the next read goes. */
+  private nextWindow(): Buffer {
+    const filled = this.last > 0 && this.last === this.windowLength;
+    this.off += this.last;
+    this.last = 0;
+    if (filled || this.slab.length - this.off < MIN_WINDOW) {
+      const size = filled ? Math.min(this.slab.length * 2, MAX_SLAB) : BASE_SLAB;
+      this.slab = Buffer.allocUnsafe(size);
+      this.off = 0;
+    }
+    this.windowLength = this.slab.length - this.off;
+    return this.slab.subarray(this.off);
+  }
+
+  /** Where chunks go from now on (the ones that came early first). */
+  listen(sink: Sink): void {
+    this.sink = sink;
+    const early = this.early;
+    this.early = [];
+    for (const c of early) sink(c);
+  }
+}
+
+const readers = new WeakMap<Socket, SlabReads>();
+
+/** Remembers that a socket was made with slab reads, so onChunks can find them. */
+export function withSlabReads(socket: Socket, reads: SlabReads): Socket {
+  readers.set(socket, reads);
+  return socket;
+}
+
+/**
+ * Delivers a socket's chunks to `sink`: through its slab reads when it was made with them,
+ * else through 'data' events (TLS sockets, and any socket made elsewhere).
+ */
+export function onChunks(socket: Socket, sink: Sink): void {
+  const r = readers.get(socket);
+  if (r) r.listen(sink);
+  else socket.on('data', sink);
+}
+
+/**
+ * An accepted connection with slab reads. net.Server has no `onread` option for the sockets it
+ * accepts, so the listener pauses them on connect (pauseOnConnect) and the connection's handle
+ * moves here to a Socket that has it; the accepted Socket, left without a handle, is destroyed,
+ * which only settles the server's connection count. `_handle` is where Node keeps a socket's
+ * handle (and what `new Socket({ handle })`, net.Server's own way of making sockets, takes);
+ * when it is not there, the accepted socket is used as it is, with 'data' events.
+ */
+export function adoptWithSlabReads(accepted: Socket): Socket {
+  const inner = accepted as unknown as { _handle: unknown };
+  const handle = inner._handle;
+  if (!handle || accepted.destroyed) {
+    accepted.resume();
+    return accepted;
+  }
+  const reads = new SlabReads();
+  const s = new Socket({ handle, onread: reads.options(), readable: true, writable: true } as ConstructorParameters<typeof Socket>[0]);
+  inner._handle = null;
+  accepted.destroy();
+  return withSlabReads(s, reads);
+}
