@@ -22,7 +22,7 @@ cleanup() {
   # PgBouncer and pgpool run under runuser, which does not pass signals on: stop them by the
   # pids they write themselves.
   for f in "$work/pgbouncer.pid" "$work/pgpool.pid"; do
-    [ -f "$f" ] && pids+=("$(cat "$f")")
+    [ -f "$f" ] && pids+=("$(tr -cd 0-9 <"$f")")
   done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done
@@ -32,7 +32,12 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-wait_port() { for _ in $(seq 1 100); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
+wait_port() { # port [log]
+  for _ in $(seq 1 300); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "port $1 never opened" >&2
+  [ -n "${2:-}" ] && tail -n 20 "$2" >&2
+  return 1
+}
 
 base=$(free_port)
 # A primary and one streaming standby: the standby serves the load-balanced runs.
@@ -44,13 +49,19 @@ declare -A port=([direct]=$base)
 # Sluice three ways: one backend (the pooler alone); both nodes with weights 1:0 (every statement
 # is classified and routed, but reads still land on the primary: the cost of routing alone);
 # both nodes with weights 1:1 (reads really spread).
+# Several Sluices at once: no PCP socket or HTTP port of their own (the defaults would collide).
+admin_toml='pcp_listen_addresses = ""
+pcp_socket_dir = ""
+http_port = 0'
+declare -A proc=()
 start_sluice() { # name backends-toml
   port[$1]=$(free_port)
-  printf 'listen_addresses = "127.0.0.1"\nport = %s\nnum_init_children = %s\nlog_min_messages = "warning"\n%s\n' \
-    "${port[$1]}" $((IDLE_CLIENTS + 16)) "$2" >"$work/$1.toml"
+  printf 'listen_addresses = "127.0.0.1"\nport = %s\nnum_init_children = %s\nlog_min_messages = "warning"\n%s\n%s\n' \
+    "${port[$1]}" $((IDLE_CLIENTS + 16)) "$admin_toml" "$2" >"$work/$1.toml"
   node "$root/dist/cli.js" -f "$work/$1.toml" >"$work/$1.log" 2>&1 &
   pids+=($!)
-  wait_port "${port[$1]}"
+  proc[$1]=$!
+  wait_port "${port[$1]}" "$work/$1.log"
 }
 node_toml() { printf '[[backend]]\nhostname = "127.0.0.1"\nport = %s\nweight = %s\n' "$1" "$2"; }
 start_sluice sluice-route "$(node_toml "$base" 1; node_toml $((base + 1)) 0)"
@@ -62,6 +73,7 @@ listen_addresses = "127.0.0.1"
 port = ${port[sluice]}
 num_init_children = $((IDLE_CLIENTS + 16))
 log_min_messages = "warning"
+$admin_toml
 [[backend]]
 hostname = "127.0.0.1"
 port = $base
@@ -69,7 +81,8 @@ TOML
 node "$root/dist/cli.js" -f "$work/sluice.toml" >"$work/sluice.log" 2>&1 &
 sluice_pid=$!
 pids+=("$sluice_pid")
-wait_port "${port[sluice]}"
+proc[sluice]=$sluice_pid
+wait_port "${port[sluice]}" "$work/sluice.log"
 
 if command -v pgbouncer >/dev/null; then
   port[pgbouncer]=$(free_port)
@@ -126,6 +139,21 @@ CONF
   wait_port "${port[pgpool]}"
 fi
 
+[ -f "$work/pgbouncer.pid" ] && proc[pgbouncer]=$(tr -cd 0-9 <"$work/pgbouncer.pid")
+[ -f "$work/pgpool.pid" ] && proc[pgpool]=$(tr -cd 0-9 <"$work/pgpool.pid")
+
+# CPU time (user + system, in clock ticks) of a proxy: its process and, for pgpool, the children
+# it forks per client. On a shared machine, TPS moves with whatever else runs (this VM's hosts
+# steal up to half its CPU at times); CPU per transaction hardly does, so it is printed too.
+tick_hz=$(getconf CLK_TCK)
+cpu_ticks() { # main-pid
+  local total=0 p
+  for p in "$1" $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    [ -r "/proc/$p/stat" ] && total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
 targets=(direct sluice sluice-route sluice-lb)
 [ -n "${port[pgbouncer]:-}" ] && targets+=(pgbouncer)
 [ -n "${port[pgpool]:-}" ] && targets+=(pgpool)
@@ -137,13 +165,18 @@ for round in $(seq 1 "$ROUNDS"); do
   for w in "${workloads[@]}"; do
     name=${w%%|*}; flags=${w#*|}
     for target in "${targets[@]}"; do
+      before=$([ -n "${proc[$target]:-}" ] && cpu_ticks "${proc[$target]}" || echo 0)
       # shellcheck disable=SC2086
       out=$(pgbench -n $flags -T "$DURATION" -h 127.0.0.1 -p "${port[$target]}" -U postgres postgres 2>&1 || true)
+      after=$([ -n "${proc[$target]:-}" ] && cpu_ticks "${proc[$target]}" || echo 0)
       tps=$(sed -nE 's/^tps = ([0-9.]+).*/\1/p' <<<"$out" | head -n 1)
       lat=$(sed -nE 's/^latency average = ([0-9.]+) ms/\1/p' <<<"$out")
       failed=$(sed -nE 's/^number of failed transactions: ([0-9]+).*/\1/p' <<<"$out")
-      echo "$name $target ${tps:-0} ${lat:-0} ${failed:-?}" >>"$results"
-      echo "round $round $name $target: ${tps:-0} tps, ${lat:-?} ms, failed ${failed:-?}" >&2
+      txs=$(sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' <<<"$out")
+      # Proxy CPU per transaction in µs (0 for direct: there is no proxy).
+      cpu=$(awk -v d=$((after - before)) -v hz="$tick_hz" -v n="${txs:-0}" 'BEGIN { printf "%.1f", (n > 0 ? d * 1e6 / hz / n : 0) }')
+      echo "$name $target ${tps:-0} ${lat:-0} ${failed:-?} $cpu" >>"$results"
+      echo "round $round $name $target: ${tps:-0} tps, ${lat:-?} ms, failed ${failed:-?}, proxy CPU ${cpu} µs/tx" >&2
     done
   done
 done
@@ -151,12 +184,12 @@ done
 echo
 echo "pgbench scale $SCALE, $DURATION s per run, $ROUNDS interleaved rounds, PostgreSQL $("$PG_BINDIR/postgres" --version | awk '{print $3}'), fsync off"
 awk '
-  { key=$1 SUBSEP $2; tps[key]+=$3; lat[key]+=$4; n[key]++; fail[key]+=$5; if (!seen[$1]++) order[++nw]=$1; if (!tseen[$2]++) torder[++nt]=$2 }
+  { key=$1 SUBSEP $2; tps[key]+=$3; lat[key]+=$4; n[key]++; fail[key]+=$5; cpu[key]+=$6; if (!seen[$1]++) order[++nw]=$1; if (!tseen[$2]++) torder[++nt]=$2 }
   END {
-    printf "| workload | target | TPS | latency ms | x direct | failed |\n|---|---|---|---|---|---|\n";
+    printf "| workload | target | TPS | latency ms | x direct | failed | proxy CPU µs/tx |\n|---|---|---|---|---|---|---|\n";
     for (i=1;i<=nw;i++) { w=order[i]; d=tps[w SUBSEP "direct"]/n[w SUBSEP "direct"];
       for (j=1;j<=nt;j++) { t=torder[j]; k=w SUBSEP t; if (!n[k]) continue;
-        printf "| %s | %s | %.0f | %.3f | %.2f | %d |\n", w, t, tps[k]/n[k], lat[k]/n[k], (tps[k]/n[k])/d, fail[k] } } }' "$results"
+        printf "| %s | %s | %.0f | %.3f | %.2f | %d | %s |\n", w, t, tps[k]/n[k], lat[k]/n[k], (tps[k]/n[k])/d, fail[k], (t == "direct" ? "-" : sprintf("%.1f", cpu[k]/n[k])) } } }' "$results"
 
 # Sluice's memory with many idle clients (each holds a backend connection: session pooling).
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
