@@ -8,7 +8,7 @@ import { BackendStats } from './session/backend-stats';
 import { PauseGate } from './session/pause-gate';
 import type { SessionInfo } from './session/session-info';
 import { boundPort, listenAll } from './util/listen';
-import { adoptWithSlabReads } from './net/slab-reads';
+import { acceptWithSlabReads } from './net/slab-reads';
 import { connectBackend } from './backend/connect';
 import { AuthQuery } from './auth/auth-query';
 import { Authenticator } from './auth/authenticator';
@@ -206,7 +206,7 @@ export class Server implements AdminHost, HttpHost {
       idleLifetimeMs: c.connection_life_time * 1000,
       resetQueries: c.reset_query_list.split(';').map((q) => q.trim()).filter(Boolean),
       resetTimeoutMs: 10_000,
-      waited: (seconds: number) => this.metrics.clientWait.observe(seconds),
+      waited: (seconds: number) => this.metrics.clientWait.observe(0, seconds),
     };
   }
 
@@ -328,7 +328,7 @@ export class Server implements AdminHost, HttpHost {
   private async listen(): Promise<void> {
     const ctx = this.context();
     const onConnection = (accepted: Socket) => {
-      const socket = adoptWithSlabReads(accepted);
+      const socket = acceptWithSlabReads(accepted);
       socket.on('error', () => undefined); // the session adds its own; this covers the gap
       if (this.stopping) {
         socket.end(new ClientError('FATAL', SqlState.CannotConnectNow, 'the database system is shutting down').toFrame());

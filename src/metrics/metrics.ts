@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Metric, Registry } from 'prom-client';
-import { NodeHistogram } from './node-histogram';
+import { FastHistogram } from './fast-histogram';
 
 /** One node as the metrics see it at scrape time. */
 export interface NodeSample {
@@ -45,8 +45,8 @@ const HEALTH_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 export class Metrics {
   readonly registry = new Registry();
   readonly healthCheckDuration: Histogram<'node'>;
-  readonly clientWait: Histogram;
-  readonly statementDuration: NodeHistogram;
+  readonly clientWait: FastHistogram;
+  readonly statementDuration: FastHistogram;
   readonly failovers: Counter;
   readonly failbacks: Counter;
   readonly recoveries: Counter<'result'>;
@@ -171,19 +171,15 @@ export class Metrics {
       buckets: HEALTH_BUCKETS,
       registers,
     });
-    this.clientWait = new Histogram({
-      name: 'sluice_client_wait_seconds',
-      help: 'Time a session waited for a backend connection (pooled or newly opened).',
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
-    this.statementDuration = new NodeHistogram(
+    this.clientWait = new FastHistogram('sluice_client_wait_seconds', 'Time a session waited for a backend connection (pooled or newly opened).', LATENCY_BUCKETS, null);
+    this.statementDuration = new FastHistogram(
       'sluice_statement_duration_seconds',
       'Time from a client exchange being sent to the node until its ReadyForQuery, by node.',
       LATENCY_BUCKETS,
+      'node',
     );
-    // The registry only calls get(), which NodeHistogram provides in prom-client's shape.
-    this.registry.registerMetric(this.statementDuration as unknown as Metric);
+    // The registry only calls get(), which FastHistogram provides in prom-client's shape.
+    for (const h of [this.clientWait, this.statementDuration]) this.registry.registerMetric(h as unknown as Metric);
     this.failovers = new Counter({ name: 'sluice_failovers_total', help: 'Nodes detached by a failover (or a switchover).', registers });
     this.failbacks = new Counter({ name: 'sluice_failbacks_total', help: 'Nodes attached again (attach-node, auto_failback, recovery).', registers });
     this.recoveries = new Counter({

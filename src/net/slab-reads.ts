@@ -1,4 +1,4 @@
-import { OnReadOpts, Socket } from 'node:net';
+import type { OnReadOpts, Socket } from 'node:net';
 
 /** A new socket's first slab: room for many small protocol exchanges, little memory when idle. */
 const BASE_SLAB = 16 * 1024;
@@ -89,23 +89,38 @@ export function onChunks(socket: Socket, sink: Sink): void {
 }
 
 /**
- * An accepted connection with slab reads. net.Server has no `onread` option for the sockets it
- * accepts, so the listener pauses them on connect (pauseOnConnect) and the connection's handle
- * moves here to a Socket that has it; the accepted Socket, left without a handle, is destroyed,
- * which only settles the server's connection count. `_handle` is where Node keeps a socket's
- * handle (and what `new Socket({ handle })`, net.Server's own way of making sockets, takes);
- * when it is not there, the accepted socket is used as it is, with 'data' events.
+ * Slab reads for a connection net.Server accepted. net.Server has no `onread` option for the
+ * sockets it accepts, so the listener pauses them on connect (pauseOnConnect) and this gives the
+ * paused socket what `onread` would have: the three fields Node keeps the option in (found by
+ * their symbols' names) and the first window on its handle, before reading starts. Making a
+ * second Socket on the same handle instead cost about 90 µs per connection (a Socket is not cheap
+ * to build or to destroy). When this Node keeps those fields elsewhere, the socket simply reads
+ * with 'data' events.
  */
-export function adoptWithSlabReads(accepted: Socket): Socket {
-  const inner = accepted as unknown as { _handle: unknown };
-  const handle = inner._handle;
-  if (!handle || accepted.destroyed) {
-    accepted.resume();
-    return accepted;
+export function acceptWithSlabReads(accepted: Socket): Socket {
+  const fields = onreadFields(accepted);
+  const handle = (accepted as unknown as { _handle?: { useUserBuffer?: (b: Buffer) => void } })._handle;
+  if (fields && typeof handle?.useUserBuffer === 'function' && !accepted.destroyed) {
+    const reads = new SlabReads();
+    const o = reads.options();
+    const gen = o.buffer as () => Buffer;
+    const first = gen();
+    const s = accepted as unknown as Record<symbol, unknown>;
+    s[fields.buffer] = first;
+    s[fields.callback] = o.callback;
+    s[fields.generator] = gen;
+    handle.useUserBuffer(first);
+    withSlabReads(accepted, reads);
   }
-  const reads = new SlabReads();
-  const s = new Socket({ handle, onread: reads.options(), readable: true, writable: true } as ConstructorParameters<typeof Socket>[0]);
-  inner._handle = null;
-  accepted.destroy();
-  return withSlabReads(s, reads);
+  accepted.resume();
+  return accepted;
+}
+
+function onreadFields(s: Socket): { buffer: symbol; callback: symbol; generator: symbol } | null {
+  const syms = Object.getOwnPropertySymbols(s);
+  const find = (name: string) => syms.find((x) => x.description === name);
+  const buffer = find('kBuffer');
+  const callback = find('kBufferCb');
+  const generator = find('kBufferGen');
+  return buffer && callback && generator ? { buffer, callback, generator } : null;
 }

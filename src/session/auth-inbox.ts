@@ -5,7 +5,7 @@
  */
 export class AuthInbox {
   private waiter: { resolve: (m: Buffer) => void; reject: (e: Error) => void } | null = null;
-  private error: Error | null = null;
+  private closed = false;
 
   constructor(private readonly resumeFramer: () => void) {}
 
@@ -19,7 +19,7 @@ export class AuthInbox {
   }
 
   receive(): Promise<Buffer> {
-    if (this.error) return Promise.reject(this.error);
+    if (this.closed) return Promise.reject(sessionClosed());
     const p = new Promise<Buffer>((resolve, reject) => (this.waiter = { resolve, reject }));
     try {
       // Delivers a held frame at once, or throws on a malformed one (the exchange's error then).
@@ -32,10 +32,15 @@ export class AuthInbox {
     return p;
   }
 
-  /** The client left: a pending receive() fails. */
-  close(err: Error): void {
-    this.error = err;
-    this.waiter?.reject(err);
+  /**
+   * The session ended: a pending receive() fails. Every session closes its inbox, so the Error
+   * (whose stack capture is not cheap) is made only when someone is there to get it.
+   */
+  close(): void {
+    this.closed = true;
+    this.waiter?.reject(sessionClosed());
     this.waiter = null;
   }
 }
+
+const sessionClosed = () => new Error('session closed');

@@ -376,7 +376,7 @@ export class Session {
     const database = this.state.kind === 'startup' ? '' : this.state.req.database;
     this.state = { kind: 'closed' };
     this.framer.halted = true;
-    this.inbox.close(new Error('session closed'));
+    this.inbox.close();
     clearTimeout(this.startupTimer);
     this.idle.stop();
     this.recoveryIdle.stop();

@@ -26,6 +26,7 @@ t.test('scrape-time gauges and counters follow the source; the text parses', asy
   const m = new Metrics(source);
   m.statementDuration.observe(0, 0.002);
   m.statementDuration.observe(0, 90);
+  m.clientWait.observe(0, 0.0001);
   m.failovers.inc();
   let s = parseExposition((await m.scrape()).body);
   t.equal(sampleValue(s, 'sluice_node_up', { node: '1' }), 1);
@@ -46,6 +47,8 @@ t.test('scrape-time gauges and counters follow the source; the text parses', asy
   t.equal(sampleValue(s, 'sluice_statement_duration_seconds_bucket', { node: '0', le: '60' }), 1);
   t.equal(sampleValue(s, 'sluice_statement_duration_seconds_bucket', { node: '0', le: '+Inf' }), 2);
   t.equal(sampleValue(s, 'sluice_statement_duration_seconds_count', { node: '1' }), undefined, 'no series for a node without statements');
+  t.equal(sampleValue(s, 'sluice_client_wait_seconds_count'), 1, 'a histogram without labels');
+  t.equal(sampleValue(s, 'sluice_client_wait_seconds_bucket', { le: '0.0005' }), 1);
   t.equal(sampleValue(s, 'sluice_config_reloads_total', { result: 'refused' }), 0, 'series exist before the first event');
   t.ok(sampleValue(s, 'sluice_process_resident_memory_bytes')! > 0, 'process metrics');
 

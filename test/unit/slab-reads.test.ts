@@ -1,7 +1,7 @@
 import t from 'tap';
 import { createServer, connect, Socket } from 'node:net';
 import { once } from 'node:events';
-import { SlabReads, adoptWithSlabReads, onChunks, withSlabReads } from '../../src/net/slab-reads';
+import { SlabReads, acceptWithSlabReads, onChunks, withSlabReads } from '../../src/net/slab-reads';
 
 /** Plays Node's part: a window first, then after each read the callback and a new window. */
 function simulate(reads: SlabReads, sizes: number[], fill: (i: number) => number): Buffer[] {
@@ -52,10 +52,12 @@ t.test('chunks that arrive before anyone listens are kept for the first listener
   t.same(got.map((c) => [...c]), [[7, 7, 7]]);
 });
 
-t.test('an accepted socket adopted with slab reads echoes, pauses, resumes and closes', async (t) => {
+t.test('an accepted socket given slab reads echoes, pauses, resumes and closes', async (t) => {
+  let dataListeners = -1;
   const server = createServer({ pauseOnConnect: true }, (accepted) => {
-    const s = adoptWithSlabReads(accepted);
+    const s = acceptWithSlabReads(accepted);
     onChunks(s, (c) => {
+      dataListeners = s.listenerCount('data');
       s.pause();
       // The chunk itself, not a copy: it must stay intact while libuv still writes it.
       s.write(c, () => s.resume());
@@ -82,6 +84,7 @@ t.test('an accepted socket adopted with slab reads echoes, pauses, resumes and c
   c.write(payload);
   await done;
   t.ok(Buffer.concat(got).equals(payload), '3 MB echoed intact through both kinds of slab-read socket');
+  t.equal(dataListeners, 0, "the accepted socket's bytes came through its onread callback, not 'data'");
   const closed = once(c, 'close');
   c.end();
   await closed;
