@@ -70,6 +70,12 @@ export class SlabReads {
   }
 }
 
+/**
+ * Which sockets read through slabs. The one module-level table outside server.ts (house rule
+ * 11), on purpose: a socket passes through openTransport, TLS negotiation and BackendConnection
+ * before anyone reads it, and keying by the socket keeps their signatures as they were. It holds
+ * no state shared between sessions, and an entry goes with its socket (a WeakMap).
+ */
 const readers = new WeakMap<Socket, SlabReads>();
 
 /** Remembers that a socket was made with slab reads, so onChunks can find them. */
