@@ -1,7 +1,9 @@
+import { BackendStartupError } from '../backend/connect';
 import type { BackendConnection } from '../backend/connection';
 import { runQueries } from '../backend/query';
 import type { Config } from '../config/load';
 import type { Logger } from '../log/logger';
+import { SqlState } from '../protocol/sqlstate';
 import type { NodeView } from '../router/balancer';
 import { NodeQuery } from './discover';
 import { Failover } from './failover';
@@ -274,9 +276,18 @@ export class ClusterManager {
     }
   }
 
+  /**
+   * A node that refuses for too many connections is up and serving: failing it over (as pgpool
+   * does, a common complaint) would turn a busy primary into an outage, or two primaries.
+   */
   private async probe(n: NodeInfo, s: HealthSettings): Promise<void> {
-    const conn = await this.open(n, s.user, s.database, s.password || undefined, s.timeoutMs);
-    conn.terminate();
+    try {
+      const conn = await this.open(n, s.user, s.database, s.password || undefined, s.timeoutMs);
+      conn.terminate();
+    } catch (err) {
+      if (!(err instanceof BackendStartupError && err.code === SqlState.TooManyConnections)) throw err;
+      this.log.warn({ node: n.id }, 'health check: node refused for too many connections; it is up');
+    }
   }
 
   /** One-off queries as sr_check_user (pgpool finds the primary with that user). */

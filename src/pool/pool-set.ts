@@ -1,6 +1,8 @@
 import { BackendConnection, BackendHandler } from '../backend/connection';
 import { runQueries } from '../backend/query';
+import { BackendStartupError } from '../backend/connect';
 import { Backend } from '../protocol/codes';
+import { SqlState } from '../protocol/sqlstate';
 import type { Logger } from '../log/logger';
 
 export interface PoolOptions {
@@ -65,11 +67,11 @@ export class PoolSet {
         return { conn: it.conn, reused: true };
       }
     }
-    if ((this.perNode.get(nodeId) ?? 0) >= this.opts.maxPerNode) this.evictOne(nodeId);
+    if ((this.perNode.get(nodeId) ?? 0) >= this.opts.maxPerNode) void this.evictOne(nodeId);
     this.count(this.perNode, nodeId, +1);
     this.count(this.opening, nodeId, +1);
     try {
-      const conn = await open();
+      const conn = await this.openMakingRoom(nodeId, open);
       conn.socket.once('close', () => this.count(this.perNode, nodeId, -1));
       this.opts.waited?.((performance.now() - started) / 1000);
       return { conn, reused: false };
@@ -78,6 +80,26 @@ export class PoolSet {
       throw err;
     } finally {
       this.count(this.opening, nodeId, -1);
+    }
+  }
+
+  /**
+   * The server's max_connections can be below what the pool may hold (other clients, a smaller
+   * server after a failover, connections idle under many keys: every application_name is a key).
+   * A refusal for too many connections while this pool keeps idle connections to that node is
+   * ours to mend: close the least recently used one, wait until the server has let it go, retry.
+   */
+  private async openMakingRoom(nodeId: number, open: () => Promise<BackendConnection>): Promise<BackendConnection> {
+    for (;;) {
+      try {
+        return await open();
+      } catch (err) {
+        if (!(err instanceof BackendStartupError && err.code === SqlState.TooManyConnections)) throw err;
+        const gone = this.evictOne(nodeId);
+        if (!gone) throw err;
+        this.log.info({ node: nodeId }, 'node refused a connection for too many clients; closed an idle pooled one to make room');
+        await gone;
+      }
     }
   }
 
@@ -152,13 +174,16 @@ export class PoolSet {
     this.discard(it.conn);
   }
 
-  private evictOne(nodeId: number): void {
+  /** Closes the node's least recently used idle connection; settles once its socket is closed. */
+  private evictOne(nodeId: number): Promise<void> | undefined {
     for (const it of this.lru) {
       if (it.conn.node.id === nodeId) {
+        const closed = new Promise<void>((resolve) => it.conn.socket.once('close', () => resolve()));
         this.drop(it);
-        return;
+        return closed;
       }
     }
+    return undefined;
   }
 
   /** A node left service: its idle connections go (those in use go with their sessions). */
