@@ -160,6 +160,17 @@ export class ReplicationMonitor {
     if (i && lsn > i.replayLsn) i.replayLsn = lsn;
   }
 
+  /**
+   * The primary's WAL position after the latest committed write any session has reported
+   * (read_your_writes): a session starting now must see at least that much, as a new direct
+   * connection would (psql's \c after a DROP, an application's next pooled connection).
+   */
+  committedLsn = 0;
+
+  noteCommitted(lsn: number): void {
+    if (lsn > this.committedLsn) this.committedLsn = lsn;
+  }
+
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);

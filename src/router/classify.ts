@@ -85,11 +85,12 @@ function classifyTokens(t: Token[], sql: string): Statement {
     case 'rollback':
     case 'abort':
       if (word(t[1], 'prepared')) return statement('write', 'two-phase commit');
-      if (t.some((x) => word(x, 'to'))) return statement('txLocal', 'rollback to savepoint');
+      if (t.some((x) => word(x, 'to'))) return statement('txLocal', 'rollback to savepoint', { savepoint: t[t.length - 1]!.text });
       return statement('txEnd', 'rollback', { commit: false });
     case 'savepoint':
+      return statement('txLocal', 'savepoint', { savepoint: t[t.length - 1]!.text });
     case 'release':
-      return statement('txLocal', 'savepoint');
+      return statement('txLocal', 'release savepoint', { savepoint: t[t.length - 1]!.text });
     case 'set':
       return classifySet(t);
     case 'reset':
@@ -150,7 +151,9 @@ function names(t: Token[], from: number): { functions: string[]; relations: stri
       if (tok.kind === 'ident' || schema || !NOT_FUNCTIONS.has(name)) functions.push(full);
       continue;
     }
-    if (tok.kind === 'word' && !schema && SQL_WORDS.has(name)) continue;
+    // Right after FROM or JOIN a keyword that PostgreSQL does not reserve is a name (a table "rows").
+    const named = (word(t[i - 1], 'from') || word(t[i - 1], 'join')) && name !== 'lateral' && name !== 'only';
+    if (tok.kind === 'word' && !schema && SQL_WORDS.has(name) && !named) continue;
     if (schema === 'pg_catalog' || schema === 'information_schema' || name.startsWith('pg_')) catalog = true;
     relations.push(full);
   }
@@ -252,7 +255,13 @@ function classifySet(t: Token[]): Statement {
   const defaults = t.some((x) => x.text === 'default_transaction_isolation' || x.text === 'characteristics');
   const serializable = defaults && t.some((x) => x.text.toLowerCase() === 'serializable');
   const name = word(t[1], 'session') ? t[2] : t[1];
-  const replayKey = name && !defaults ? `set ${name.text}` : undefined;
+  // pg_temp in the search path makes the session's temporary schema (which only the primary can
+  // create) the target of unqualified names, even for reads.
+  if (name?.text === 'search_path' && /\bpg_temp\b/i.test(words)) return statement('session', 'set', { pinSession: true, replayKey: `set ${name.text}` });
+  // A SET of DateStyle may change only the output format or only the field order, keeping the
+  // other part: it composes with the SETs before it, so none of them may be dropped from the log.
+  const composes = name?.text.toLowerCase() === 'datestyle';
+  const replayKey = name && !defaults && !composes ? `set ${name.text}` : undefined;
   return statement('session', 'set', serializable ? { pinSession: true, replayKey } : { replayKey });
 }
 
@@ -286,13 +295,19 @@ function classifyCreate(t: Token[]): Statement {
   let i = 1;
   if (word(t[i], 'or') && word(t[i + 1], 'replace')) i += 2;
   if (word(t[i], 'global') || word(t[i], 'local')) i++;
-  const temp = word(t[i], 'temp') || word(t[i], 'temporary');
+  let temp = word(t[i], 'temp') || word(t[i], 'temporary');
   const unlogged = word(t[i], 'unlogged');
-  if (!temp && !unlogged) return statement('write', 'create');
-  i++;
-  if (!word(t[i], 'table')) return statement('write', 'create');
+  if (temp || unlogged) i++;
+  if (word(t[i], 'recursive')) i++;
+  // Reads of any temporary relation (table, view, sequence) must stay where it exists.
+  if (!(word(t[i], 'table') || (!unlogged && (word(t[i], 'view') || word(t[i], 'sequence'))))) return statement('write', 'create');
   i++;
   if (word(t[i], 'if') && word(t[i + 1], 'not') && word(t[i + 2], 'exists')) i += 3;
-  const name = t[i]?.text;
+  let name = t[i]?.text;
+  if (name === 'pg_temp' && t[i + 1]?.text === '.' && t[i + 2]) {
+    temp = true;
+    name = t[i + 2]!.text;
+  }
+  if (!temp && !unlogged) return statement('write', 'create');
   return statement('write', temp ? 'create temp table' : 'create unlogged table', temp ? { createsTemp: name } : { createsUnlogged: name });
 }

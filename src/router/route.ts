@@ -110,9 +110,12 @@ const SESSION_FUNCTIONS = new Set([
   'inet_server_port',
 ]);
 
+/** The statistics functions (pg_stat_get_*, ...) count what happened on the node that runs them. */
+const NODE_STATISTICS = /^pg_stat_/;
+
 function writingFunction(functions: readonly string[], o: RoutingOptions, c: CatalogView): string | null {
   for (const f of functions) {
-    if (SESSION_FUNCTIONS.has(bare(f))) return f;
+    if (SESSION_FUNCTIONS.has(bare(f)) || NODE_STATISTICS.test(bare(f))) return f;
     if (o.writeFunctions) {
       if (o.writeFunctions.test(f)) return f;
     } else if (o.readOnlyFunctions) {

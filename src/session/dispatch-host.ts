@@ -6,6 +6,7 @@ import type { CompiledRouting } from '../router/options';
 import type { NodeLink } from './link';
 import type { LocalCommands, LocalSession } from './local-command';
 import type { PauseGate } from './pause-gate';
+import type { ReplayPositions } from './read-your-writes';
 
 /** What the dispatcher needs from its session and the rest of Sluice. */
 export interface DispatchHost {
@@ -21,7 +22,7 @@ export interface DispatchHost {
   countSelect(node: number): void;
   /** The last replay LSN known for a node (sr_check or a read-your-writes check). */
   replayLsn(node: number): number;
-  noteReplay(node: number, lsn: number): void;
+  readonly replayPositions: ReplayPositions;
   /** A new backend connection to a node for this session (from the pool). */
   connect(node: number): Promise<BackendConnection>;
   /** Attaches a connection to the session and returns its link. */

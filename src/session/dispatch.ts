@@ -59,7 +59,7 @@ export class Dispatcher {
   ) {
     this.links.set(primary.nodeId, primary);
     this.session = new SessionState(host.keepsState);
-    this.ryw = new ReadYourWrites((node, lsn) => host.noteReplay(node, lsn));
+    this.ryw = new ReadYourWrites(host.replayPositions);
     this.inspect = this.wantsInspect();
     const owner = { busy: () => this.active() !== null || this.primary.busy, txStatus: () => this.state.txStatus, hold: () => this.hold(), release: () => this.release() };
     this.localTurn = host.local ? new LocalTurn(host.local, host, owner) : null;
@@ -229,7 +229,12 @@ export class Dispatcher {
     const isPrimary = link === this.primary;
     const seqs = isPrimary ? this.session.record(s, sql, this.links, this.primary, this.ext) : [];
     unit.done = (u) => {
-      for (const q of seqs) this.session.replay.settle(q, !u.errored, this.primary.conn.txStatus !== 'idle');
+      const inTx = this.primary.conn.txStatus !== 'idle';
+      for (const q of seqs) this.session.replay.settle(q, !u.errored, inTx);
+      // Session state set inside a transaction may still be undone (ROLLBACK, ROLLBACK TO): the
+      // rest of the transaction reads on the primary, and the standbys get it once committed.
+      if (seqs.length > 0 && !u.errored && inTx) this.state.pinnedTransaction = true;
+      if (isPrimary && s.reason === 'rollback to savepoint' && !u.errored) this.rolledBackTo(s.savepoint!);
       if (isPrimary) this.primaryReady(s, u);
       else if (u.errored && this.state.inTransaction) this.standbyReadFailed(link);
     };
@@ -237,8 +242,15 @@ export class Dispatcher {
     return unit;
   }
 
+  /** ROLLBACK TO undid the session state set since its savepoint. */
+  private rolledBackTo(name: string): void {
+    const seq = this.state.rolledBackTo(name);
+    if (seq !== null) this.session.replay.truncateAfter(seq);
+  }
+
   private notePrimary(s: Statement, wrote: boolean): void {
     if (s.kind === 'txBegin' || s.pinTransaction) this.state.txStartSeq = this.session.replay.lastSeq;
+    this.state.savepoint(s, this.session.replay.lastSeq);
     if (s.kind === 'txBegin' && s.standbyBegin) this.standbyBegin = s.standbyBegin;
     if (s.createsUnlogged) this.host.catalog()?.addUnlogged(s.createsUnlogged);
     this.state.sentToPrimary(s, wrote || s.kind === 'write');

@@ -120,12 +120,21 @@ export class NodeLink {
   /** Runs SQL of Sluice's own here as a swallowed unit. */
   runSwallowed(sql: string, done?: (u: Unit) => void): void {
     this.open({ forward: false, errored: false, done });
-    this.sendOwn(Frontend.Query, serialize.query(sql));
+    this.sendOwnQuery(sql);
   }
 
   /** Runs a one-value query of Sluice's own here; `done` gets the value (null on error). */
   runCaptured(sql: string, done: (value: string | null) => void): void {
     this.open({ forward: false, errored: false, capture: true, value: null, done: (u) => done(u.errored ? null : (u.value ?? null)) });
+    this.sendOwnQuery(sql);
+  }
+
+  /**
+   * A simple Query destroys the unnamed statement on the server: a client's later Describe or
+   * Bind of it must find it parsed again here (psql's \gdesc parses and describes in two syncs).
+   */
+  private sendOwnQuery(sql: string): void {
+    this.prepared.delete('');
     this.sendOwn(Frontend.Query, serialize.query(sql));
   }
 

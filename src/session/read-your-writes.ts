@@ -1,14 +1,22 @@
 import { lsnToNumber } from '../cluster/replication';
 import type { NodeLink } from './link';
 
+/** Where replay positions are shared between sessions (cluster/replication.ts). */
+export interface ReplayPositions {
+  noteReplay(node: number, lsn: number): void;
+  noteCommitted(lsn: number): void;
+  readonly committedLsn: number;
+}
+
 /**
  * read_your_writes for one session: after a transaction that wrote commits, the primary's WAL
  * position is read once; a standby then serves this session's reads only when it is known to
- * have replayed that far (asked once per read when not known; behind means the primary).
+ * have replayed that far (asked once per read when not known; behind means the primary). A
+ * session starts owing the writes other sessions committed before it began.
  */
 export class ReadYourWrites {
-  /** The primary's WAL position after the session's last write, in bytes. */
-  private writeLsn = 0;
+  /** The primary's WAL position after the session's last write (or before it began), in bytes. */
+  private writeLsn: number;
   /** A write went to the primary since writeLsn was last read. */
   private owed = false;
   /** The standby whose replay position must be asked before this read. */
@@ -16,7 +24,9 @@ export class ReadYourWrites {
   /** The standby just asked (for the read being decided again): no second check. */
   private checked: number | null = null;
 
-  constructor(private readonly noteReplay: (node: number, lsn: number) => void) {}
+  constructor(private readonly positions: ReplayPositions) {
+    this.writeLsn = positions.committedLsn;
+  }
 
   wrote(): void {
     this.owed = true;
@@ -38,7 +48,9 @@ export class ReadYourWrites {
     if (!this.owed) return;
     this.owed = false;
     primary.runCaptured('SELECT pg_catalog.pg_current_wal_insert_lsn()', (v) => {
-      if (v) this.writeLsn = Math.max(this.writeLsn, lsnToNumber(v));
+      if (!v) return;
+      this.writeLsn = Math.max(this.writeLsn, lsnToNumber(v));
+      this.positions.noteCommitted(this.writeLsn);
     });
   }
 
@@ -46,7 +58,7 @@ export class ReadYourWrites {
   check(link: NodeLink, then: () => void): void {
     this.checkNode = null;
     link.runCaptured('SELECT pg_catalog.pg_last_wal_replay_lsn()', (v) => {
-      if (v) this.noteReplay(link.nodeId, lsnToNumber(v));
+      if (v) this.positions.noteReplay(link.nodeId, lsnToNumber(v));
       this.checked = link.nodeId;
       then();
     });

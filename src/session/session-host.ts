@@ -37,7 +37,7 @@ export function dispatchHostFor(ctx: SessionContext, req: StartupRequest, s: Ses
     loadBalanceNode: (avoid) => s.sessionRouting.loadBalanceNode(avoid),
     countSelect: (node) => ctx.countSelect(node),
     replayLsn: (node) => ctx.replication.info[node]?.replayLsn ?? 0,
-    noteReplay: (node, lsn) => ctx.replication.noteReplay(node, lsn),
+    replayPositions: ctx.replication,
     connect: async (id) => {
       const node = ctx.node(id);
       if (!node) throw new Error(`no node ${id}`);

@@ -36,20 +36,43 @@ async function reset(): Promise<void> {
 }
 
 t.test('psql: a session script gives the same output through Sluice as directly', async (t) => {
-  const script = join(__dirname, '..', 'fixtures', 'session.sql');
+  // Error lines name the script line; they are part of what must match.
   const psql = async (port: number) => {
     await reset();
-    const r = await run('psql', ['-X', '-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-f', script], { env: { ...process.env, PGOPTIONS: '' } }).catch(
-      (e: { stdout: string; stderr: string }) => e,
-    );
-    // Error lines name the script line; they are part of what must match.
-    return `${r.stdout}\n--- stderr ---\n${r.stderr}`;
+    return psqlScript(port, 'session.sql');
   };
   const direct = await psql(cluster.port(0));
   const through = await psql(sluice.port);
   t.match(direct, /ERROR: {2}division by zero/, 'the script does exercise errors');
   t.equal(through, direct);
   t.ok(sluice.server.selectCount[1]! + sluice.server.selectCount[2]! > 0, 'some of it ran on standbys');
+});
+
+/** psql runs a script against a port; its output and errors are what must match. */
+async function psqlScript(port: number, file: string): Promise<string> {
+  const script = join(__dirname, '..', 'fixtures', file);
+  const r = await run('psql', ['-X', '-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-f', script], { env: { ...process.env, PGOPTIONS: '' } }).catch(
+    (e: { stdout: string; stderr: string }) => e,
+  );
+  return `${r.stdout}\n--- stderr ---\n${r.stderr}`;
+}
+
+const replay = (on: boolean) => Promise.all([1, 2].map((n) => cluster.psql(n, on ? 'select pg_wal_replay_resume()' : 'select pg_wal_replay_pause()')));
+
+t.test('psql: what the regression suite found, with read_your_writes, against standbys that do not replay', async (t) => {
+  await reset();
+  const ryw = await startSluice(cluster, { weights: [0, 1, 1], read_your_writes: true });
+  await replay(false);
+  try {
+    const direct = await psqlScript(cluster.port(0), 'session-regress.sql');
+    const through = await psqlScript(ryw.port, 'session-regress.sql');
+    t.match(direct, /German, DMY/, 'the script ran');
+    t.equal(through, direct);
+    t.ok(ryw.server.selectCount[1]! + ryw.server.selectCount[2]! > 0, 'some of it ran on standbys');
+  } finally {
+    await replay(true);
+    await ryw.stop();
+  }
 });
 
 t.test('node-postgres: the same session state and results through Sluice as directly', async (t) => {

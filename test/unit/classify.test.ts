@@ -132,3 +132,28 @@ t.test('details that drive routing', async (t) => {
   t.same(multi.replay, ['set search_path = a', "SET datestyle='ISO'"]);
   t.equal(classify('begin; select 1').pinTransaction, true);
 });
+
+// Each case below was a difference between PostgreSQL's regression suite run directly and run
+// through Sluice with reads balanced to standbys.
+t.test('what the regression suite showed: temporary relations, keyword names, savepoints, DateStyle', async (t) => {
+  t.equal(classify('create temp view voo as select 1').createsTemp, 'voo', 'a temporary view');
+  t.equal(classify('create temporary recursive view rv (n) as select 1').createsTemp, 'rv');
+  t.equal(classify('create temp sequence ts').createsTemp, 'ts');
+  t.equal(classify('create table pg_temp.pt (a int)').createsTemp, 'pt', 'a table made in pg_temp');
+  t.equal(classify('create view v as select 1').createsTemp, undefined);
+  t.equal(classify('create unlogged view v as select 1').createsUnlogged, undefined, 'no such thing');
+  t.ok(classify('select jsonb_agg(q) from rows q').relations.includes('rows'), 'a table named with a keyword, after FROM');
+  t.ok(classify('select * from t join rows on true').relations.includes('rows'), 'after JOIN');
+  t.notOk(classify('select 1 from t join lateral f() on true').relations.includes('lateral'));
+  t.notOk(classify('select * from t order by a rows').relations.includes('rows'), 'elsewhere a keyword is not a name');
+  t.equal(classify('savepoint first_sp').savepoint, 'first_sp');
+  t.equal(classify('release savepoint first_sp').savepoint, 'first_sp');
+  t.equal(classify('release first_sp').reason, 'release savepoint');
+  const back = classify('rollback to savepoint first_sp');
+  t.equal(back.reason, 'rollback to savepoint');
+  t.equal(back.savepoint, 'first_sp');
+  t.equal(classify('set datestyle to ymd').replayKey, undefined, 'a DateStyle SET composes with the one before');
+  t.equal(classify('set search_path to a').replayKey, 'set search_path');
+  t.equal(classify("set search_path to 'pg_temp'").pinSession, true, 'pg_temp first in the path: only the primary has it');
+  t.equal(classify('set search_path to public').pinSession, undefined);
+});

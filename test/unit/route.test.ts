@@ -90,4 +90,7 @@ t.test('route: the checks a read must pass, in pgpool order', async (t) => {
   t.equal(where('select f()', { readOnlyFunctions: /^(?:f)$/i }), 'balance');
   t.equal(where('select 1 -- tag:x', { primaryPatterns: [/^(?:.*tag:x.*)$/is] }), 'primary');
   t.equal(where('insert into t values (1)'), 'primary');
+  t.equal(where('select pg_stat_get_live_tuples(1)'), 'primary', 'statistics count what happened on their node');
+  t.equal(where('select pg_catalog.pg_stat_get_xact_tuples_inserted(1)'), 'primary');
+  t.equal(where('select pg_backend_pid()'), 'primary', 'the session\'s own backend');
 });
