@@ -25,6 +25,10 @@ http_port = ${DEMO_HTTP_PORT:-9899}
 num_init_children = 100
 max_pool = 4
 log_min_messages = "info"
+# Reads are balanced over all three nodes; a session's reads after its own writes (and after the
+# writes of sessions that ended before it began) go only to standbys that have replayed them, so
+# applications and test suites see what a direct connection shows.
+read_your_writes = true
 work_dir = "$demo"
 
 # Health checks and failover: kill -9 the primary (bash scripts/cluster.sh kill $cluster 0) and
