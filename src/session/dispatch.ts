@@ -227,14 +227,10 @@ export class Dispatcher {
     if (sql && this.host.logPerNode()) this.host.log.info({ node: link.nodeId, statement: sql }, 'statement sent');
     if (s.kind === 'read' || (s.kind === 'execute' && link !== this.primary)) this.host.countSelect(link.nodeId);
     const isPrimary = link === this.primary;
+    const sentAt = this.session.replay.lastSeq;
     const seqs = isPrimary ? this.session.record(s, sql, this.links, this.primary, this.ext) : [];
     unit.done = (u) => {
-      const inTx = this.primary.conn.txStatus !== 'idle';
-      for (const q of seqs) this.session.replay.settle(q, !u.errored, inTx);
-      // Session state set inside a transaction may still be undone (ROLLBACK, ROLLBACK TO): the
-      // rest of the transaction reads on the primary, and the standbys get it once committed.
-      if (seqs.length > 0 && !u.errored && inTx) this.state.pinnedTransaction = true;
-      if (isPrimary && s.reason === 'rollback to savepoint' && !u.errored) this.rolledBackTo(s.savepoint!);
+      if (isPrimary && this.session.settled(s, seqs, sentAt, !u.errored, this.primary.conn.txStatus !== 'idle')) this.state.pinnedTransaction = true;
       if (isPrimary) this.primaryReady(s, u);
       else if (u.errored && this.state.inTransaction) this.standbyReadFailed(link);
     };
@@ -242,15 +238,8 @@ export class Dispatcher {
     return unit;
   }
 
-  /** ROLLBACK TO undid the session state set since its savepoint. */
-  private rolledBackTo(name: string): void {
-    const seq = this.state.rolledBackTo(name);
-    if (seq !== null) this.session.replay.truncateAfter(seq);
-  }
-
   private notePrimary(s: Statement, wrote: boolean): void {
     if (s.kind === 'txBegin' || s.pinTransaction) this.state.txStartSeq = this.session.replay.lastSeq;
-    this.state.savepoint(s, this.session.replay.lastSeq);
     if (s.kind === 'txBegin' && s.standbyBegin) this.standbyBegin = s.standbyBegin;
     if (s.createsUnlogged) this.host.catalog()?.addUnlogged(s.createsUnlogged);
     this.state.sentToPrimary(s, wrote || s.kind === 'write');

@@ -19,8 +19,6 @@ export class RouteState implements SessionView {
   readonly tempTables = new Set<string>();
   /** Replay-log sequence number when the current transaction began (undone on rollback). */
   txStartSeq = 0;
-  /** The transaction's savepoints, innermost last, with the replay-log position at each. */
-  savepoints: { name: string; seq: number }[] = [];
 
   get inTransaction(): boolean {
     return this.txStatus !== 'idle';
@@ -28,26 +26,6 @@ export class RouteState implements SessionView {
 
   get failedTransaction(): boolean {
     return this.txStatus === 'failedTx';
-  }
-
-  /** SAVEPOINT or RELEASE going to the primary, with the replay log's position now. */
-  savepoint(s: Statement, seq: number): void {
-    if (s.savepoint === undefined) return;
-    if (s.reason === 'savepoint') this.savepoints.push({ name: s.savepoint, seq });
-    else if (s.reason === 'release savepoint') this.savepoints.length = Math.max(0, this.innermost(s.savepoint));
-  }
-
-  /** ROLLBACK TO succeeded: the replay-log position to go back to (the savepoint stays), or null. */
-  rolledBackTo(name: string): number | null {
-    const i = this.innermost(name);
-    if (i < 0) return null;
-    this.savepoints.length = i + 1;
-    return this.savepoints[i]!.seq;
-  }
-
-  private innermost(name: string): number {
-    for (let i = this.savepoints.length - 1; i >= 0; i--) if (this.savepoints[i]!.name === name) return i;
-    return -1;
   }
 
   /** A statement is going to the primary. */
@@ -70,7 +48,6 @@ export class RouteState implements SessionView {
    */
   primaryReady(status: TxStatus, quiescent: boolean): boolean {
     const ended = this.txStatus !== 'idle' && status === 'idle';
-    if (ended) this.savepoints = [];
     if (status === 'idle' && quiescent) {
       if (this.wroteInTransaction && ended) this.wroteInEarlierTransaction = true;
       this.pinnedTransaction = false;

@@ -1,5 +1,7 @@
 import t from 'tap';
+import { classify } from '../../src/router/classify';
 import { ReplayLog } from '../../src/session/replay-log';
+import { SessionState } from '../../src/session/session-state';
 
 const texts = (log: ReplayLog, applied = 0) => log.since(applied).map((e) => e.sql);
 
@@ -38,4 +40,32 @@ t.test('a node replays only what it has not applied; DISCARD ALL starts over', a
   t.same(texts(log, a), ['set x.z = 2']);
   log.restart('discard all');
   t.same(texts(log, a), ['discard all']);
+});
+
+t.test('savepoints: ROLLBACK TO takes back what was logged after it; SET inside a transaction pins it', async (t) => {
+  const st = new SessionState(true);
+  const log = st.replay;
+  /** One statement sent now and answered inside a transaction; true when it pins the transaction. */
+  const run = (sql: string, logged?: string) => {
+    const sentAt = log.lastSeq;
+    const seqs = logged ? [log.append(logged, undefined)] : [];
+    return st.settled(classify(sql), seqs, sentAt, true, true);
+  };
+  t.equal(run("set datestyle = 'MDY'", "set datestyle = 'MDY'"), true, 'a SET in a transaction pins it to the primary');
+  t.equal(run('savepoint first_sp'), false);
+  run("set datestyle = 'German'", "set datestyle = 'German'");
+  run('savepoint second_sp');
+  run('set work_mem = 1000', 'set work_mem = 1000');
+  run('release second_sp');
+  run('rollback to first_sp');
+  t.same(texts(log), ["set datestyle = 'MDY'"], 'everything after first_sp is undone, released savepoints included');
+  run('set work_mem = 2000', 'set work_mem = 2000');
+  run('rollback to savepoint first_sp');
+  t.same(texts(log), ["set datestyle = 'MDY'"], 'the savepoint stays after a rollback to it');
+  run('rollback to nosuch');
+  t.same(texts(log), ["set datestyle = 'MDY'"], 'an unknown savepoint changes nothing');
+  t.equal(st.settled(classify('commit'), [], log.lastSeq, true, false), false, 'outside a transaction nothing pins');
+  run('set work_mem = 3000', 'set work_mem = 3000');
+  run('rollback to first_sp');
+  t.same(texts(log), ["set datestyle = 'MDY'", 'set work_mem = 3000'], 'savepoints end with their transaction');
 });
