@@ -18,12 +18,6 @@ const UNLOGGED_SQL = "SELECT relname FROM pg_catalog.pg_class WHERE relpersisten
 
 const RELOAD_GAP_MS = 10_000;
 
-/**
- * Stable, so pgpool balances them, yet a standby refuses them ("cannot execute
- * pg_current_xact_id() during recovery"): the current transaction's id exists only on the primary.
- */
-const PRIMARY_ONLY = new Set(['pg_current_xact_id', 'pg_current_xact_id_if_assigned', 'txid_current', 'txid_current_if_assigned']);
-
 class Entry implements DatabaseCatalog {
   constructor(
     private readonly volatile: Set<string>,
@@ -34,7 +28,7 @@ class Entry implements DatabaseCatalog {
   ) {}
 
   writesFunction(name: string): boolean {
-    if (this.volatile.has(name) || PRIMARY_ONLY.has(name)) return true;
+    if (this.volatile.has(name)) return true;
     if (this.known.has(name)) return false;
     // Unknown here: created after the cache was filled, or not a function at all. The primary
     // is the safe side; the next session reloads the cache.

@@ -98,8 +98,10 @@ function transactionRule(o: RoutingOptions, v: SessionView): string | null {
 }
 
 /**
- * Functions that describe the session's own server connection: the client knows the primary's
- * backend (its BackendKeyData, its LISTENs, its temp schema), so these answer from there.
+ * Functions only the primary answers as the client expects, whatever write_function_list and
+ * read_only_function_list say: those that describe the session's own server connection (the
+ * client knows the primary's backend: its BackendKeyData, its LISTENs, its temp schema), and
+ * those a standby refuses.
  */
 const SESSION_FUNCTIONS = new Set([
   'pg_backend_pid',
@@ -108,6 +110,12 @@ const SESSION_FUNCTIONS = new Set([
   'pg_my_temp_schema',
   'inet_server_addr',
   'inet_server_port',
+  // Stable, so pgpool balances them, yet a standby refuses them ("cannot execute
+  // pg_current_xact_id() during recovery"): a transaction id exists only on the primary.
+  'pg_current_xact_id',
+  'pg_current_xact_id_if_assigned',
+  'txid_current',
+  'txid_current_if_assigned',
 ]);
 
 /** The statistics functions (pg_stat_get_*, ...) count what happened on the node that runs them. */

@@ -93,4 +93,6 @@ t.test('route: the checks a read must pass, in pgpool order', async (t) => {
   t.equal(where('select pg_stat_get_live_tuples(1)'), 'primary', 'statistics count what happened on their node');
   t.equal(where('select pg_catalog.pg_stat_get_xact_tuples_inserted(1)'), 'primary');
   t.equal(where('select pg_backend_pid()'), 'primary', 'the session\'s own backend');
+  t.equal(where('select txid_current()'), 'primary', 'a standby refuses it');
+  t.equal(where('select pg_current_xact_id()', { readOnlyFunctions: /^(?:pg_current_xact_id)$/i }), 'primary', 'whatever the lists say');
 });
