@@ -116,6 +116,8 @@ function classifyTokens(t: Token[], sql: string): Statement {
     case 'delete':
     case 'merge':
       return statement('write', first.text, { writeTables: dmlTarget(t) });
+    case 'alter':
+      return classifyAlter(t);
     case 'create':
       return classifyCreate(t);
     default:
@@ -301,6 +303,7 @@ function classifyCreate(t: Token[]): Statement {
   if (word(t[i], 'recursive')) i++;
   // Reads of any temporary relation (table, view, sequence) must stay where it exists.
   if (!(word(t[i], 'table') || (!unlogged && (word(t[i], 'view') || word(t[i], 'sequence'))))) return statement('write', 'create');
+  const view = word(t[i], 'view');
   i++;
   if (word(t[i], 'if') && word(t[i + 1], 'not') && word(t[i + 2], 'exists')) i += 3;
   let name = t[i]?.text;
@@ -308,6 +311,17 @@ function classifyCreate(t: Token[]): Statement {
     temp = true;
     name = t[i + 2]!.text;
   }
-  if (!temp && !unlogged) return statement('write', 'create');
+  if (!temp && !unlogged) return view && name ? statement('write', 'create view', { tempIf: { name, from: names(t, i + 1).relations } }) : statement('write', 'create');
   return statement('write', temp ? 'create temp table' : 'create unlogged table', temp ? { createsTemp: name } : { createsUnlogged: name });
+}
+
+/** ALTER TABLE [IF EXISTS] [ONLY] t RENAME TO name: a temporary t stays temporary under its new name. */
+function classifyAlter(t: Token[]): Statement {
+  let i = 2;
+  if (!word(t[1], 'table') && !word(t[1], 'view') && !word(t[1], 'sequence')) return statement('write', 'alter');
+  if (word(t[i], 'if') && word(t[i + 1], 'exists')) i += 2;
+  if (word(t[i], 'only')) i++;
+  const from = t[i]?.text;
+  if (from && word(t[i + 1], 'rename') && word(t[i + 2], 'to') && t[i + 3]) return statement('write', 'alter rename', { tempIf: { name: t[i + 3]!.text, from: [from] } });
+  return statement('write', 'alter');
 }

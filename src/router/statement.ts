@@ -50,6 +50,11 @@ export interface Statement {
   readonly writeTables?: readonly string[];
   /** CREATE TEMP TABLE / SELECT INTO TEMP: the new temporary table. */
   readonly createsTemp?: string;
+  /**
+   * A relation that is temporary when one of `from` is: ALTER TABLE t RENAME TO name, and a view
+   * over a temporary relation (PostgreSQL makes that view temporary too).
+   */
+  readonly tempIf?: { readonly name: string; readonly from: readonly string[] };
   /** CREATE UNLOGGED TABLE: the new unlogged table. */
   readonly createsUnlogged?: string;
   /** The text began with a comment (pgpool keeps such queries on the primary by default). */

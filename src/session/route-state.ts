@@ -33,6 +33,7 @@ export class RouteState implements SessionView {
     if (s.pinTransaction) this.pinnedTransaction = true;
     if (s.pinSession) this.pinnedSession = true;
     if (s.createsTemp) this.tempTables.add(s.createsTemp);
+    if (s.tempIf?.from.some((r) => this.tempTables.has(r.slice(r.lastIndexOf('.') + 1)))) this.tempTables.add(s.tempIf.name);
     if (s.discards === 'all' || s.discards === 'temp') this.tempTables.clear();
     if (wrote) {
       this.wroteInSession = true;

@@ -156,4 +156,8 @@ t.test('what the regression suite showed: temporary relations, keyword names, sa
   t.equal(classify('set search_path to a').replayKey, 'set search_path');
   t.equal(classify("set search_path to 'pg_temp'").pinSession, true, 'pg_temp first in the path: only the primary has it');
   t.equal(classify('set search_path to public').pinSession, undefined);
+  t.same(classify('alter table attmp rename to attmp_new').tempIf, { name: 'attmp_new', from: ['attmp'] }, 'a renamed temp table stays temp');
+  t.same(classify('create view v as select * from tt').tempIf, { name: 'v', from: ['tt'] }, 'a view over a temp table is temp');
+  t.equal(classify('alter table a add column b int').tempIf, undefined);
+  t.equal(classify('alter system set work_mem = 1').kind, 'write');
 });
