@@ -75,7 +75,7 @@ export function route(s: Statement, sql: string, o: RoutingOptions, v: SessionVi
 }
 
 /** The name without its schema: the caches and the session's tables are keyed by it. */
-function bare(name: string): string {
+export function bare(name: string): string {
   const dot = name.lastIndexOf('.');
   return dot < 0 ? name : name.slice(dot + 1);
 }

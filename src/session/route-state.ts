@@ -1,6 +1,6 @@
 import type { TxStatus } from '../protocol/codes';
 import type { Statement } from '../router/statement';
-import type { SessionView } from '../router/route';
+import { bare, type SessionView } from '../router/route';
 
 /**
  * What one session has done that routing depends on (router/route.ts reads it as a SessionView).
@@ -33,7 +33,7 @@ export class RouteState implements SessionView {
     if (s.pinTransaction) this.pinnedTransaction = true;
     if (s.pinSession) this.pinnedSession = true;
     if (s.createsTemp) this.tempTables.add(s.createsTemp);
-    if (s.tempIf?.from.some((r) => this.tempTables.has(r.slice(r.lastIndexOf('.') + 1)))) this.tempTables.add(s.tempIf.name);
+    if (s.tempIf?.from.some((r) => this.tempTables.has(bare(r)))) this.tempTables.add(s.tempIf.name);
     if (s.discards === 'all' || s.discards === 'temp') this.tempTables.clear();
     if (wrote) {
       this.wroteInSession = true;
