@@ -14,6 +14,12 @@ DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-2}
 SCALE=${SCALE:-10}
 IDLE_CLIENTS=${IDLE_CLIENTS:-1000}
+# How the proxies reach PostgreSQL: its Unix-domain socket (socket: how a pooler on the database
+# host is usually set up) or loopback TCP (tcp: as a pooler on its own host would, minus the wire).
+BACKEND=${BACKEND:-socket}
+# Subsets, for a quick look: e.g. TARGETS="direct sluice pgbouncer" WORKLOADS="select-simple".
+TARGETS=${TARGETS:-}
+WORKLOADS=${WORKLOADS:-}
 
 work=$(mktemp -d /tmp/sluice-bench.XXXXXX)
 [ "$(id -u)" = 0 ] && chown postgres: "$work"
@@ -45,6 +51,11 @@ PG_FAST=1 PG_MAX_CONNECTIONS=$((IDLE_CLIENTS + 100)) bash "$root/scripts/cluster
 pgbench -i -q -s "$SCALE" -h 127.0.0.1 -p "$base" -U postgres postgres >/dev/null 2>&1
 until [ "$(psql -h 127.0.0.1 -p $((base + 1)) -U postgres -Atc 'select count(*) from pgbench_branches' postgres 2>/dev/null)" = "$SCALE" ]; do sleep 0.2; done
 declare -A port=([direct]=$base)
+case $BACKEND in
+  socket) backend_host=$work/cluster ;;
+  tcp) backend_host=127.0.0.1 ;;
+  *) echo "BACKEND must be socket or tcp, not $BACKEND" >&2; exit 2 ;;
+esac
 
 # Sluice three ways: one backend (the pooler alone); both nodes with weights 1:0 (every statement
 # is classified and routed, but reads still land on the primary: the cost of routing alone);
@@ -63,7 +74,7 @@ start_sluice() { # name backends-toml
   proc[$1]=$!
   wait_port "${port[$1]}" "$work/$1.log"
 }
-node_toml() { printf '[[backend]]\nhostname = "127.0.0.1"\nport = %s\nweight = %s\n' "$1" "$2"; }
+node_toml() { printf '[[backend]]\nhostname = "%s"\nport = %s\nweight = %s\n' "$backend_host" "$1" "$2"; }
 start_sluice sluice-route "$(node_toml "$base" 1; node_toml $((base + 1)) 0)"
 start_sluice sluice-lb "$(node_toml "$base" 1; node_toml $((base + 1)) 1)"
 
@@ -75,7 +86,7 @@ num_init_children = $((IDLE_CLIENTS + 16))
 log_min_messages = "warning"
 $admin_toml
 [[backend]]
-hostname = "127.0.0.1"
+hostname = "$backend_host"
 port = $base
 TOML
 node "$root/dist/cli.js" -f "$work/sluice.toml" >"$work/sluice.log" 2>&1 &
@@ -84,11 +95,18 @@ pids+=("$sluice_pid")
 proc[sluice]=$sluice_pid
 wait_port "${port[sluice]}" "$work/sluice.log"
 
+# The floor of any Node.js proxy: Sluice's own socket reads and writes, with no protocol at all.
+port[node-floor]=$(free_port)
+node "$root/bench/node-floor.mjs" "${port[node-floor]}" "$backend_host" "$base" >"$work/node-floor.log" 2>&1 &
+pids+=($!)
+proc[node-floor]=$!
+wait_port "${port[node-floor]}" "$work/node-floor.log"
+
 if command -v pgbouncer >/dev/null; then
   port[pgbouncer]=$(free_port)
   cat >"$work/pgbouncer.ini" <<INI
 [databases]
-postgres = host=127.0.0.1 port=$base dbname=postgres
+postgres = host=$backend_host port=$base dbname=postgres
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = ${port[pgbouncer]}
@@ -119,7 +137,7 @@ socket_dir = '$work'
 pcp_listen_addresses = ''
 pcp_port = $(free_port)
 pcp_socket_dir = '$work'
-backend_hostname0 = '127.0.0.1'
+backend_hostname0 = '$backend_host'
 backend_port0 = $base
 backend_weight0 = 1
 backend_flag0 = 'ALWAYS_PRIMARY'
@@ -154,10 +172,17 @@ cpu_ticks() { # main-pid
   echo "$total"
 }
 
-targets=(direct sluice sluice-route sluice-lb)
-[ -n "${port[pgbouncer]:-}" ] && targets+=(pgbouncer)
-[ -n "${port[pgpool]:-}" ] && targets+=(pgpool)
-workloads=("select-simple|-S -c 16 -j 2 -M simple" "select-extended|-S -c 16 -j 2 -M extended" "tpcb|-c 8 -j 2 -M simple" "select-connect|-S -C -c 8 -j 2")
+targets=()
+for t in direct sluice sluice-route sluice-lb node-floor pgbouncer pgpool; do
+  [ -n "${port[$t]:-}" ] || continue
+  [ -z "$TARGETS" ] || [[ " $TARGETS " == *" $t "* ]] || continue
+  targets+=("$t")
+done
+workloads=()
+for w in "select-simple|-S -c 16 -j 2 -M simple" "select-extended|-S -c 16 -j 2 -M extended" "tpcb|-c 8 -j 2 -M simple" "select-connect|-S -C -c 8 -j 2"; do
+  [ -z "$WORKLOADS" ] || [[ " $WORKLOADS " == *" ${w%%|*} "* ]] || continue
+  workloads+=("$w")
+done
 
 results="$work/results.txt"
 : >"$results"
@@ -182,7 +207,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-echo "pgbench scale $SCALE, $DURATION s per run, $ROUNDS interleaved rounds, PostgreSQL $("$PG_BINDIR/postgres" --version | awk '{print $3}'), fsync off"
+echo "pgbench scale $SCALE, $DURATION s per run, $ROUNDS interleaved rounds, PostgreSQL $("$PG_BINDIR/postgres" --version | awk '{print $3}'), fsync off, proxies to PostgreSQL over $BACKEND"
 awk '
   { key=$1 SUBSEP $2; tps[key]+=$3; lat[key]+=$4; n[key]++; fail[key]+=$5; cpu[key]+=$6; if (!seen[$1]++) order[++nw]=$1; if (!tseen[$2]++) torder[++nt]=$2 }
   END {

@@ -66,7 +66,9 @@ node_conf() {
 # written by sluice scripts/cluster.sh
 port = $(node_port "$1")
 listen_addresses = '127.0.0.1'
-unix_socket_directories = ''
+# A Unix-domain socket in the cluster's folder too: a proxy on the same machine reaches the
+# node through it (backend_hostname = that folder) without the TCP stack.
+unix_socket_directories = '$dir'
 max_connections = ${PG_MAX_CONNECTIONS:-200}
 wal_level = replica
 max_wal_senders = 10
@@ -91,7 +93,7 @@ create() {
   run_pg "$PG_BINDIR/initdb" -D "$p" -U postgres --auth=trust --no-sync -E UTF8 --locale=C.UTF-8 >/dev/null
   node_conf 0 | run_pg tee -a "$p/postgresql.conf" >/dev/null
   # Everything local is trusted; tests that need md5 or SCRAM users prepend their own lines.
-  printf 'host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n' | run_pg tee "$p/pg_hba.conf" >/dev/null
+  printf 'local all all trust\nhost all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n' | run_pg tee "$p/pg_hba.conf" >/dev/null
   start_node 0
 
   local i d

@@ -10,6 +10,7 @@ import { ProtocolError } from '../protocol/reader';
 import { SqlState } from '../protocol/sqlstate';
 import { ClientError } from '../protocol/client-error';
 import { BackendConnection, NodeAddress } from './connection';
+import { endpointName } from './endpoint';
 import { BackendTlsSettings, openTransport } from './tls';
 
 export interface ConnectOptions {
@@ -136,5 +137,5 @@ function startup(socket: Socket, o: ConnectOptions, timeoutMs: number): Promise<
 }
 
 function nodeError(node: NodeAddress, why: string): ClientError {
-  return new ClientError('FATAL', SqlState.ConnectionFailure, `could not connect to node ${node.id} (${node.host}:${node.port}): ${why}`);
+  return new ClientError('FATAL', SqlState.ConnectionFailure, `could not connect to node ${node.id} (${endpointName(node.host, node.port)}): ${why}`);
 }

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { connect as netConnect, Socket } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, ConnectionOptions, createSecureContext, SecureContext, SecureVersion } from 'node:tls';
 import { SlabReads, withSlabReads } from '../net/slab-reads';
+import { isSocketDir, nodeEndpoint } from './endpoint';
 
 // TLS on both sides: the client-facing context (ssl, ssl_cert, ...: pgpool's and PostgreSQL's
 // names) and the negotiation with a node (backend_sslmode, libpq's sslmode values).
@@ -114,11 +115,11 @@ export function backendTls(c: BackendTlsConfig): BackendTlsSettings {
 /** SSLRequest: length 8, code 80877103. */
 const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
 
-/** A TCP connection; `slab`: read through SlabReads (a socket that will not become TLS). */
-function tcp(host: string, port: number, signal: AbortSignal | undefined, slab: boolean): Promise<Socket> {
+/** A TCP or Unix-domain connection; `slab`: read through SlabReads (a socket that will not become TLS). */
+function dial(host: string, port: number, signal: AbortSignal | undefined, slab: boolean): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const reads = slab ? new SlabReads() : null;
-    const s = netConnect({ host, port, noDelay: true, ...(reads ? { onread: reads.options() } : {}) });
+    const s = netConnect({ ...nodeEndpoint(host, port), noDelay: true, ...(reads ? { onread: reads.options() } : {}) });
     if (reads) withSlabReads(s, reads);
     const abort = () => s.destroy(new Error('timeout'));
     signal?.addEventListener('abort', abort, { once: true });
@@ -160,8 +161,10 @@ function sslAnswer(s: Socket): Promise<string> {
  * system's CAs), verify-full also checks the host name.
  */
 export async function openTransport(host: string, port: number, tls: BackendTlsSettings, signal?: AbortSignal): Promise<Socket> {
-  const raw = await tcp(host, port, signal, tls.mode === 'disable');
-  if (tls.mode === 'disable') return raw;
+  // libpq never negotiates TLS on a Unix-domain socket: the kernel is the only one in between.
+  const plain = tls.mode === 'disable' || isSocketDir(host);
+  const raw = await dial(host, port, signal, plain);
+  if (plain) return raw;
   const abort = () => raw.destroy(new Error('timeout'));
   signal?.addEventListener('abort', abort, { once: true });
   try {

@@ -1,0 +1,29 @@
+// The floor of a proxy written for Node.js: each client gets its own connection to PostgreSQL
+// and bytes are passed on both ways, with no protocol, pooling or routing at all. It moves bytes
+// exactly as Sluice does (reads through Sluice's slab reads, writes through socket.write, Nagle
+// off), so what it costs per transaction is what Sluice would cost if its own logic were free.
+// Usage (after npm run build): node bench/node-floor.mjs LISTEN_PORT PG_HOST PG_PORT
+import net from 'node:net';
+import { acceptWithSlabReads, onChunks, SlabReads, withSlabReads } from '../dist/net/slab-reads.js';
+
+const [listenPort, pgHost, pgPort] = process.argv.slice(2);
+const target = pgHost.startsWith('/') ? { path: `${pgHost}/.s.PGSQL.${pgPort}` } : { host: pgHost, port: Number(pgPort) };
+
+const server = net.createServer({ noDelay: true, pauseOnConnect: true }, (accepted) => {
+  const reads = new SlabReads();
+  const upstream = withSlabReads(net.connect({ ...target, noDelay: true, onread: reads.options() }), reads);
+  const client = acceptWithSlabReads(accepted);
+  const early = [];
+  upstream.on('connect', () => {
+    for (const c of early.splice(0)) upstream.write(c);
+  });
+  const closeBoth = () => {
+    client.destroy();
+    upstream.destroy();
+  };
+  upstream.on('error', closeBoth).on('close', closeBoth);
+  client.on('error', closeBoth).on('close', closeBoth);
+  onChunks(upstream, (c) => client.write(c));
+  onChunks(client, (c) => (upstream.connecting ? early.push(c) : upstream.write(c)));
+});
+server.listen(Number(listenPort), '127.0.0.1');
