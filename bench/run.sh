@@ -16,7 +16,7 @@ SCALE=${SCALE:-10}
 IDLE_CLIENTS=${IDLE_CLIENTS:-1000}
 # How the proxies reach PostgreSQL: its Unix-domain socket (socket: how a pooler on the database
 # host is usually set up) or loopback TCP (tcp: as a pooler on its own host would, minus the wire).
-BACKEND=${BACKEND:-socket}
+BACKEND=${BACKEND:-tcp}
 # Subsets, for a quick look: e.g. TARGETS="direct sluice pgbouncer" WORKLOADS="select-simple".
 TARGETS=${TARGETS:-}
 WORKLOADS=${WORKLOADS:-}

@@ -1,5 +1,5 @@
-import { lex, Token } from './lexer';
-import { settleWithParser } from './parse-tree';
+import { lex, Lexed, Token } from './lexer';
+import { parserLoaded, settleWithParser } from './parse-tree';
 import { Statement, statement } from './statement';
 
 /**
@@ -9,14 +9,35 @@ import { Statement, statement } from './statement';
  * settles it. Text that cannot be lexed or parsed goes to the primary, as in pgpool.
  */
 export function classify(sql: string): Statement {
-  const s = classifyText(sql);
-  return LEADING_COMMENT_START.test(sql) ? { ...s, leadingComment: true } : s;
+  const known = seen.get(sql);
+  if (known) return known;
+  const lexed = lex(sql);
+  const c = classifyText(sql, lexed);
+  const s = LEADING_COMMENT_START.test(sql) ? { ...c, leadingComment: true } : c;
+  if (!lexed.constants && sql.length <= SEEN_TEXT && parserLoaded()) remember(sql, s);
+  return s;
 }
 
 const LEADING_COMMENT_START = /^\s*(--|\/\*)/;
 
-function classifyText(sql: string): Statement {
-  const lexed = lex(sql);
+/**
+ * Classifications of texts without constants (BEGIN, COMMIT, a Parse's `... WHERE id = $1`), which
+ * come again word for word all day: a prepared statement's text is classified on every Parse of
+ * the unnamed statement. A text's classification depends on nothing else (the session's state is
+ * weighed later, in route.ts), so one table serves every session. Texts with constants seldom
+ * repeat and are not kept; the oldest entry goes when the table is full. A Statement is read-only,
+ * so sharing one is safe. At most 2048 texts of up to 4 KB each: a few MB at worst.
+ */
+const seen = new Map<string, Statement>();
+const SEEN_ENTRIES = 2048;
+const SEEN_TEXT = 4096;
+
+function remember(sql: string, s: Statement): void {
+  if (seen.size >= SEEN_ENTRIES) seen.delete(seen.keys().next().value as string);
+  seen.set(sql, s);
+}
+
+function classifyText(sql: string, lexed: Lexed): Statement {
   if (lexed.broken) return statement('write', 'unterminated string or comment');
   const stmts = lexed.statements;
   if (stmts.length === 0) return statement('read', 'empty query');

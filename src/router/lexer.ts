@@ -22,6 +22,8 @@ export interface Lexed {
   readonly spans: [number, number][];
   /** The text could not be lexed to the end (an unterminated string or comment). */
   readonly broken: boolean;
+  /** It holds constants (strings, numbers): text that seldom comes again word for word. */
+  readonly constants: boolean;
 }
 
 const isSpace = (c: number) => c === 32 || (c >= 9 && c <= 13);
@@ -42,9 +44,14 @@ export function lex(sql: string): Lexed {
   const spans: [number, number][] = [];
   let tokStart = 0;
   let spanStart = 0;
+  let constants = false;
   const push = (kind: TokenKind, text: string) => {
     if (current.length === 0) spanStart = tokStart;
     current.push({ kind, text, depth });
+  };
+  const constant = (text: string) => {
+    constants = true;
+    push('literal', text);
   };
   const done = (broken: boolean): Lexed => {
     // The last statement runs to the end of the text (the caller trims it).
@@ -52,7 +59,7 @@ export function lex(sql: string): Lexed {
       statements.push(current);
       spans.push([spanStart, n]);
     }
-    return { statements, spans, broken };
+    return { statements, spans, broken, constants };
   };
   while (i < n) {
     const c = sql.charCodeAt(i);
@@ -69,7 +76,7 @@ export function lex(sql: string): Lexed {
       const end = skipQuoted(sql, i + 1, QUOTE, false);
       if (end < 0) return done(true);
       // Plain strings keep their text: a SET's value can decide where it goes.
-      push('literal', sql.slice(i + 1, end - 1).replace(/''/g, "'"));
+      constant(sql.slice(i + 1, end - 1).replace(/''/g, "'"));
       i = end;
     } else if (c === DQUOTE) {
       const endQ = skipQuoted(sql, i + 1, DQUOTE, false);
@@ -83,7 +90,7 @@ export function lex(sql: string): Lexed {
         push('punct', '$');
         i++;
       } else {
-        push('literal', '');
+        constant('');
         i = end;
       }
     } else if (isWordStart(c)) {
@@ -94,12 +101,12 @@ export function lex(sql: string): Lexed {
       if (next === QUOTE && j - i === 1) {
         const end = skipQuoted(sql, j + 1, QUOTE, (c | 32) === 101);
         if (end < 0) return done(true);
-        push('literal', '');
+        constant('');
         i = end;
       } else if (j - i === 1 && (c | 32) === 117 && next === 38 && sql.charCodeAt(j + 1) === QUOTE) {
         const end = skipQuoted(sql, j + 2, QUOTE, false);
         if (end < 0) return done(true);
-        push('literal', '');
+        constant('');
         i = end;
       } else {
         push('word', sql.slice(i, j).toLowerCase());
@@ -108,7 +115,9 @@ export function lex(sql: string): Lexed {
     } else if (isDigit(c) || (c === DOLLAR && isDigit(sql.charCodeAt(i + 1)))) {
       let j = i + 1;
       while (j < n && (isWordPart(sql.charCodeAt(j)) || sql.charCodeAt(j) === 46)) j++;
-      push('literal', '');
+      // A parameter ($1) is the same in every execution: not a constant.
+      if (c === DOLLAR) push('literal', '');
+      else constant('');
       i = j;
     } else if (c === 59) {
       if (current.length > 0) {

@@ -10,6 +10,11 @@ export async function loadParser(): Promise<void> {
   loaded = true;
 }
 
+/** Until it is, a statement that needs the parser is classified as a write, and not for good. */
+export function parserLoaded(): boolean {
+  return loaded;
+}
+
 type Node = Record<string, unknown>;
 
 /** A data-modifying statement anywhere in a WITH list (CTEs nest). */

@@ -161,3 +161,16 @@ t.test('what the regression suite showed: temporary relations, keyword names, sa
   t.equal(classify('alter table a add column b int').tempIf, undefined);
   t.equal(classify('alter system set work_mem = 1').kind, 'write');
 });
+
+t.test('a text without constants is classified once and the result shared; one with constants is not kept', async (t) => {
+  const parse = 'select abalance from pgbench_accounts where aid = $1';
+  const first = classify(parse);
+  t.equal(classify(parse), first, 'the same Statement for the same text');
+  t.equal(first.kind, 'read');
+  t.not(classify('select 1 from t where a = 42'), classify('select 1 from t where a = 42'), 'constants: classified each time');
+  const commented = '/* app */ select * from t where a = $1';
+  t.equal(classify(commented).leadingComment, true, 'a remembered text keeps its leading-comment mark');
+  t.equal(classify(commented).leadingComment, true);
+  t.same(classify('with d as (delete from q returning *) select * from d'), classify('with d as (delete from q returning *) select * from d'));
+  t.equal(classify('with d as (delete from q returning *) select * from d').kind, 'write', 'a remembered parser verdict');
+});
