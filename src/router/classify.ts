@@ -26,7 +26,9 @@ const LEADING_COMMENT_START = /^\s*(--|\/\*)/;
  * the unnamed statement. A text's classification depends on nothing else (the session's state is
  * weighed later, in route.ts), so one table serves every session. Texts with constants seldom
  * repeat and are not kept; the oldest entry goes when the table is full. A Statement is read-only,
- * so sharing one is safe. At most 2048 texts of up to 4 KB each: a few MB at worst.
+ * so sharing one is safe. At most 2048 texts of up to 4 KB each: a few MB at worst. It is
+ * module-level state (house rule 11 keeps that in server.ts) on purpose: it memoizes a pure
+ * function, so no caller can tell it is there except by the time it saves.
  */
 const seen = new Map<string, Statement>();
 const SEEN_ENTRIES = 2048;
