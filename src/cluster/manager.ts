@@ -44,6 +44,8 @@ export class ClusterManager {
   readonly recovery: OnlineRecovery;
   private readonly statusFile: StatusFile;
   private views: NodeView[] = [];
+  /** The primary when the views were last built (a change starts a replication check). */
+  private viewedPrimary: number | null = null;
   private readonly waiters = new Set<() => void>();
   private readonly lastAutoFailback = new Map<number, number>();
   private readonly reportedStale = new Set<number>();
@@ -203,6 +205,9 @@ export class ClusterManager {
   private refreshViews(): void {
     const useTime = this.config.delay_threshold_by_time > 0;
     const pid = this.topology.primaryId;
+    // A new primary: measure now, which also restarts read_your_writes' positions on its timeline.
+    if (this.started && pid !== null && pid !== this.viewedPrimary) void this.replication.check();
+    this.viewedPrimary = pid;
     this.views = this.topology.nodes.map((n) => {
       const r = this.replication.info[n.id]!;
       const primary = n.id === pid;

@@ -1,6 +1,7 @@
 import type { BackendConnection } from '../backend/connection';
 import { runQueries } from '../backend/query';
 import type { Logger } from '../log/logger';
+import { CommitPositions } from './commit-positions';
 import { isLive, NodeInfo } from './topology';
 
 /** What the streaming-replication check last found about one node (pgpool's sr_check worker). */
@@ -50,6 +51,10 @@ export class ReplicationMonitor {
   private running: Promise<void> | null = null;
   private stopped = false;
   private generation = 0;
+  /** The primary the last measurement found (undefined before the first). */
+  private measuredPrimary: number | undefined;
+  /** read_your_writes' positions, shared by every session. */
+  readonly commits = new CommitPositions();
 
   constructor(
     private readonly nodes: readonly NodeInfo[],
@@ -117,6 +122,8 @@ export class ReplicationMonitor {
     const p = await this.query(primary, ['SELECT pg_catalog.pg_current_wal_lsn()', STAT_SQL]);
     if (!p) return;
     const primaryLsn = lsnToNumber(p[0]![0]?.[0]);
+    if (this.measuredPrimary !== undefined && this.measuredPrimary !== primary.id) this.commits.restart(primaryLsn);
+    this.measuredPrimary = primary.id;
     const stats = new Map(p[1]!.map((r) => [r[0]!, r]));
     let changed = false;
     await Promise.all(
@@ -158,17 +165,6 @@ export class ReplicationMonitor {
   noteReplay(id: number, lsn: number): void {
     const i = this.info[id];
     if (i && lsn > i.replayLsn) i.replayLsn = lsn;
-  }
-
-  /**
-   * The primary's WAL position after the latest committed write any session has reported
-   * (read_your_writes): a session starting now must see at least that much, as a new direct
-   * connection would (psql's \c after a DROP, an application's next pooled connection).
-   */
-  committedLsn = 0;
-
-  noteCommitted(lsn: number): void {
-    if (lsn > this.committedLsn) this.committedLsn = lsn;
   }
 
   stop(): void {

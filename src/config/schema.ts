@@ -45,6 +45,8 @@ export const topLevel = {
   relcache_expire: int(0, 0, INT_MAX),
   /** Sluice's: after a commit that wrote, reads wait for a standby that replayed it (README). */
   read_your_writes: bool(false),
+  /** Sluice's: whose writes a read must see: any session's (cluster) or its own session's. */
+  read_your_writes_scope: oneOf(['cluster', 'session'] as const, 'cluster'),
 
   health_check_period: int(10, 0, INT_MAX),
   health_check_timeout: int(20, 0, INT_MAX),

@@ -6,7 +6,8 @@ export interface CompiledRouting extends RoutingOptions {
   readonly databaseRedirects: readonly RedirectRule[];
   readonly appNameRedirects: readonly RedirectRule[];
   readonly preferLowerDelay: boolean;
-  readonly readYourWrites: boolean;
+  /** read_your_writes, and whose writes it covers (read_your_writes_scope); false when off. */
+  readonly readYourWrites: false | 'cluster' | 'session';
 }
 
 /** Compiles the routing keys of a validated config (the regexes were checked at load). */
@@ -25,6 +26,6 @@ export function routingOptions(c: Config): CompiledRouting {
     databaseRedirects: parseRedirectList(c.database_redirect_preference_list),
     appNameRedirects: parseRedirectList(c.app_name_redirect_preference_list),
     preferLowerDelay: c.prefer_lower_delay_standby,
-    readYourWrites: c.read_your_writes,
+    readYourWrites: c.read_your_writes && c.read_your_writes_scope,
   };
 }

@@ -176,7 +176,8 @@ export class Dispatcher {
     const lb = this.host.loadBalanceNode(this.badNodes.current());
     const node = lb === null ? primaryId : readNode(this.host.nodes(), lb, this.host.routing().preferLowerDelay);
     if (node === null || this.badNodes.current().has(node)) return { node: primaryId, stmt: s, wrote: false };
-    if (this.host.routing().readYourWrites && node !== primaryId && this.ryw.behind(node, this.host.replayLsn(node))) {
+    const ryw = this.host.routing().readYourWrites;
+    if (ryw && node !== primaryId && this.ryw.behind(node, this.host.replayLsn(node), ryw === 'cluster')) {
       return { node: primaryId, stmt: s, wrote: false };
     }
     return { node, stmt: s, wrote: false };

@@ -111,3 +111,30 @@ t.test('read_your_writes: a write then an immediate read always sees the write',
   t.equal(on.seen, 20, 'with read_your_writes every read sees its write');
   t.equal(on.onStandby, 0, 'and none of them ran on the paused standby');
 });
+
+t.test('read_your_writes covers every connection: a write on one, then a read on another already open, sees it', async (t) => {
+  await withSluice({ weights: [0, 1, 0], read_your_writes: true, sr_check_period: 0 }, async (s) => {
+    // An application's pool: two connections, both opened (and on the standby) before any write.
+    const writer = await s.client();
+    const reader = await s.client();
+    t.equal(await nodeOf(reader, 'select 1'), 1, 'the reader reads on the standby');
+    await writer.query('select 1');
+    await cluster.psql(1, 'select pg_wal_replay_pause()');
+    let seen = 0;
+    try {
+      for (let i = 0; i < 20; i++) {
+        const id = 20_000 + i;
+        await writer.query('insert into w values ($1, $2)', [id, 'pool']);
+        const r = await reader.query(`select count(*)::int as n from w where id = ${id}`);
+        seen += r.rows[0].n;
+      }
+    } finally {
+      await cluster.psql(1, 'select pg_wal_replay_resume()');
+    }
+    t.equal(seen, 20, 'every read on the other connection saw the write before it');
+    // Once the standby has replayed everything, the reader's reads go back to it.
+    const lsn = await cluster.psql(0, 'select pg_current_wal_insert_lsn()');
+    await waitFor('standby replayed the writes', async () => (await cluster.psql(1, `select pg_last_wal_replay_lsn() >= '${lsn}'`)) === 't');
+    await waitFor('a read on the standby again', async () => (await nodeOf(reader, 'select 2')) === 1);
+  });
+});

@@ -85,11 +85,14 @@ t.test('every pg_regress output through Sluice (reads on standbys) is the same a
   t.ok(direct.size > 150, `the schedule ran (${direct.size} outputs)`);
   t.match(direct.get('boolean.out') ?? '', /SELECT 1 AS one/, 'a test ran its queries');
 
-  const sluice = await startSluice(cluster, { weights: [0, 1, 1], read_your_writes: true });
+  // Scope session sends the most reads to the standbys that still gives a suite of sessions its
+  // own writes back (scope cluster only ever moves reads from a standby to the primary).
+  const sluice = await startSluice(cluster, { weights: [0, 1, 1], read_your_writes: true, read_your_writes_scope: 'session' });
   let through: Map<string, string>;
   try {
     through = await pgRegress('through', sluice.port);
-    t.ok(sluice.server.selectCount[1]! + sluice.server.selectCount[2]! > 1000, 'reads ran on the standbys');
+    const counts = sluice.server.selectCount;
+    t.ok(counts[1]! + counts[2]! > 500, `reads ran on the standbys (reads per node: ${counts.join(', ')})`);
   } finally {
     await sluice.stop();
   }
