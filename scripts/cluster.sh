@@ -49,7 +49,9 @@ node_running() {
 start_node() {
   local d; d=$(node_dir "$1")
   if node_running "$1"; then return 0; fi
-  rm -f "$d/postmaster.pid"
+  # A postmaster killed with -9 leaves its lock files; its pid may live on as a zombie that
+  # nobody reaps here, which PostgreSQL would take for a running server.
+  rm -f "$d/postmaster.pid" "$dir/.s.PGSQL.$(node_port "$1")" "$dir/.s.PGSQL.$(node_port "$1").lock"
   run_pg "$PG_BINDIR/pg_ctl" -D "$d" -l "$dir/node$1.log" -w -t 60 start >/dev/null
 }
 
@@ -66,9 +68,10 @@ node_conf() {
 # written by sluice scripts/cluster.sh
 port = $(node_port "$1")
 listen_addresses = '127.0.0.1'
-# A Unix-domain socket in the cluster's folder too: a proxy on the same machine reaches the
-# node through it (backend_hostname = that folder) without the TCP stack.
-unix_socket_directories = '$dir'
+# PG_SOCKETS=1: a Unix-domain socket in the cluster's folder too (backend_hostname = that
+# folder). Off by default: a node killed with -9 leaves its socket's lock file there, and the
+# scripts that start a recovered node do not know to remove it.
+unix_socket_directories = '$([ "${PG_SOCKETS:-0}" = 1 ] && echo "$dir")'
 max_connections = ${PG_MAX_CONNECTIONS:-200}
 wal_level = replica
 max_wal_senders = 10

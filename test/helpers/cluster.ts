@@ -20,10 +20,13 @@ export interface TestCluster {
 }
 
 /** A real primary + replicas on free ports in a fresh temporary folder, fsync off. */
-export async function createCluster(replicas = 2, opts: { maxConnections?: number } = {}): Promise<TestCluster> {
+export async function createCluster(replicas = 2, opts: { maxConnections?: number; sockets?: boolean } = {}): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-test-'));
   const basePort = await freePortRun(replicas + 1);
-  const limit = opts.maxConnections ? { PG_MAX_CONNECTIONS: String(opts.maxConnections) } : {};
+  const limit = {
+    ...(opts.maxConnections ? { PG_MAX_CONNECTIONS: String(opts.maxConnections) } : {}),
+    ...(opts.sockets ? { PG_SOCKETS: '1' } : {}),
+  };
   const sh = async (...args: string[]) => {
     const { stdout } = await run('bash', [SCRIPT, args[0]!, dir, ...args.slice(1)], {
       env: { ...process.env, PG_FAST: '1', ...limit },

@@ -5,13 +5,13 @@ import { RawClient } from '../helpers/raw-client';
 import { startSluice, TestSluice, waitFor } from '../helpers/sluice';
 
 // backend_hostname as pgpool reads it: a value starting with '/' is the directory of the node's
-// Unix-domain socket. The test cluster's nodes have their sockets in the cluster's folder.
+// Unix-domain socket. This test cluster's nodes have their sockets in the cluster's folder.
 
 let cluster: TestCluster;
 let sluice: TestSluice;
 
 t.before(async () => {
-  cluster = await createCluster(1);
+  cluster = await createCluster(1, { sockets: true });
   // Every node at its socket instead of 127.0.0.1; reads balanced to the standby only.
   sluice = await startSluice(cluster, {
     health_check_period: 1,
