@@ -155,6 +155,9 @@ function discardWhat(t: Token | undefined): 'all' | 'temp' | 'plans' | undefined
   return undefined;
 }
 
+/** regclass input: a name (folded to lower case), or one in double quotes (kept), maybe qualified. */
+const REGCLASS_TEXT = /^(?:[a-z_][\w$]*\.)?(?:[a-z_][\w$]*|"([^"]+)")$/i;
+
 /** Function calls and relation-like names of a read. */
 function names(t: Token[], from: number): { functions: string[]; relations: string[]; catalog: boolean } {
   const functions: string[] = [];
@@ -162,6 +165,12 @@ function names(t: Token[], from: number): { functions: string[]; relations: stri
   let catalog = false;
   for (let i = from; i < t.length; i++) {
     const tok = t[i]!;
+    if (tok.kind === 'literal') {
+      // A string that reads as a name may be a relation: 'mytable'::regclass, has_table_privilege('mytable', ...).
+      const named = REGCLASS_TEXT.exec(tok.text);
+      if (named) relations.push(named[1] ? named[1] : tok.text.toLowerCase());
+      continue;
+    }
     if (tok.kind !== 'word' && tok.kind !== 'ident') continue;
     // A qualified name a.b: keep the whole name, and the schema tells catalogs apart.
     let name = tok.text;

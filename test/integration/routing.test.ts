@@ -94,6 +94,8 @@ const table: [string, string][] = [
   ['select * from tx', 'P'],
   ['create temp table tt (a int)', 'P'],
   ['select * from tt', 'P'],
+  ["select has_column_privilege('tt', 'a', 'select')", 'P'],
+  ["select 'tt'::regclass::text", 'P'],
   ['show transaction_isolation', 'S'],
   ['explain select 1', 'S'],
   ['explain analyze select 1', 'S'],

@@ -174,3 +174,11 @@ t.test('a text without constants is classified once and the result shared; one w
   t.same(classify('with d as (delete from q returning *) select * from d'), classify('with d as (delete from q returning *) select * from d'));
   t.equal(classify('with d as (delete from q returning *) select * from d').kind, 'write', 'a remembered parser verdict');
 });
+
+t.test('a string that reads as a name counts as a relation (regclass arguments)', async (t) => {
+  t.same(classify("select has_column_privilege('mytable', 'f2', 'select')").relations, ['mytable', 'f2', 'select']);
+  t.same(classify(`select 'pg_temp."MyT"'::regclass`).relations, ['MyT', 'regclass']);
+  t.same(classify("select 'Pg_Temp.Tab'::regclass").relations, ['pg_temp.tab', 'regclass']);
+  t.same(classify("select * from t where note = 'two words' and n = 42").relations, ['t', 'note', 'n'], 'other strings are not names');
+  t.equal(classify("select has_table_privilege('pg_authid', 'select')").catalog, false, 'a string never makes a catalog read');
+});
