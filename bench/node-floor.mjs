@@ -4,10 +4,11 @@
 // off), so what it costs per transaction is what Sluice would cost if its own logic were free.
 // Usage (after npm run build): node bench/node-floor.mjs LISTEN_PORT PG_HOST PG_PORT
 import net from 'node:net';
+import { nodeEndpoint } from '../dist/backend/endpoint.js';
 import { acceptWithSlabReads, onChunks, SlabReads, withSlabReads } from '../dist/net/slab-reads.js';
 
 const [listenPort, pgHost, pgPort] = process.argv.slice(2);
-const target = pgHost.startsWith('/') ? { path: `${pgHost}/.s.PGSQL.${pgPort}` } : { host: pgHost, port: Number(pgPort) };
+const target = nodeEndpoint(pgHost, Number(pgPort));
 
 const server = net.createServer({ noDelay: true, pauseOnConnect: true }, (accepted) => {
   const reads = new SlabReads();

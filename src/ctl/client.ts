@@ -1,9 +1,9 @@
 import { connect, Socket } from 'node:net';
-import { join } from 'node:path';
 import { pcpPasswordHash, pcpResponse } from '../admin/pcp/auth';
 import { PcpReply, PcpRequest } from '../admin/pcp/codes';
 import { decodePcpError, PcpPacket, pcpFields, PcpReader } from '../admin/pcp/packet';
 import { Writer } from '../protocol/writer';
+import { nodeEndpoint } from '../backend/endpoint';
 
 /** A reply packet: its type and payload. */
 export type Reply = PcpPacket;
@@ -73,7 +73,8 @@ export class PcpClient {
   }
 
   static async open(t: Target): Promise<PcpClient> {
-    const socket = t.host === '' || t.host.startsWith('/') ? connect(join(t.host || '/tmp', `.s.PGSQL.${t.port}`)) : connect({ host: t.host, port: t.port });
+    // pgpool's PCP socket follows libpq's naming, as a node's does.
+    const socket = connect(nodeEndpoint(t.host, t.port));
     socket.setNoDelay(true);
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);

@@ -167,7 +167,8 @@ function names(t: Token[], from: number): { functions: string[]; relations: stri
     const tok = t[i]!;
     if (tok.kind === 'literal') {
       // A string that reads as a name may be a relation: 'mytable'::regclass, has_table_privilege('mytable', ...).
-      const named = REGCLASS_TEXT.exec(tok.text);
+      // (Numbers and other constants have no text: most literals stop here.)
+      const named = tok.text === '' ? null : REGCLASS_TEXT.exec(tok.text);
       if (named) relations.push(named[1] ? named[1] : tok.text.toLowerCase());
       continue;
     }

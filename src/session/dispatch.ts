@@ -177,10 +177,8 @@ export class Dispatcher {
     const node = lb === null ? primaryId : readNode(this.host.nodes(), lb, this.host.routing().preferLowerDelay);
     if (node === null || this.badNodes.current().has(node)) return { node: primaryId, stmt: s, wrote: false };
     const ryw = this.host.routing().readYourWrites;
-    if (ryw && node !== primaryId && this.ryw.behind(node, this.host.replayLsn(node), ryw === 'cluster')) {
-      return { node: primaryId, stmt: s, wrote: false };
-    }
-    return { node, stmt: s, wrote: false };
+    const behind = ryw && node !== primaryId && this.ryw.behind(node, this.host.replayLsn(node), ryw === 'cluster');
+    return { node: behind ? primaryId : node, stmt: s, wrote: false };
   }
 
   /**
