@@ -339,11 +339,6 @@ export class Dispatcher {
     this.host.resume();
   }
 
-  /** LinkOwner: a node answered everything forwarded to it. */
-  linkIdle(): void {
-    this.release();
-  }
-
   /** Stops using a node for this session (its connection is closed by the caller or here). */
   drop(link: NodeLink, reason: string): void {
     if (link === this.primary) return;
@@ -383,6 +378,9 @@ export class Dispatcher {
   primaryLost(reconnect: () => Promise<NodeLink>): void {
     this.links.delete(this.primary.nodeId);
     this.recovery.lost(reconnect);
+    // A message held for the old link (a local command waiting for Sluice's own query there)
+    // now waits for the new primary instead.
+    this.release();
   }
 
   /** A new primary link: the session's state is replayed on it before the held statement. */

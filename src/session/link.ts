@@ -47,8 +47,8 @@ export interface LinkOwner {
   /** A frame for the client. */
   toClient(buf: Buffer, start: number, end: number): void;
   noticeToClient(notice: Buffer): void;
-  /** The last forwarded unit of this link finished: the session may switch nodes now. */
-  linkIdle(link: NodeLink): void;
+  /** A unit of this link finished (forwarded or swallowed): a held client message may go now. */
+  unitDone(link: NodeLink): void;
   /** The server sent a FATAL error that the client saw. */
   fatalSeen(): void;
   /**
@@ -212,11 +212,14 @@ export class NodeLink {
   private finish(u: Unit): void {
     this.units.shift();
     u.done?.(u);
-    if (!u.forward) return;
-    this.owner.stats.exchangeDone(this.nodeId, (performance.now() - u.openedAt!) / 1000);
-    this.forwarded--;
-    const next = this.firstForward();
-    if (next?.notice) this.emitNotice(next);
-    if (this.forwarded === 0) this.owner.linkIdle(this);
+    if (u.forward) {
+      this.owner.stats.exchangeDone(this.nodeId, (performance.now() - u.openedAt!) / 1000);
+      this.forwarded--;
+      const next = this.firstForward();
+      if (next?.notice) this.emitNotice(next);
+    }
+    // After any unit, the client's own or Sluice's: what a held client message waits for (this
+    // node's replies, this node being busy with a query of Sluice's) may be over now.
+    this.owner.unitDone(this);
   }
 }

@@ -303,7 +303,7 @@ export class Session {
     const link = new NodeLink(conn, isPrimary, {
       toClient: (buf, start, end) => this.toClient.add(buf, start, end),
       noticeToClient: (n) => this.toClient.add(n, 0, n.length),
-      linkIdle: () => this.dispatcher?.linkIdle(),
+      unitDone: () => this.dispatcher?.release(),
       fatalSeen: () => (this.loss.fatalSent = true),
       keepFatal: (l, frame) => this.loss.keepFatal(l, frame),
       stats: this.ctx.backendStats,
