@@ -15,6 +15,7 @@ import { Authenticator } from './auth/authenticator';
 import { parseSecret } from './protocol/auth/secret';
 import { backendTls, BackendTlsSettings, serverTls, ServerTls } from './backend/tls';
 import { Cidr, parseCidrList } from './util/cidr';
+import { systemClock } from './util/clock';
 import { HttpServer } from './http/http-server';
 import type { HttpHost } from './http/host';
 import { RecentEvents } from './metrics/events';
@@ -86,6 +87,8 @@ export class Server implements AdminHost, HttpHost {
   private readonly sessions_ = new Set<Session>();
   private nextSessionId = 1;
   private stopping: Promise<void> | null = null;
+  /** Once a second: sessions whose message is held too long are reported (session/hold.ts). */
+  private readonly heldWatch: NodeJS.Timeout;
 
   private constructor(
     config: Config,
@@ -112,6 +115,7 @@ export class Server implements AdminHost, HttpHost {
     this.routing = routingOptions(config);
     this.catalogs = new CatalogCache(config.relcache_expire * 1000, log.child({ component: 'catalog' }));
     this.selectCount = config.backend.map(() => 0);
+    this.heldWatch = setInterval(() => this.reportStuck(), 1000).unref();
     this.authQuery = new AuthQuery(
       {
         settings: () => {
@@ -214,6 +218,14 @@ export class Server implements AdminHost, HttpHost {
     return [...this.sessions_].map((s) => s.info());
   }
 
+  private reportStuck(): void {
+    const now = systemClock.now();
+    for (const s of this.sessions_) {
+      const kind = s.reportStuck(now);
+      if (kind) this.metrics.heldTooLong.inc({ reason: kind });
+    }
+  }
+
   /** Online recovery's second stage: idle sessions leave per client_idle_limit_in_recovery. */
   onlineRecovery(on: boolean): void {
     for (const s of this.sessions_) s.onlineRecovery(on);
@@ -300,6 +312,7 @@ export class Server implements AdminHost, HttpHost {
       },
       catalogs: this.catalogs,
       rng: Math.random,
+      clock: systemClock,
       waitForPrimary: (timeoutMs, not) => this.cluster.waitForPrimary(timeoutMs, not),
       node: (id) => this.cluster.topology.nodes[id],
       nodeViews: () => this.cluster.nodeViews(),
@@ -350,6 +363,7 @@ export class Server implements AdminHost, HttpHost {
 
   private async doStop(mode: ShutdownMode): Promise<void> {
     this.log.info({ mode }, 'shutting down');
+    clearInterval(this.heldWatch);
     this.cluster.stop();
     this.gate.open();
     this.admission.open();

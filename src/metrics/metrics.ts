@@ -51,6 +51,7 @@ export class Metrics {
   readonly failbacks: Counter;
   readonly recoveries: Counter<'result'>;
   readonly reloads: Counter<'result'>;
+  readonly heldTooLong: Counter<'reason'>;
 
   constructor(source: MetricsSource) {
     const registers = [this.registry];
@@ -192,6 +193,12 @@ export class Metrics {
       name: 'sluice_config_reloads_total',
       help: 'Config reloads, by result (applied or refused).',
       labelNames: ['result'],
+      registers,
+    });
+    this.heldTooLong = new Counter({
+      name: 'sluice_client_messages_held_too_long_total',
+      help: 'Client messages that Sluice held for a reason of its own for more than 5 s with no node owing a reply (each logged once with what it waited for), by reason.',
+      labelNames: ['reason'],
       registers,
     });
     // Series that exist from the start, so rate() sees the first increment.

@@ -7,6 +7,7 @@ import type { NodeLink } from './link';
 import type { LocalCommands, LocalSession } from './local-command';
 import type { PauseGate } from './pause-gate';
 import type { ReplayPositions } from './read-your-writes';
+import type { Clock } from '../util/clock';
 
 /** What the dispatcher needs from its session and the rest of Sluice. */
 export interface DispatchHost {
@@ -44,4 +45,5 @@ export interface DispatchHost {
   readonly gate: PauseGate;
   /** The session cannot go on (its new primary could not be reached): end it with this error. */
   fail(err: unknown): void;
+  readonly clock: Clock;
 }

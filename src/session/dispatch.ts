@@ -15,6 +15,7 @@ import { SessionState } from './session-state';
 import { LocalTurn, mayBeLocal } from './local-command';
 import { prepareStatements, sendHeld } from './statements';
 import { PrimaryRecovery } from './primary-recovery';
+import { Hold, HoldReason } from './hold';
 
 const POISON_SQL = "DO $$BEGIN RAISE EXCEPTION 'a read of this transaction failed on a standby'; END$$";
 /** What a statement is when nothing routes it (load balancing off, no per-node tracing). */
@@ -40,7 +41,10 @@ export class Dispatcher {
   private readonly recovery = new PrimaryRecovery();
   /** The last unit opened for a read on a standby that could be re-run elsewhere. */
   private rerunnable: Unit | null = null;
+  /** A client frame waits for release() (the framer delivers it again then). */
   private held = false;
+  /** Why the current client message waits, and since when (cleared once it is taken). */
+  private hold_: Hold | null = null;
   /** SHOW POOL_* and PGPOOL commands, when the server answers them. */
   private readonly localTurn: LocalTurn | null;
   private connecting = false;
@@ -61,7 +65,12 @@ export class Dispatcher {
     this.session = new SessionState(host.keepsState);
     this.ryw = new ReadYourWrites(host.replayPositions);
     this.inspect = this.wantsInspect();
-    const owner = { busy: () => this.active() !== null || this.primary.busy, txStatus: () => this.state.txStatus, hold: () => this.hold(), release: () => this.release() };
+    const owner = {
+      busyNode: () => (this.active() ?? (this.primary.busy ? this.primary : null))?.nodeId ?? null,
+      txStatus: () => this.state.txStatus,
+      hold: (r: HoldReason) => this.hold(r),
+      release: () => this.release(),
+    };
     this.localTurn = host.local ? new LocalTurn(host.local, host, owner) : null;
   }
 
@@ -82,14 +91,20 @@ export class Dispatcher {
 
   /** One client message in the ready state. False: hold it; it comes again after resume(). */
   message(type: number, buf: Buffer, start: number, end: number): boolean {
+    const taken = this.take(type, buf, start, end);
+    if (taken) this.hold_ = null;
+    return taken;
+  }
+
+  private take(type: number, buf: Buffer, start: number, end: number): boolean {
     if (this.host.gate.closed && this.atBoundary) {
       // Paused (sluicectl pause, a switchover): the next statement waits until resume.
       this.host.gate.holdSession(this, () => this.release(), (err) => this.host.fail(err));
-      return this.hold();
+      return this.hold({ kind: 'paused' });
     }
     if (this.recovery.pending) {
       this.recovery.run((link) => this.adoptPrimary(link), (err) => this.host.fail(err), () => this.release());
-      return this.hold();
+      return this.hold({ kind: 'newPrimary' });
     }
     switch (type) {
       case Frontend.Query:
@@ -189,10 +204,10 @@ export class Dispatcher {
     const link = this.links.get(node);
     if (!link) return this.connectTo(node);
     const active = this.active();
-    if (active && active !== link) return this.hold();
+    if (active && active !== link) return this.hold({ kind: 'nodeAnswering', node: active.nodeId });
     if (this.ryw.checkNode === node) {
       this.ryw.check(link, () => this.release());
-      return this.hold();
+      return this.hold({ kind: 'checkingLag', node });
     }
     this.ryw.checkNode = null;
     if (link !== this.primary && !this.prepareStandby(link)) return false;
@@ -292,7 +307,7 @@ export class Dispatcher {
           this.release();
         });
       });
-      return this.hold();
+      return this.hold({ kind: 'replaying', node: link.nodeId });
     }
     if (this.state.inTransaction && !link.inReadTransaction) {
       link.inReadTransaction = true;
@@ -319,7 +334,7 @@ export class Dispatcher {
           this.release();
         });
     }
-    return this.hold();
+    return this.hold({ kind: 'connecting', node });
   }
 
   /** Between transactions, with nothing in flight: where a pause holds the session. */
@@ -327,8 +342,21 @@ export class Dispatcher {
     return this.state.txStatus === 'idle' && this.ext.batch.empty && this.ext.batchNode === null && !this.primary.busy && this.active() === null;
   }
 
-  private hold(): false {
+  private hold(reason: HoldReason): false {
     this.held = true;
+    if (this.hold_) this.hold_.reason = reason;
+    else this.hold_ = new Hold(reason, this.host.clock.now());
+    return false;
+  }
+
+  /** What the current client message waits for, if it is held. */
+  get holding(): Hold | null {
+    return this.held ? this.hold_ : null;
+  }
+
+  /** Some node owes this session replies (one will come and wake a held message). */
+  get nodeOwes(): boolean {
+    for (const l of this.links.values()) if (l.busy) return true;
     return false;
   }
 

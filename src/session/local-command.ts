@@ -4,6 +4,7 @@ import { Writer } from '../protocol/writer';
 import type { TxStatus } from '../protocol/codes';
 import type { DispatchHost } from './dispatch-host';
 import type { SessionSettings } from './settings';
+import type { HoldReason } from './hold';
 
 /** What a command Sluice answers itself (SHOW POOL_*, PGPOOL ...) knows of the session. */
 export interface LocalSession {
@@ -73,10 +74,10 @@ export function localFailure(err: unknown): Buffer {
 
 /** What answering a local command needs from the dispatcher (the rest comes from its host). */
 export interface LocalTurnOwner {
-  /** Replies from a node are still owed to the client (ours must come after them). */
-  busy(): boolean;
+  /** The node that still owes replies (ours must come after them), if any. */
+  busyNode(): number | null;
   txStatus(): TxStatus;
-  hold(): false;
+  hold(reason: HoldReason): false;
   release(): void;
 }
 
@@ -103,7 +104,10 @@ export class LocalTurn {
       return true;
     }
     if (!this.commands.matches(sql)) return null;
-    if (this.running || this.d.busy()) return this.d.hold();
+    const command = sql.trim().split(/\s+/, 2).join(' ').toUpperCase();
+    if (this.running) return this.d.hold({ kind: 'answering', command });
+    const busy = this.d.busyNode();
+    if (busy !== null) return this.d.hold({ kind: 'nodeAnswering', node: busy });
     this.running = true;
     this.commands
       .run(sql, this.host.localSession)
@@ -117,6 +121,6 @@ export class LocalTurn {
         this.d.release();
       })
       .catch((err: unknown) => this.host.fail(err));
-    return this.d.hold();
+    return this.d.hold({ kind: 'answering', command });
   }
 }

@@ -9,6 +9,7 @@ import type { Logger } from '../log/logger';
 import type { NodeView } from '../router/balancer';
 import type { CompiledRouting } from '../router/options';
 import type { Rng } from '../util/rng';
+import type { Clock } from '../util/clock';
 import type { BackendStats } from './backend-stats';
 import type { LocalCommands } from './local-command';
 import type { PauseGate } from './pause-gate';
@@ -23,6 +24,7 @@ export interface SessionContext extends PrimaryHost {
   readonly routing: CompiledRouting;
   readonly catalogs: CatalogCache;
   readonly rng: Rng;
+  readonly clock: Clock;
   node(id: number): NodeAddress | undefined;
   /** The nodes as routing sees them now (up, role, weight, delay). */
   nodeViews(): readonly NodeView[];

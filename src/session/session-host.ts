@@ -57,5 +57,6 @@ export function dispatchHostFor(ctx: SessionContext, req: StartupRequest, s: Ses
     local: ctx.local,
     localSession: s.localSession,
     fail: s.fail,
+    clock: ctx.clock,
   };
 }

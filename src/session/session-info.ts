@@ -1,4 +1,5 @@
 import type { Dispatcher } from './dispatch';
+import { describeHold } from './hold';
 
 /** One backend connection of a session, as SHOW POOL_POOLS and pcp_proc_info list it. */
 export interface BackendInfo {
@@ -27,6 +28,8 @@ export interface SessionInfo {
   backends: BackendInfo[];
   /** Between transactions with nothing in flight (a pause may hold it there). */
   atBoundary: boolean;
+  /** What the client's held message waits for (null: none is held). */
+  waitingFor: string | null;
 }
 
 /** A session's admin view from its parts (the dispatcher is null until the session is ready). */
@@ -40,7 +43,8 @@ export function describeSession(
   idleSeconds: number,
 ): SessionInfo {
   const links = d ? [...d.links.values()] : [];
-  const busy = links.some((l) => l.busy);
+  const held = d?.holding ?? null;
+  const busy = held !== null || links.some((l) => l.busy);
   const status = !d ? 'Wait for connection' : busy ? 'Execute command' : d.state.inTransaction ? 'Idle in transaction' : 'Idle';
   return {
     id,
@@ -54,5 +58,6 @@ export function describeSession(
     loadBalanceNode,
     backends: links.map((l) => ({ node: l.nodeId, processId: l.conn.processId, connectedAt: new Date(l.conn.createdAt) })),
     atBoundary: !d || d.atBoundary,
+    waitingFor: held && describeHold(held.reason),
   };
 }

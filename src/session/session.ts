@@ -30,6 +30,7 @@ import { ClientSocket, ENCRYPTION_NO } from './client-socket';
 import { ProxyHeaderError } from '../protocol/proxy-header';
 import { SessionSettings, sessionRouting } from './settings';
 import { pinoLevel } from '../log/logger';
+import { describeHold, HoldKind } from './hold';
 
 type State =
   | { kind: 'startup' }
@@ -349,6 +350,19 @@ export class Session {
     const req = 'req' in this.state ? this.state.req : undefined;
     const d = this.state.kind === 'ready' ? this.dispatcher : null;
     return describeSession(this.id, this.startedAt, req, this.client, d, this.routing.lbNode, this.idle.idleSeconds);
+  }
+
+  /**
+   * Sluice's periodic look at the session: a client message held too long for a reason of Sluice's
+   * own, with no node owing a reply that could end the wait, is logged once; its reason returned.
+   */
+  reportStuck(now: number): HoldKind | null {
+    const d = this.state.kind === 'ready' ? this.dispatcher : null;
+    const h = d?.holding;
+    if (!d || !h || h.reported || !h.stuck(now, d.nodeOwes)) return null;
+    h.reported = true;
+    this.log.warn({ waitingFor: describeHold(h.reason), heldMs: now - h.since }, 'client message held too long');
+    return h.reason.kind;
   }
 
   /** Cancels what this session's backend connections are running (a CancelRequest for it). */
