@@ -1,4 +1,4 @@
-import { AuthRequest, Backend, TxStatus, txStatusByte, txStatusFromByte } from './codes';
+import { AuthRequest, Backend, StartupCode, TxStatus, txStatusByte, txStatusFromByte } from './codes';
 import { Reader } from './reader';
 import { Writer } from './writer';
 
@@ -72,6 +72,7 @@ export function encodeNotice(
   code: string,
   message: string,
   detail?: string,
+  hint?: string,
 ): Buffer {
   const w = new Writer(64 + message.length).begin(type);
   w.byte(0x53).cstring(severity); // S: localised severity
@@ -79,11 +80,12 @@ export function encodeNotice(
   w.byte(0x43).cstring(code); // C: SQLSTATE
   w.byte(0x4d).cstring(message); // M: primary message
   if (detail !== undefined) w.byte(0x44).cstring(detail); // D: detail
+  if (hint !== undefined) w.byte(0x48).cstring(hint); // H: hint
   return w.byte(0).end().finish();
 }
 
-export function encodeError(severity: 'ERROR' | 'FATAL', code: string, message: string, detail?: string): Buffer {
-  return encodeNotice(Backend.ErrorResponse, severity, code, message, detail);
+export function encodeError(severity: 'ERROR' | 'FATAL', code: string, message: string, detail?: string, hint?: string): Buffer {
+  return encodeNotice(Backend.ErrorResponse, severity, code, message, detail, hint);
 }
 
 export function encodeAuthenticationOk(w: Writer): Writer {
@@ -102,9 +104,13 @@ export function encodeReadyForQuery(w: Writer, status: TxStatus): Writer {
   return w.begin(Backend.ReadyForQuery).byte(txStatusByte(status)).end();
 }
 
-/** NegotiateProtocolVersion: the newest minor version we speak and the options we ignored. */
-export function encodeNegotiateProtocolVersion(w: Writer, minor: number, unsupported: string[]): Writer {
-  w.begin(Backend.NegotiateProtocolVersion).int32(minor).int32(unsupported.length);
+/**
+ * NegotiateProtocolVersion: the newest protocol version we speak and the options we ignored. The
+ * docs call the first field the newest minor version; PostgreSQL sends the whole version code
+ * (PG_PROTOCOL_LATEST, 3.0 = 196608), and libpq reads it so.
+ */
+export function encodeNegotiateProtocolVersion(w: Writer, unsupported: readonly string[]): Writer {
+  w.begin(Backend.NegotiateProtocolVersion).int32(StartupCode.Protocol3).int32(unsupported.length);
   for (const o of unsupported) w.cstring(o);
   return w.end();
 }

@@ -11,11 +11,12 @@ export class ClientError extends Error {
     readonly code: string,
     message: string,
     readonly detail?: string,
+    readonly hint?: string,
   ) {
     super(message);
   }
 
   toFrame(): Buffer {
-    return encodeError(this.severity, this.code, this.message, this.detail);
+    return encodeError(this.severity, this.code, this.message, this.detail, this.hint);
   }
 }

@@ -84,7 +84,8 @@ export class Framer {
       return n + 1;
     }
     const n = buf.readUInt32BE(off);
-    if (n < 8 || n > MAX_STARTUP_PACKET_LENGTH) throw new ProtocolError(`invalid length of startup packet: ${n}`);
+    // PostgreSQL caps the packet without its length word.
+    if (n < 8 || n - 4 > MAX_STARTUP_PACKET_LENGTH) throw new ProtocolError(`invalid length of startup packet: ${n}`);
     return n;
   }
 
@@ -93,6 +94,11 @@ export class Framer {
     if (this.partsLen < header) return -1;
     const head = Buffer.concat(this.parts, this.partsLen).subarray(0, header);
     return this.frameLength(head, 0);
+  }
+
+  /** Bytes received but not yet delivered as a whole frame. */
+  get buffered(): number {
+    return this.partsLen;
   }
 
   /** Delivers frames that were held back while halted. */

@@ -2,36 +2,55 @@ import { StartupCode } from './codes';
 import { ProtocolError, Reader } from './reader';
 import { Writer } from './writer';
 
-/** The untyped first messages (PostgreSQL docs, "Message Formats": StartupMessage and friends). */
+/**
+ * The untyped first messages (PostgreSQL docs, "Message Formats": StartupMessage and friends).
+ * `terminated`: the parameter list ended with its terminator as the packet's last byte (else
+ * PostgreSQL refuses the layout, after looking at the parameters it could read).
+ */
 export type StartupPacket =
-  | { kind: 'startup'; major: number; minor: number; params: Map<string, string> }
+  | { kind: 'startup'; major: number; minor: number; params: Map<string, string>; terminated: boolean }
   | { kind: 'ssl' }
   | { kind: 'gssenc' }
   | { kind: 'cancel'; processId: number; secretKey: number }
+  /** A CancelRequest of the wrong size. */
+  | { kind: 'badCancel' }
   | { kind: 'unknown'; code: number };
 
+const CANCEL_REQUEST_LENGTH = 16;
+
 export function decodeStartupPacket(buf: Buffer, start: number, end: number): StartupPacket {
-  const r = new Reader(buf, start + 4, end);
-  const code = r.int32();
+  const code = buf.readUInt32BE(start + 4);
   switch (code) {
     case StartupCode.SSLRequest:
       return { kind: 'ssl' };
     case StartupCode.GSSENCRequest:
       return { kind: 'gssenc' };
     case StartupCode.CancelRequest:
-      return { kind: 'cancel', processId: r.int32(), secretKey: r.int32() };
+      if (end - start !== CANCEL_REQUEST_LENGTH) return { kind: 'badCancel' };
+      return { kind: 'cancel', processId: buf.readInt32BE(start + 8), secretKey: buf.readInt32BE(start + 12) };
   }
   const major = code >>> 16;
   const minor = code & 0xffff;
   if (major !== 3) return { kind: 'unknown', code };
+  // As ProcessStartupPacket scans it: name/value strings up to an empty name; a string may run
+  // to the packet's end (PostgreSQL reads one zero byte past it); a name without a value ends the
+  // scan. The last value of a repeated name wins.
   const params = new Map<string, string>();
-  for (;;) {
-    const name = r.cstring();
-    if (name === '') break;
-    const value = r.cstring();
-    params.set(name, value);
+  const stop = (i: number) => {
+    const z = buf.indexOf(0, i);
+    return z < 0 || z > end ? end : z;
+  };
+  let off = start + 8;
+  while (off < end) {
+    if (buf[off] === 0) break;
+    const nameEnd = stop(off);
+    const valueAt = nameEnd + 1;
+    if (valueAt >= end) break;
+    const valueEnd = stop(valueAt);
+    params.set(buf.toString('utf8', off, nameEnd), buf.toString('utf8', valueAt, valueEnd));
+    off = valueEnd + 1;
   }
-  return { kind: 'startup', major, minor, params };
+  return { kind: 'startup', major, minor, params, terminated: off === end - 1 };
 }
 
 /** A StartupMessage for protocol 3.0 with exactly these parameters, in this order. */

@@ -3,10 +3,7 @@ import { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { ServerTls } from '../backend/tls';
 import { Cidr, cidrContains } from '../util/cidr';
-import { ClientError } from '../protocol/client-error';
-import { StartupCode } from '../protocol/codes';
-import { SqlState } from '../protocol/sqlstate';
-import { unsupportedProtocol } from './startup';
+import { unencryptedAfter } from './startup';
 import { onChunks } from '../net/slab-reads';
 import { looksLikeProxyHeader, parseProxyHeader, ProxyHeaderError } from '../protocol/proxy-header';
 
@@ -122,13 +119,13 @@ export class ClientSocket {
    * rather than treated as if they had come over TLS.
    */
   answerSslRequest(tls: ServerTls | null, trailing: boolean): void {
-    // As PostgreSQL: a second SSLRequest inside TLS is not a protocol version we speak.
-    if (this.ssl) throw unsupportedProtocol(StartupCode.SSLRequest);
     if (!tls) {
+      // As PostgreSQL: 'N', then what came with the request is refused all the same.
       this.write(ENCRYPTION_NO);
+      if (trailing) throw unencryptedAfter('SSL request');
       return;
     }
-    if (trailing) throw new ClientError('FATAL', SqlState.ProtocolViolation, 'received unencrypted data after SSL request');
+    if (trailing) throw unencryptedAfter('SSL request');
     this.write(SSL_YES);
     this.startTls(tls);
   }

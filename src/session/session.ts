@@ -19,7 +19,8 @@ import { NodeLink } from './link';
 import { SessionRouting } from './session-routing';
 import { LinkLoss } from './link-loss';
 import { connectPrimary, errorFrame, releaseBackends } from './primary';
-import { checkStartup, encodeWelcome, StartupRequest, unsupportedProtocol } from './startup';
+import { checkStartup, encodeWelcome, StartupDropped, StartupRequest, unencryptedAfter, unsupportedProtocol } from './startup';
+import { StartupCode } from '../protocol/codes';
 import { untilWritable, WriteBatch } from './write-batch';
 import { LocalSession, localSession } from './local-command';
 import type { SessionContext } from './session-context';
@@ -33,7 +34,8 @@ import { pinoLevel } from '../log/logger';
 import { describeHold, HoldKind } from './hold';
 
 type State =
-  | { kind: 'startup' }
+  /** Before the StartupMessage; an SSLRequest or GSSENCRequest answered already is not answered again. */
+  | { kind: 'startup'; sslDone: boolean; gssDone: boolean }
   | { kind: 'auth'; req: StartupRequest }
   | { kind: 'starting'; req: StartupRequest }
   | { kind: 'ready'; req: StartupRequest }
@@ -50,7 +52,7 @@ const IMMEDIATELY = 0.001;
  * gives them back to the pool when the client leaves.
  */
 export class Session {
-  private state: State = { kind: 'startup' };
+  private state: State = { kind: 'startup', sslDone: false, gssDone: false };
   private readonly framer: Framer;
   private dispatcher: Dispatcher | null = null;
   private readonly routing: SessionRouting;
@@ -122,8 +124,8 @@ export class Session {
     this.toClient = new WriteBatch((b) => this.client.write(b));
     this.client = new ClientSocket(raw, { trustedProxies: ctx.trustedProxies, tls: ctx.tls }, {
       data: (chunk) => this.onClientData(chunk),
-      error: (err) => (err instanceof ProxyHeaderError ? this.fail(new ClientError('FATAL', SqlState.ProtocolViolation, err.message)) : this.close('client socket error', err)),
-      close: () => this.close('client closed'),
+      error: (err) => this.clientError(err),
+      close: () => this.clientClosed(),
       drain: () => this.forEachBackend((b) => b.resume()),
     });
     const t = ctx.config.authentication_timeout;
@@ -164,7 +166,9 @@ export class Session {
       this.framer.push(chunk, this.onClientFrame);
       this.flushToServer();
     } catch (err) {
-      if (err instanceof ClientError) {
+      if (this.state.kind === 'startup') {
+        this.refuseStartup(err);
+      } else if (err instanceof ClientError) {
         this.fail(err);
       } else if (err instanceof ProtocolError) {
         this.fail(new ClientError('FATAL', SqlState.ProtocolViolation, err.message));
@@ -193,15 +197,28 @@ export class Session {
     }
   };
 
+  /**
+   * The first messages, as PostgreSQL 15's ProcessStartupPacket takes them: an SSLRequest and a
+   * GSSENCRequest are answered once each (a second is an unsupported protocol version); data
+   * sent right behind one, before the answer, is refused; a CancelRequest ends the connection.
+   */
   private onStartupPacket(buf: Buffer, start: number, end: number): void {
+    const s = this.state as Extract<State, { kind: 'startup' }>;
     const p = decodeStartupPacket(buf, start, end);
+    const trailing = end !== buf.length;
     switch (p.kind) {
       case 'ssl':
-        this.client.answerSslRequest(this.ctx.tls, end !== buf.length);
+        if (s.sslDone) throw unsupportedProtocol(StartupCode.SSLRequest);
+        this.client.answerSslRequest(this.ctx.tls, trailing);
+        s.sslDone = true;
+        s.gssDone ||= this.client.ssl;
         return;
       case 'gssenc':
+        if (s.gssDone) throw unsupportedProtocol(StartupCode.GSSENCRequest);
         // No GSSAPI encryption: 'N' tells the client to go on (in TLS or plain text).
         this.client.write(ENCRYPTION_NO);
+        if (trailing) throw unencryptedAfter('GSSAPI encryption request');
+        s.gssDone = true;
         return;
       case 'cancel':
         this.framer.halted = true;
@@ -209,10 +226,12 @@ export class Session {
         this.client.end();
         this.state = { kind: 'closed' };
         return;
+      case 'badCancel':
+        throw new StartupDropped('invalid length of startup packet');
       case 'unknown':
         throw unsupportedProtocol(p.code);
       case 'startup': {
-        const req = checkStartup(p);
+        const req = checkStartup(p, (frame) => this.client.write(frame));
         this.state = { kind: 'auth', req };
         this.framer.typed = true;
         this.framer.halted = true;
@@ -251,7 +270,7 @@ export class Session {
       this.dispatcher = new Dispatcher(this.link(conn, true), this.dispatchHost(req));
       this.processIdValue = conn.processId;
       this.secretKey = this.ctx.registry.newSecret(this);
-      this.client.write(encodeWelcome(req, conn, this.secretKey));
+      this.client.write(encodeWelcome(conn, this.secretKey));
       this.state = { kind: 'ready', req };
       this.log.debug({ user: req.user, database: req.database, client: this.client.address, ssl: this.client.ssl, node: node.id, backendPid: conn.processId, reused, lbNode: this.routing.lbNode }, 'session started');
       this.idle.set(this.settings.values.client_idle_limit);
@@ -319,6 +338,46 @@ export class Session {
     conn.setHandler(handler);
     if (this.settings.values.log_per_node_statement) this.log.debug({ node: conn.node.id, backendPid: conn.processId }, 'backend attached');
     return link;
+  }
+
+  /**
+   * A start refused before authentication, as PostgreSQL refuses it: a FATAL when it sends one,
+   * else a close without a word (it only logs those). Both are logged here, by what happened.
+   */
+  private refuseStartup(err: unknown): void {
+    if (err instanceof ClientError) {
+      this.log.info({ reason: err.message, client: this.client.address }, 'connection refused at startup');
+      this.fail(err);
+      return;
+    }
+    // The framer's only error before the StartupMessage: a length word out of PostgreSQL's range.
+    const reason = err instanceof StartupDropped ? err.message : err instanceof ProtocolError ? 'invalid length of startup packet' : 'internal error';
+    if (reason === 'internal error') this.log.error({ err }, 'unexpected error handling a startup packet');
+    this.log.info({ reason, client: this.client.address }, 'connection refused at startup');
+    this.close(reason);
+  }
+
+  /** The client's transport failed: a refused PROXY header gets a FATAL; anything else closes. */
+  private clientError(err: Error): void {
+    if (err instanceof ProxyHeaderError) return this.fail(new ClientError('FATAL', SqlState.ProtocolViolation, err.message));
+    if (this.state.kind === 'startup') {
+      // PostgreSQL logs these and closes (a TLS handshake that breaks off, a reset).
+      const what = this.client.ssl ? 'could not accept SSL connection' : 'could not receive data from client';
+      return this.refuseStartup(new StartupDropped(`${what}: ${err.message}`));
+    }
+    this.close('client socket error', err);
+  }
+
+  /** The client went away; one that stopped in the middle of its startup packet is logged as PostgreSQL does. */
+  private clientClosed(): void {
+    const s = this.state;
+    // PostgreSQL does not report a connection closed with no data, nor (after an SSL or GSS
+    // answer) one that sent part of a length word: clients that dislike the answer just leave.
+    const partial = this.framer.buffered;
+    if (s.kind === 'startup' && partial > 0 && (partial >= 4 || (!s.sslDone && !s.gssDone))) {
+      this.log.info({ reason: 'incomplete startup packet', client: this.client.address }, 'connection refused at startup');
+    }
+    this.close('client closed');
   }
 
   private failWithError(err: unknown): void {

@@ -11,44 +11,105 @@ export interface StartupRequest {
   readonly params: ReadonlyMap<string, string>;
   readonly user: string;
   readonly database: string;
-  /** Protocol extensions (_pq_.*) and a newer minor version that we must decline. */
-  readonly negotiate: { minor: number; unsupported: string[] } | null;
+}
+
+/** The longest user or database name PostgreSQL keeps (NAMEDATALEN - 1 bytes); it cuts longer ones. */
+const NAME_BYTES = 63;
+
+function truncateName(name: string): string {
+  if (Buffer.byteLength(name) <= NAME_BYTES) return name;
+  let out = '';
+  for (const ch of name) {
+    if (Buffer.byteLength(out + ch) > NAME_BYTES) break;
+    out += ch;
+  }
+  return out;
+}
+
+/** PostgreSQL's parse_bool: true, false, yes, no, on, off, 1, 0 and unique prefixes, any case. */
+export function parseBool(text: string): boolean | null {
+  const v = text.trim().toLowerCase();
+  if (v === '') return null;
+  if (v === '1') return true;
+  if (v === '0') return false;
+  if (v.length >= 2 && 'on'.startsWith(v)) return true;
+  if (v.length >= 2 && 'off'.startsWith(v)) return false;
+  for (const [word, value] of [['true', true], ['yes', true], ['false', false], ['no', false]] as const) if (word.startsWith(v)) return value;
+  return null;
 }
 
 /**
- * Checks a StartupMessage as PostgreSQL's ProcessStartupPacket does: a user is required, the
- * database defaults to the user, `_pq_.` options and minor versions above 0 are declined with
- * NegotiateProtocolVersion (PostgreSQL docs, "Protocol versions").
+ * Checks a StartupMessage in the order of PostgreSQL 15's ProcessStartupPacket, with its errors:
+ * an invalid `replication` value, then the packet's layout, then NegotiateProtocolVersion (sent
+ * at once through `send`, before any refusal that follows, as the server does) for `_pq_.` options
+ * and minor versions above 0, then the user name (required; the database defaults to it; both
+ * cut to 63 bytes). Sluice's own difference: a replication connection is refused (0A000).
  */
-export function checkStartup(p: Extract<StartupPacket, { kind: 'startup' }>): StartupRequest {
-  const user = p.params.get('user');
+export function checkStartup(p: Extract<StartupPacket, { kind: 'startup' }>, send: (frame: Buffer) => void): StartupRequest {
+  const replication = p.params.get('replication');
+  if (replication !== undefined) {
+    const on = replication === 'database' || parseBool(replication);
+    if (on === null) {
+      throw new ClientError('FATAL', SqlState.InvalidParameterValue, `invalid value for parameter "replication": "${replication}"`, undefined, 'Valid values are: "false", 0, "true", 1, "database".');
+    }
+    if (on) throw new ClientError('FATAL', SqlState.FeatureNotSupported, 'replication connections are not supported through Sluice');
+  }
+  if (!p.terminated) throw new ClientError('FATAL', SqlState.ProtocolViolation, 'invalid startup packet layout: expected terminator as last byte');
+  const unsupported = [...p.params.keys()].filter((k) => k.startsWith('_pq_.'));
+  if (p.minor > 0 || unsupported.length > 0) send(encodeNegotiateProtocolVersion(new Writer(64), unsupported).finish());
+  const user = truncateName(p.params.get('user') ?? '');
   if (!user) {
     throw new ClientError('FATAL', SqlState.InvalidAuthorizationSpecification, 'no PostgreSQL user name specified in startup packet');
   }
-  if (p.params.has('replication') && p.params.get('replication') !== 'false' && p.params.get('replication') !== 'off') {
-    throw new ClientError('FATAL', SqlState.FeatureNotSupported, 'replication connections are not supported through Sluice');
-  }
-  const database = p.params.get('database') || user;
+  const database = truncateName(p.params.get('database') || user);
   const params = new Map<string, string>([
     ['user', user],
     ['database', database],
   ]);
-  const unsupported: string[] = [];
   for (const [k, v] of p.params) {
-    if (k === 'user' || k === 'database' || k === 'replication') continue;
-    if (k.startsWith('_pq_.')) unsupported.push(k);
-    else params.set(k, v);
+    if (k === 'user' || k === 'database' || k === 'replication' || k.startsWith('_pq_.')) continue;
+    params.set(k, v);
   }
-  const negotiate = p.minor > 0 || unsupported.length > 0 ? { minor: 0, unsupported } : null;
-  return { params, user, database, negotiate };
+  return { params, user, database };
 }
 
+/**
+ * The FATAL for a protocol version PostgreSQL does not speak. To a client that asked for 1.x or
+ * 2.x it is sent as those versions framed errors (a type byte and a line of text), as PostgreSQL
+ * still does "as a courtesy" (pq_putmessage_v2); otherwise as an ErrorResponse.
+ */
 export function unsupportedProtocol(code: number): ClientError {
+  const major = code >>> 16;
+  const message = `unsupported frontend protocol ${major}.${code & 0xffff}: server supports 3.0 to 3.0`;
+  return major < 3 && code !== 0 ? new OldProtocolError(message) : new ClientError('FATAL', SqlState.FeatureNotSupported, message);
+}
+
+class OldProtocolError extends ClientError {
+  constructor(message: string) {
+    super('FATAL', SqlState.FeatureNotSupported, message);
+  }
+
+  override toFrame(): Buffer {
+    return Buffer.from(`E${this.severity}:  ${this.message}\n\0`);
+  }
+}
+
+/** Bytes that came with an SSLRequest or GSSENCRequest, before its answer: not to be trusted. */
+export function unencryptedAfter(request: 'SSL request' | 'GSSAPI encryption request'): ClientError {
   return new ClientError(
     'FATAL',
-    SqlState.FeatureNotSupported,
-    `unsupported frontend protocol ${code >>> 16}.${code & 0xffff}: server supports 3.0 to 3.0`,
+    SqlState.ProtocolViolation,
+    `received unencrypted data after ${request}`,
+    'This could be either a client-software bug or evidence of an attempted man-in-the-middle attack.',
   );
+}
+
+/**
+ * A start that PostgreSQL ends without a word to the client, logging only (its COMMERROR
+ * reports): a length word out of range, a CancelRequest of the wrong size, a packet cut short.
+ */
+export class StartupDropped extends Error {
+  override name = 'StartupDropped';
 }
 
 /**
@@ -56,9 +117,8 @@ export function unsupportedProtocol(code: number): ClientError {
  * the backend connection last reported it, BackendKeyData with the primary backend's process id
  * (so pg_backend_pid() and NOTIFY's pid agree with it) and Sluice's own secret, ReadyForQuery.
  */
-export function encodeWelcome(req: StartupRequest, conn: BackendConnection, secretKey: number): Buffer {
+export function encodeWelcome(conn: BackendConnection, secretKey: number): Buffer {
   const w = new Writer(512);
-  if (req.negotiate) encodeNegotiateProtocolVersion(w, req.negotiate.minor, req.negotiate.unsupported);
   encodeAuthenticationOk(w);
   for (const [name, value] of conn.params) encodeParameterStatus(w, name, value);
   encodeBackendKeyData(w, conn.processId, secretKey);

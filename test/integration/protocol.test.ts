@@ -1,4 +1,6 @@
 import t, { Test } from 'tap';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { createCluster, TestCluster } from '../helpers/cluster';
 import { RawClient, serialize, fieldsOf } from '../helpers/raw-client';
 import { startSluice, TestSluice } from '../helpers/sluice';
@@ -131,13 +133,17 @@ t.test('unsupported protocol, SSLRequest and GSSENCRequest answers', async (t) =
   t.equal((await got).toString(), 'N');
   c.close();
 
-  const v2 = await RawClient.open(s.port);
+  // A 2.0 client gets the error as PostgreSQL sends it to one: in 2.0's own framing (a type
+  // byte and a line of text), which the v3 framer here cannot cut; startup-refusals.test.ts
+  // compares the bytes with the server's.
   const { startupMessage } = await import('../helpers/raw-client');
-  v2.send(startupMessage({ user: 'postgres' }, 0x00020000));
-  await v2.waitClosed();
-  const e = fieldsOf(v2.frames.find((f) => f.type === 'E')!);
-  t.equal(e.get('C'), '0A000');
-  t.match(e.get('M'), /unsupported frontend protocol 2\.0/);
+  const v2 = connect({ host: '127.0.0.1', port: s.port });
+  const v2reply: Buffer[] = [];
+  v2.on('data', (d: Buffer) => v2reply.push(d));
+  await once(v2, 'connect');
+  v2.write(startupMessage({ user: 'postgres' }, 0x00020000));
+  await once(v2, 'close');
+  t.match(Buffer.concat(v2reply).toString('latin1'), /^EFATAL: {2}unsupported frontend protocol 2\.0/);
 
   const newer = await RawClient.startup(s.port, { '_pq_.test': '1' });
   t.ok(newer.frames.find((f) => f.type === 'v'), 'NegotiateProtocolVersion for _pq_ options');

@@ -108,6 +108,33 @@ t.test('bytes sent after SSLRequest before the handshake are refused; SSLRequest
   t.equal(n, 'N');
 });
 
+t.test('a TLS handshake that breaks off ends without a protocol message, as PostgreSQL ends it, and is logged', async (t) => {
+  const s = await withSluice(t);
+  const sslRequest = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+  // After 'S', bytes that are no TLS handshake: each side's TLS layer may send an alert record
+  // (0x15), and nothing else; no ErrorResponse in plain text.
+  const brokenOff = (port: number) =>
+    new Promise<Buffer>((resolve, reject) => {
+      const got: Buffer[] = [];
+      const sock = require('node:net').connect({ host: '127.0.0.1', port }, () => sock.write(sslRequest));
+      sock.once('data', (d: Buffer) => {
+        got.push(d);
+        sock.on('data', (more: Buffer) => got.push(more));
+        sock.write(Buffer.from('this is not a TLS ClientHello at all\n'));
+      });
+      sock.once('close', () => resolve(Buffer.concat(got)));
+      sock.once('error', () => undefined);
+      setTimeout(() => reject(new Error('not closed')), 5_000).unref();
+    });
+  for (const [who, port] of [['PostgreSQL', cluster.port(0)], ['Sluice', s.port]] as const) {
+    const bytes = await brokenOff(port);
+    t.equal(bytes.subarray(0, 1).toString(), 'S', `${who}: S, then the handshake`);
+    t.ok(bytes.length === 1 || bytes[1] === 0x15, `${who}: then at most a TLS alert, no ErrorResponse (${bytes.subarray(1).toString('hex')})`);
+  }
+  const line = s.logs.find((l) => l.msg === 'connection refused at startup');
+  t.match(line?.reason, /^could not accept SSL connection: /, 'Sluice logs what happened');
+});
+
 t.test('direct TLS (sslnegotiation=direct) needs ALPN "postgresql"', async (t) => {
   const s = await withSluice(t);
   const direct = (alpn: string[] | undefined) =>

@@ -90,8 +90,11 @@ t.test('length caps', async (t) => {
   t.throws(() => collect(f, [header('Q', 5000).subarray(3)]), ProtocolError, 'split header over the cap');
   t.equal(collect(new Framer(1000, true), [header('S', 4)]).length, 1, 'length exactly 4 is fine');
   const startup = Buffer.alloc(8);
-  startup.writeUInt32BE(10001, 0);
-  t.throws(() => collect(new Framer(1000, false), [startup]), ProtocolError, 'startup packet over 10000 bytes');
+  // PostgreSQL's MAX_STARTUP_PACKET_LENGTH (10000) counts the packet without its length word.
+  startup.writeUInt32BE(10005, 0);
+  t.throws(() => collect(new Framer(1000, false), [startup]), ProtocolError, 'startup packet over 10000 bytes after its length');
+  startup.writeUInt32BE(10004, 0);
+  t.same(collect(new Framer(1000, false), [startup]), [], 'exactly 10000 after its length: the framer waits for the body');
   startup.writeUInt32BE(4, 0);
   t.throws(() => collect(new Framer(1000, false), [startup]), ProtocolError, 'startup packet under 8 bytes');
 });

@@ -44,13 +44,20 @@ t.test('a cancel needs both the process id and the secret', async (t) => {
 });
 
 t.test('startup checks', async (t) => {
-  const p = (params: [string, string][], minor = 0) => ({ kind: 'startup' as const, major: 3, minor, params: new Map(params) });
-  t.throws(() => checkStartup(p([['database', 'x']])), { code: '28000' });
-  const req = checkStartup(p([['user', 'bob'], ['application_name', 'app'], ['_pq_.foo', '1']], 2));
+  const p = (params: [string, string][], minor = 0) => ({ kind: 'startup' as const, major: 3, minor, params: new Map(params), terminated: true });
+  const sent: Buffer[] = [];
+  const send = (b: Buffer) => sent.push(b);
+  t.throws(() => checkStartup(p([['database', 'x']]), send), { code: '28000' });
+  const req = checkStartup(p([['user', 'bob'], ['application_name', 'app'], ['_pq_.foo', '1']], 2), send);
   t.equal(req.database, 'bob', 'database defaults to the user');
   t.same([...req.params.keys()], ['user', 'database', 'application_name']);
-  t.same(req.negotiate, { minor: 0, unsupported: ['_pq_.foo'] });
-  t.throws(() => checkStartup(p([['user', 'u'], ['replication', 'true']])), { code: '0A000' });
+  // NegotiateProtocolVersion ('v'): version 3.0 (as PostgreSQL sends it), one option not recognised, its name.
+  t.same(sent, [Buffer.from('v\0\0\0\x15\0\x03\0\0\0\0\0\x01_pq_.foo\0', 'latin1')], 'NegotiateProtocolVersion sent at once');
+  t.throws(() => checkStartup(p([['user', 'u'], ['replication', 'true']]), send), { code: '0A000' });
+  t.equal(checkStartup(p([['user', 'u'], ['replication', 'of']]), send).user, 'u', 'replication off (any unique prefix) is a plain session');
+  t.throws(() => checkStartup(p([['user', 'u'], ['replication', 'maybe']]), send), { code: '22023', hint: 'Valid values are: "false", 0, "true", 1, "database".' });
+  t.throws(() => checkStartup({ ...p([['user', 'u']]), terminated: false }, send), { code: '08P01' });
+  t.equal(checkStartup(p([['user', 'u'.repeat(70)]]), send).user, 'u'.repeat(63), 'names cut to 63 bytes, as PostgreSQL does');
   const e = unsupportedProtocol(0x00020000);
   t.ok(e instanceof ClientError);
   t.equal(e.message, 'unsupported frontend protocol 2.0: server supports 3.0 to 3.0');
