@@ -1,3 +1,4 @@
+import { isCall } from './calls';
 import { lex, Lexed, Token } from './lexer';
 import { parserLoaded, settleWithParser } from './parse-tree';
 import { Statement, statement } from './statement';
@@ -57,18 +58,6 @@ function classifyText(sql: string, lexed: Lexed): Statement {
     createsTemp: parts.find((p) => p.createsTemp)?.createsTemp,
   });
 }
-
-/** Words that may precede '(' without being a function call. */
-const NOT_FUNCTIONS = new Set(
-  ('in exists any all some values as over filter within cast row array select from where and or not on using ' +
-    'join lateral when then else case between like ilike is distinct by having limit offset union except ' +
-    'intersect table with recursive materialized into for window rows range groups returning set default ' +
-    'grouping cube rollup sets only partition of to tablesample ' +
-    // SQL syntax that looks like a call but is not a pg_proc function, and types with a typmod.
-    'coalesce nullif greatest least trim collation xmlelement xmlforest xmlconcat xmlparse xmlpi xmlroot ' +
-    'xmlserialize xmlexists xmltable json_object json_array json_table char character varying decimal dec ' +
-    'float bit nchar time timestamp interval current_time current_timestamp localtime localtimestamp').split(' '),
-);
 
 /** Words that are never relation names in the statements classified as reads. */
 const SQL_WORDS = new Set(
@@ -174,6 +163,7 @@ function names(t: Token[], from: number): { functions: string[]; relations: stri
     }
     if (tok.kind !== 'word' && tok.kind !== 'ident') continue;
     // A qualified name a.b: keep the whole name, and the schema tells catalogs apart.
+    const first = i;
     let name = tok.text;
     let schema = '';
     while (t[i + 1]?.text === '.' && (t[i + 2]?.kind === 'word' || t[i + 2]?.kind === 'ident')) {
@@ -183,7 +173,7 @@ function names(t: Token[], from: number): { functions: string[]; relations: stri
     }
     const full = schema ? `${schema}.${name}` : name;
     if (t[i + 1]?.kind === 'punct' && t[i + 1]!.text === '(') {
-      if (tok.kind === 'ident' || schema || !NOT_FUNCTIONS.has(name)) functions.push(full);
+      if (isCall(t, first, i)) functions.push(full);
       continue;
     }
     // Right after FROM or JOIN a keyword that PostgreSQL does not reserve is a name (a table "rows").

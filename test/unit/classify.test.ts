@@ -106,6 +106,47 @@ t.test('functions, relations and catalogs are found for reads', async (t) => {
   t.ok(classify('select * from information_schema.tables').catalog);
 });
 
+t.test('a call is seen whatever the name: keywords PostgreSQL accepts as function names, quoted, qualified', async (t) => {
+  // integration/keyword-functions.test.ts checks every keyword the server lists, end to end.
+  const calls: [string, string[]][] = [
+    ["select set('t')", ['set']],
+    ["select SET ('t')", ['set']],
+    ["select \"set\"('t'), public.set('t'), \"public\".\"set\"('t')", ['set', 'public.set', 'public.set']],
+    ["select left('abc', 1), right('abc', 1), replace('a', 'b', 'c')", ['left', 'right', 'replace']],
+    ['select x from t where filter(x) and window_fn(1) > 0', ['filter', 'window_fn']],
+    ['select 1 where not like(true)', ['like']],
+    ['select join(1), full(2), a.join(3)', ['join', 'full', 'a.join']],
+    ['select * from left(\'abc\', 2) as l(x)', ['left']],
+    ['select x from t order by position2(x), by(x)', ['position2', 'by']],
+    ["select 'a' similar to second('x')", ['second']],
+    ['select current_schema(), public.coalesce(1), public.position(2)', ['current_schema', 'public.coalesce', 'public.position']],
+    ['select cube(1, 2), f(x) over (partition by g(y))', ['cube', 'f', 'g']],
+    ['select operator(1)', ['operator']],
+    ["select substring('abc', 1), overlay('abc', 'x', 1)", ['substring', 'overlay']],
+  ];
+  for (const [sql, fns] of calls) t.same(classify(sql).functions, fns, sql);
+});
+
+t.test('what only looks like a call is not one: syntax, type modifiers, aliases\' and CTEs\' column lists', async (t) => {
+  const none = [
+    'select coalesce(a, 1), greatest(a, b), nullif(a, 1), position(\'a\' in b), extract(epoch from b), trim(both from b) from t',
+    'select a::numeric(10, 2), cast(b as varchar(3)), c::character varying(4), d::bit varying(5), e::mytype(2) from t',
+    "select interval '1' day to second(3), timestamp(3) '2020-01-01', a at time zone ('UTC') from t",
+    'select * from t where a in (1) and exists (select 1) and b = any (array[1]) and (a, b) overlaps (c, d)',
+    "select * from t where a like ('x') and b not ilike ('y') and c is distinct from (1)",
+    'select * from t join (select 1) s on true left join (select 2) u on true natural join (select 3) v cross join (select 4) w',
+    'with w(a, b) as (select 1, 2), v(c) as not materialized (select 3) select * from w, v',
+    'with recursive r(n) as (select 1 union all select n + 1 from r where n < 3) select * from r',
+    'select * from t as x(a, b), u as y(c) group by cube (a, b), rollup (c), grouping sets ((a), (b))',
+    'select * from t tablesample system (10) repeatable (42) order by (a) fetch first (5) rows only',
+    'select a operator(pg_catalog.+) b, row(1, 2), values (1) from t window w as (partition by a)',
+    'select distinct on (a) a from t',
+  ];
+  for (const sql of none) t.same(classify(sql).functions, [], sql);
+  const aggregate = 'select count(a) filter (where a > 1) over (partition by b order by c rows between unbounded preceding and current row) from t';
+  t.same(classify(aggregate).functions, ['count'], 'FILTER and OVER after an aggregate are clauses');
+});
+
 t.test('details that drive routing', async (t) => {
   t.equal(classify('create temp table tt (a int)').createsTemp, 'tt');
   t.equal(classify('create temporary table if not exists tt2 as select 1').createsTemp, 'tt2');
