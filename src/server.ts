@@ -113,7 +113,7 @@ export class Server implements AdminHost, HttpHost {
     this.pool = new PoolSet(this.poolOptions(config), log.child({ component: 'pool' }));
     this.registry = new SessionRegistry(config.num_init_children, config.reserved_connections);
     this.routing = routingOptions(config);
-    this.catalogs = new CatalogCache(config.relcache_expire * 1000, log.child({ component: 'catalog' }));
+    this.catalogs = new CatalogCache(config.relcache_expire * 1000, log.child({ component: 'catalog' }), systemClock);
     this.selectCount = config.backend.map(() => 0);
     this.heldWatch = setInterval(() => this.reportStuck(), 1000).unref();
     this.authQuery = new AuthQuery(

@@ -56,6 +56,7 @@ function classifyText(sql: string, lexed: Lexed): Statement {
     pinSession: parts.some((p) => p.pinSession),
     replay: replay.length > 0 ? replay : undefined,
     createsTemp: parts.find((p) => p.createsTemp)?.createsTemp,
+    functionsChanged: functionsChangedBy(parts),
   });
 }
 
@@ -132,6 +133,10 @@ function classifyTokens(t: Token[], sql: string): Statement {
       return classifyAlter(t);
     case 'create':
       return classifyCreate(t);
+    case 'drop':
+      return functionDdl(t, 1) ?? statement('write', 'drop');
+    case 'do':
+      return statement('write', 'do', { functionsChanged: '*' });
     default:
       return statement('write', first.text);
   }
@@ -316,9 +321,45 @@ function dmlTarget(t: Token[]): string[] {
   return t[j + 1]?.text === '.' && t[j + 2] ? [t[j + 2]!.text] : [tok.text];
 }
 
+const ROUTINES = new Set(['function', 'procedure', 'routine', 'aggregate']);
+
+/**
+ * CREATE [OR REPLACE] / ALTER / DROP of functions (`i`: where the object kind is): the names
+ * whose volatility routing may have cached. DROP lists several names; ALTER ... RENAME TO adds
+ * the new one. Extensions make and drop functions of their own: anything may have changed.
+ */
+function functionDdl(t: Token[], i: number): Statement | null {
+  const what = t[i]?.text ?? '';
+  if (word(t[i], 'extension')) return statement('write', `${t[0]!.text} extension`, { functionsChanged: '*' });
+  if (!ROUTINES.has(what) || t[i]!.kind !== 'word') return null;
+  const names: string[] = [];
+  let j = i + 1;
+  if (word(t[j], 'if') && word(t[j + 1], 'exists')) j += 2;
+  for (; j < t.length; j++) {
+    const x = t[j]!;
+    if (x.depth > 0 || (x.kind !== 'word' && x.kind !== 'ident')) continue;
+    // The last part of a qualified name; then, for DROP, the next name after a comma.
+    while (t[j + 1]?.text === '.' && t[j + 2]) j += 2;
+    names.push(t[j]!.text);
+    if (!word(t[0], 'drop')) break;
+    while (j < t.length && !(t[j]!.depth === 0 && t[j]!.text === ',')) j++;
+  }
+  const rename = t.findIndex((x, k) => word(x, 'rename') && word(t[k + 1], 'to'));
+  if (rename > 0 && t[rename + 2]) names.push(t[rename + 2]!.text);
+  return statement('write', `${t[0]!.text} ${what}`, { functionsChanged: names });
+}
+
+function functionsChangedBy(parts: readonly Statement[]): readonly string[] | '*' | undefined {
+  const all = parts.map((p) => p.functionsChanged).filter((f) => f !== undefined);
+  if (all.length === 0) return undefined;
+  return all.includes('*') ? '*' : all.flat();
+}
+
 function classifyCreate(t: Token[]): Statement {
   let i = 1;
   if (word(t[i], 'or') && word(t[i + 1], 'replace')) i += 2;
+  const ddl = functionDdl(t, i);
+  if (ddl) return ddl;
   if (word(t[i], 'global') || word(t[i], 'local')) i++;
   let temp = word(t[i], 'temp') || word(t[i], 'temporary');
   const unlogged = word(t[i], 'unlogged');
@@ -340,6 +381,8 @@ function classifyCreate(t: Token[]): Statement {
 
 /** ALTER TABLE [IF EXISTS] [ONLY] t RENAME TO name: a temporary t stays temporary under its new name. */
 function classifyAlter(t: Token[]): Statement {
+  const ddl = functionDdl(t, 1);
+  if (ddl) return ddl;
   let i = 2;
   if (!word(t[1], 'table') && !word(t[1], 'view') && !word(t[1], 'sequence')) return statement('write', 'alter');
   if (word(t[i], 'if') && word(t[i + 1], 'exists')) i += 2;

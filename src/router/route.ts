@@ -38,14 +38,17 @@ export interface SessionView {
 
 /** Catalog facts about the session's database, cached from the primary (cluster/catalog-cache). */
 export interface CatalogView {
-  /** True for a volatile function and for one the cache does not know yet (the safe side). */
-  writesFunction(name: string): boolean;
+  /** True for a volatile function, false for one that is not, null for a name not known yet. */
+  writesFunction(name: string): boolean | null;
   isUnlogged(relation: string): boolean;
 }
 
 export interface Decision {
-  readonly to: 'primary' | 'balance';
+  /** lookup: the read calls functions not known yet; decide again once they are looked up. */
+  readonly to: 'primary' | 'balance' | 'lookup';
   readonly reason: string;
+  /** lookup: the names to look up. */
+  readonly names?: readonly string[];
 }
 
 const primary = (reason: string): Decision => ({ to: 'primary', reason });
@@ -67,7 +70,8 @@ export function route(s: Statement, sql: string, o: RoutingOptions, v: SessionVi
   if (o.checkUnloggedTables && s.relations.some((r) => c.isUnlogged(bare(r)))) return primary('unlogged table');
   if (o.primaryPatterns.some((p) => p.test(sql))) return primary('primary_routing_query_pattern_list');
   const fn = writingFunction(s.functions, o, c);
-  if (fn) return primary(`function ${fn}`);
+  if (typeof fn === 'string') return primary(`function ${fn}`);
+  if (fn) return { to: 'lookup', reason: 'functions not known yet', names: fn.unknown };
   if (o.disableOnWrite === 'dml_adaptive' && v.inTransaction && s.relations.some((r) => v.writtenTables.has(bare(r)))) {
     return primary('table written in this transaction');
   }
@@ -121,16 +125,20 @@ const SESSION_FUNCTIONS = new Set([
 /** The statistics functions (pg_stat_get_*, ...) count what happened on the node that runs them. */
 const NODE_STATISTICS = /^pg_stat_/;
 
-function writingFunction(functions: readonly string[], o: RoutingOptions, c: CatalogView): string | null {
+/** The first function that keeps the read on the primary; else the names not known yet, if any. */
+function writingFunction(functions: readonly string[], o: RoutingOptions, c: CatalogView): string | { unknown: string[] } | null {
+  let unknown: string[] | null = null;
   for (const f of functions) {
     if (SESSION_FUNCTIONS.has(bare(f)) || NODE_STATISTICS.test(bare(f))) return f;
     if (o.writeFunctions) {
       if (o.writeFunctions.test(f)) return f;
     } else if (o.readOnlyFunctions) {
       if (!o.readOnlyFunctions.test(f)) return f;
-    } else if (c.writesFunction(bare(f))) {
-      return f;
+    } else {
+      const w = c.writesFunction(bare(f));
+      if (w) return f;
+      if (w === null) (unknown ??= []).push(bare(f));
     }
   }
-  return null;
+  return unknown && { unknown };
 }

@@ -61,6 +61,11 @@ export interface Statement {
   readonly leadingComment?: boolean;
   /** SET of one setting: a later SET of the same key makes this one unnecessary to replay. */
   readonly replayKey?: string;
+  /**
+   * CREATE/ALTER/DROP FUNCTION, PROCEDURE, ROUTINE or AGGREGATE: the names whose volatility may
+   * have changed; '*' when anything may have (CREATE/ALTER/DROP EXTENSION, DO).
+   */
+  readonly functionsChanged?: readonly string[] | '*';
   /** SQL to replay on other nodes once this completed on the primary (session state). */
   readonly replay?: readonly string[];
 }

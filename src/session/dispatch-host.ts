@@ -26,6 +26,11 @@ export interface DispatchHost {
   readonly replayPositions: ReplayPositions;
   /** A new backend connection to a node for this session (from the pool). */
   connect(node: number): Promise<BackendConnection>;
+  /**
+   * Runs a one-value query of Sluice's own on a pooled connection to the node (not the
+   * session's): the value, or null on an error or when it takes too long.
+   */
+  queryNode(node: number, sql: string): Promise<string | null>;
   /** Attaches a connection to the session and returns its link. */
   attach(conn: BackendConnection): NodeLink;
   toClient(buf: Buffer, start: number, end: number): void;

@@ -16,11 +16,11 @@ import { LocalTurn, mayBeLocal } from './local-command';
 import { prepareStatements, sendHeld } from './statements';
 import { PrimaryRecovery } from './primary-recovery';
 import { Hold, HoldReason } from './hold';
+import { FunctionLookups } from './function-lookup';
 
 const POISON_SQL = "DO $$BEGIN RAISE EXCEPTION 'a read of this transaction failed on a standby'; END$$";
 /** What a statement is when nothing routes it (load balancing off, no per-node tracing). */
 const UNROUTED = statement('write', 'not routed');
-const NO_CATALOG = { writesFunction: () => true, isUnlogged: () => false, addUnlogged: () => undefined };
 
 /**
  * The routing data path of one session: decides a node for each simple Query and each extended
@@ -50,6 +50,7 @@ export class Dispatcher {
   private connecting = false;
   private standbyBegin = 'BEGIN';
   private readonly ryw: ReadYourWrites;
+  private readonly lookups: FunctionLookups;
   /**
    * Statements are looked at only when something uses what is found: load balancing, or the
    * per-node notice/log. Otherwise everything goes to the primary unclassified (the hot path
@@ -64,6 +65,7 @@ export class Dispatcher {
     this.links.set(primary.nodeId, primary);
     this.session = new SessionState(host.keepsState);
     this.ryw = new ReadYourWrites(host.replayPositions);
+    this.lookups = new FunctionLookups(host.clock, () => host.catalog());
     this.inspect = this.wantsInspect();
     const owner = {
       busyNode: () => (this.active() ?? (this.primary.busy ? this.primary : null))?.nodeId ?? null,
@@ -92,7 +94,10 @@ export class Dispatcher {
   /** One client message in the ready state. False: hold it; it comes again after resume(). */
   message(type: number, buf: Buffer, start: number, end: number): boolean {
     const taken = this.take(type, buf, start, end);
-    if (taken) this.hold_ = null;
+    if (taken) {
+      this.hold_ = null;
+      this.lookups.taken();
+    }
     return taken;
   }
 
@@ -141,7 +146,7 @@ export class Dispatcher {
     const sql = decodeQuery(buf, start, end);
     const s = classify(sql);
     const d = this.decide(s, sql);
-    return this.dispatch(d.node, d.stmt, sql, Frontend.Query, buf, start, end, d.wrote);
+    return d !== null && this.dispatch(d.node, d.stmt, sql, Frontend.Query, buf, start, end, d.wrote);
   }
 
   /** Extended protocol: Flush or Sync sends what the batch holds to one node. */
@@ -160,8 +165,9 @@ export class Dispatcher {
         node = this.active()?.nodeId ?? this.primary.nodeId;
       } else if (reads) {
         const ds = b.statements.map((p) => this.decide(p.stmt, p.sql));
-        if (ds.every((d) => d.node === ds[0]!.node)) node = ds[0]!.node;
-        wrote = ds.some((d) => d.wrote);
+        if (ds.includes(null)) return false;
+        if (ds.every((d) => d!.node === ds[0]!.node)) node = ds[0]!.node;
+        wrote = ds.some((d) => d!.wrote);
       } else {
         const first = b.statements.find((p) => p.stmt.kind !== 'read')!;
         stmt = first.stmt;
@@ -175,12 +181,20 @@ export class Dispatcher {
     return sent;
   }
 
-  /** Where a statement goes: the primary, or the node a read may use. */
-  private decide(s: Statement, sql: string): { node: number; stmt: Statement; wrote: boolean } {
+  /** Where a statement goes: the primary, or the node a read may use; null: held (a function look-up). */
+  private decide(s: Statement, sql: string): { node: number; stmt: Statement; wrote: boolean } | null {
     let eff = s;
     if (s.kind === 'execute') eff = this.session.prepared(s.name ?? '') ?? statement('write', 'execute of an unknown statement');
-    const d: Decision = route(eff, sql, this.host.routing(), this.state, this.host.catalog() ?? NO_CATALOG);
+    const d: Decision = route(eff, sql, this.host.routing(), this.state, this.lookups);
     const primaryId = this.primary.nodeId;
+    if (d.to === 'lookup') {
+      // Behind work still running on the primary the read stays there anyway: it is taken as
+      // writing, as an unknown function always was.
+      if (this.primary.busy) return { node: primaryId, stmt: s, wrote: true };
+      this.lookups.start(d.names!, (sql) => this.host.queryNode(primaryId, sql), () => this.release());
+      this.hold({ kind: 'functionLookup', names: d.names! });
+      return null;
+    }
     if (d.to === 'primary') {
       const wrote = eff.kind === 'write' || (eff.kind === 'read' && d.reason.startsWith('function'));
       return { node: primaryId, stmt: s, wrote };
@@ -244,7 +258,9 @@ export class Dispatcher {
     const sentAt = this.session.replay.lastSeq;
     const seqs = isPrimary ? this.session.record(s, sql, this.links, this.primary, this.ext) : [];
     unit.done = (u) => {
-      if (isPrimary && this.session.settled(s, seqs, sentAt, !u.errored, this.primary.conn.txStatus !== 'idle')) this.state.pinnedTransaction = true;
+      const inTx = this.primary.conn.txStatus !== 'idle';
+      if (isPrimary && s.functionsChanged && !u.errored) this.lookups.changed(s.functionsChanged, inTx);
+      if (isPrimary && this.session.settled(s, seqs, sentAt, !u.errored, inTx)) this.state.pinnedTransaction = true;
       if (isPrimary) this.primaryReady(s, u);
       else if (u.errored && this.state.inTransaction) this.standbyReadFailed(link);
     };
@@ -270,6 +286,7 @@ export class Dispatcher {
       this.ryw.committed(this.primary);
     }
     if (!ended) return;
+    this.lookups.transactionEnded();
     const committed = !u.errored && s.commit !== false && before !== 'failedTx';
     if (!committed) this.session.replay.truncateAfter(this.state.txStartSeq);
     for (const l of this.links.values()) {
@@ -295,14 +312,18 @@ export class Dispatcher {
 
   /** Before a standby serves the session: replay what it misses; open its read transaction. */
   private prepareStandby(link: NodeLink): boolean {
+    // A held message may be woken by another node meanwhile: it waits until the replay is over.
+    if (link.replaying) return this.hold({ kind: 'replaying', node: link.nodeId });
     const missing = this.session.replay.since(link.appliedSeq);
     if (missing.length > 0) {
       link.appliedSeq = this.session.replay.lastSeq;
+      link.replaying = true;
       let failed = false;
       missing.forEach((e, i) => {
         link.runSwallowed(e.sql, (u) => {
           failed ||= u.errored;
           if (i < missing.length - 1) return;
+          link.replaying = false;
           if (failed) this.drop(link, 'replaying session state failed');
           this.release();
         });

@@ -47,8 +47,8 @@ export interface LinkOwner {
   /** A frame for the client. */
   toClient(buf: Buffer, start: number, end: number): void;
   noticeToClient(notice: Buffer): void;
-  /** A unit of this link finished (forwarded or swallowed): a held client message may go now. */
-  unitDone(link: NodeLink): void;
+  /** This link finished its last forwarded unit, or its last unit of any kind: a held client message may go now. */
+  linkSettled(link: NodeLink): void;
   /** The server sent a FATAL error that the client saw. */
   fatalSeen(): void;
   /**
@@ -71,6 +71,8 @@ export class NodeLink {
   forwarded = 0;
   /** The highest replay-log sequence number applied on this node. */
   appliedSeq = 0;
+  /** The session's state is being replayed here: nothing of the client's may be sent yet. */
+  replaying = false;
   /** Sluice opened a transaction here for reads of the client's transaction. */
   inReadTransaction = false;
   /** Protocol-level prepared statements (by name, '' = unnamed) that exist on this node. */
@@ -218,8 +220,9 @@ export class NodeLink {
       const next = this.firstForward();
       if (next?.notice) this.emitNotice(next);
     }
-    // After any unit, the client's own or Sluice's: what a held client message waits for (this
-    // node's replies, this node being busy with a query of Sluice's) may be over now.
-    this.owner.unitDone(this);
+    // What a held client message waits for may be over now: this node's replies to the client
+    // (its last forwarded unit), or this node being busy at all (its last unit, Sluice's own too:
+    // a local command waits for a commit position being read).
+    if ((u.forward && this.forwarded === 0) || this.units.length === 0) this.owner.linkSettled(this);
   }
 }

@@ -5,6 +5,10 @@ import type { DispatchHost } from './dispatch-host';
 import type { LocalSession } from './local-command';
 import type { NodeLink } from './link';
 import { acquireOn } from './primary';
+import { runQueries } from '../backend/query';
+
+/** A query of Sluice's own for a session (a function look-up) that takes longer is given up (its connection closed). */
+const QUERY_LIMIT_MS = 2_000;
 import type { SessionContext } from './session-context';
 import type { SessionRouting } from './session-routing';
 import type { SessionSettings } from './settings';
@@ -47,6 +51,18 @@ export function dispatchHostFor(ctx: SessionContext, req: StartupRequest, s: Ses
         throw new Error('session closed');
       }
       return conn;
+    },
+    queryNode: async (id, sql) => {
+      const node = ctx.node(id);
+      if (!node) return null;
+      try {
+        const { conn } = await acquireOn(ctx, node, req.params);
+        const [r] = await runQueries(conn, [sql], QUERY_LIMIT_MS);
+        ctx.pool.release(conn, req.database).catch(() => undefined);
+        return r?.error ? null : (r?.rows[0]?.[0] ?? null);
+      } catch {
+        return null;
+      }
     },
     attach: s.attach,
     toClient: (buf, start, end) => s.toClient.add(buf, start, end),

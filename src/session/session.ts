@@ -323,7 +323,7 @@ export class Session {
     const link = new NodeLink(conn, isPrimary, {
       toClient: (buf, start, end) => this.toClient.add(buf, start, end),
       noticeToClient: (n) => this.toClient.add(n, 0, n.length),
-      unitDone: () => this.dispatcher?.release(),
+      linkSettled: () => this.dispatcher?.release(),
       fatalSeen: () => (this.loss.fatalSent = true),
       keepFatal: (l, frame) => this.loss.keepFatal(l, frame),
       stats: this.ctx.backendStats,

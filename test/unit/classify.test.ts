@@ -147,6 +147,21 @@ t.test('what only looks like a call is not one: syntax, type modifiers, aliases\
   t.same(classify(aggregate).functions, ['count'], 'FILTER and OVER after an aggregate are clauses');
 });
 
+t.test('DDL of functions names what it changes', async (t) => {
+  const changed = (sql: string) => classify(sql).functionsChanged;
+  t.same(changed("create or replace function public.f(int) returns int language sql as 'select 1'"), ['f']);
+  t.same(changed('create procedure "P"() language sql as $$ $$'), ['P']);
+  t.same(changed('alter function f(int) rename to g'), ['f', 'g']);
+  t.same(changed('alter routine s.f stable'), ['f']);
+  t.same(changed('drop function if exists a(int), s.b(text, int) cascade'), ['a', 'b']);
+  t.same(changed('drop aggregate agg(int)'), ['agg']);
+  t.equal(changed('create extension pgcrypto'), '*');
+  t.equal(changed('do $$begin end$$'), '*');
+  t.same(changed("create function f() returns int language sql as 'select 1'; select 1"), ['f'], 'in a multi-statement query');
+  t.equal(changed('drop table t'), undefined);
+  t.equal(classify('drop table t').reason, 'drop');
+});
+
 t.test('details that drive routing', async (t) => {
   t.equal(classify('create temp table tt (a int)').createsTemp, 'tt');
   t.equal(classify('create temporary table if not exists tt2 as select 1').createsTemp, 'tt2');
