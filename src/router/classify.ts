@@ -152,11 +152,20 @@ function discardWhat(t: Token | undefined): 'all' | 'temp' | 'plans' | undefined
 /** regclass input: a name (folded to lower case), or one in double quotes (kept), maybe qualified. */
 const REGCLASS_TEXT = /^(?:[a-z_][\w$]*\.)?(?:[a-z_][\w$]*|"([^"]+)")$/i;
 
+/** The views (and the functions under them) that show a session's own objects. */
+const SESSION_VIEWS: ReadonlyMap<string, 'statements' | 'cursors'> = new Map([
+  ['pg_prepared_statements', 'statements'],
+  ['pg_prepared_statement', 'statements'],
+  ['pg_cursors', 'cursors'],
+  ['pg_cursor', 'cursors'],
+]);
+
 /** Function calls and relation-like names of a read. */
-function names(t: Token[], from: number): { functions: string[]; relations: string[]; catalog: boolean } {
+function names(t: Token[], from: number): Pick<Statement, 'functions' | 'relations' | 'catalog' | 'sessionView'> {
   const functions: string[] = [];
   const relations: string[] = [];
   let catalog = false;
+  let sessionView: 'statements' | 'cursors' | undefined;
   for (let i = from; i < t.length; i++) {
     const tok = t[i]!;
     if (tok.kind === 'literal') {
@@ -177,6 +186,9 @@ function names(t: Token[], from: number): { functions: string[]; relations: stri
       i += 2;
     }
     const full = schema ? `${schema}.${name}` : name;
+    const view = SESSION_VIEWS.get(name);
+    // Prepared statements win: they can be brought to the primary, cursors cannot.
+    if (view && (!schema || schema === 'pg_catalog') && sessionView !== 'statements') sessionView = view;
     if (t[i + 1]?.kind === 'punct' && t[i + 1]!.text === '(') {
       if (isCall(t, first, i)) functions.push(full);
       continue;
@@ -187,7 +199,7 @@ function names(t: Token[], from: number): { functions: string[]; relations: stri
     if (schema === 'pg_catalog' || schema === 'information_schema' || name.startsWith('pg_')) catalog = true;
     relations.push(full);
   }
-  return { functions, relations, catalog };
+  return sessionView ? { functions, relations, catalog, sessionView } : { functions, relations, catalog };
 }
 
 function classifySelect(t: Token[], sql: string, reason: string): Statement {

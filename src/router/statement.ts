@@ -30,6 +30,11 @@ export interface Statement {
   readonly relations: readonly string[];
   /** References a system catalog (pg_catalog, information_schema, a pg_* relation). */
   readonly catalog: boolean;
+  /**
+   * Reads a view of the session's own objects, which only the server connection holding them
+   * shows: its prepared statements (pg_prepared_statements) or its cursors (pg_cursors).
+   */
+  readonly sessionView?: 'statements' | 'cursors';
   /** The rest of the current transaction must stay on the primary. */
   readonly pinTransaction?: boolean;
   /** Every later read of the session must go to the primary (e.g. default isolation serializable). */

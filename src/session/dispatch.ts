@@ -13,7 +13,7 @@ import { ReadYourWrites } from './read-your-writes';
 import { RouteState } from './route-state';
 import { SessionState } from './session-state';
 import { LocalTurn, mayBeLocal } from './local-command';
-import { prepareStatements, sendHeld } from './statements';
+import { prepareAllNamed, prepareStatements, sendHeld } from './statements';
 import { PrimaryRecovery } from './primary-recovery';
 import { Hold, HoldReason } from './hold';
 import { FunctionLookups } from './function-lookup';
@@ -185,6 +185,7 @@ export class Dispatcher {
   private decide(s: Statement, sql: string): { node: number; stmt: Statement; wrote: boolean } | null {
     let eff = s;
     if (s.kind === 'execute') eff = this.session.prepared(s.name ?? '') ?? statement('write', 'execute of an unknown statement');
+    if (eff.kind === 'read' && eff.sessionView) return { node: this.sessionViewNode(eff.sessionView), stmt: s, wrote: false };
     const d: Decision = route(eff, sql, this.host.routing(), this.state, this.lookups);
     const primaryId = this.primary.nodeId;
     if (d.to === 'lookup') {
@@ -211,6 +212,16 @@ export class Dispatcher {
   }
 
   /**
+   * Where a read of the session's own objects runs: its cursors are where its open portals are
+   * (they cannot move; SQL cursors are the primary's); its prepared statements are all brought
+   * to the primary first (see dispatch()).
+   */
+  private sessionViewNode(view: 'statements' | 'cursors'): number {
+    const node = view === 'cursors' ? this.ext.openPortalsNode() : null;
+    return node !== null && this.links.has(node) ? node : this.primary.nodeId;
+  }
+
+  /**
    * Sends the frame (with any held batch messages) to the node as part of a forwarded unit, or
    * holds it: while another node still owes replies, while connecting, while replaying state.
    */
@@ -231,6 +242,7 @@ export class Dispatcher {
       // that is queued (and answered) before the client's.
       const b = this.ext.batch;
       prepareStatements(link, b.statements, b.uses);
+      if (s.sessionView === 'statements' || b.statements.some((p) => p.stmt.sessionView === 'statements')) prepareAllNamed(link, this.ext);
       const unit = this.openUnit(link, s, sql);
       this.rerunnable = null;
       if (link !== this.primary && !this.state.inTransaction) {

@@ -139,6 +139,17 @@ export class ExtendedState {
     for (const p of this.portals.values()) if (p.node === from) p.node = to;
   }
 
+  /** The one node holding the session's open portals (null: none, or several). */
+  openPortalsNode(): number | null {
+    let node: number | null = null;
+    for (const p of this.portals.values()) {
+      if (p.node === null) continue;
+      if (node !== null && p.node !== node) return null;
+      node = p.node;
+    }
+    return node;
+  }
+
   /** The node holding a portal this batch uses, if any. */
   portalNode(): number | null {
     for (const name of this.batch.portalsUsed) {

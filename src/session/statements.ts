@@ -30,6 +30,16 @@ export function prepareStatements(link: NodeLink, statements: readonly PreparedS
   if (own.length > 0) link.runSwallowedMessages(own);
 }
 
+/**
+ * Before a read of pg_prepared_statements: the node gets every named statement the session has
+ * prepared, wherever it was (a read's Parse may have gone to a standby), so that the view shows
+ * them all, as one server would.
+ */
+export function prepareAllNamed(link: NodeLink, ext: ExtendedState): void {
+  const named = [...ext.statements.values()].filter((ps) => ps.name !== '' && link.prepared.get(ps.name) !== ps);
+  if (named.length > 0) prepareStatements(link, named, new Set(named.map((ps) => ps.name)));
+}
+
 /** Sends the batch's held messages to the node, which now has the statements and portals they make. */
 export function sendHeld(link: NodeLink, ext: ExtendedState): void {
   const b = ext.batch;

@@ -147,6 +147,14 @@ t.test('what only looks like a call is not one: syntax, type modifiers, aliases\
   t.same(classify(aggregate).functions, ['count'], 'FILTER and OVER after an aggregate are clauses');
 });
 
+t.test('reads of the session\'s own objects are marked', async (t) => {
+  t.equal(classify('select name from pg_prepared_statements').sessionView, 'statements');
+  t.equal(classify('select * from pg_catalog.pg_cursors c join pg_prepared_statements p on true').sessionView, 'statements', 'statements win: they can be moved');
+  t.equal(classify('select * from pg_cursor()').sessionView, 'cursors');
+  t.equal(classify('select * from myschema.pg_cursors').sessionView, undefined, 'only the catalog\'s');
+  t.equal(classify('select 1').sessionView, undefined);
+});
+
 t.test('DDL of functions names what it changes', async (t) => {
   const changed = (sql: string) => classify(sql).functionsChanged;
   t.same(changed("create or replace function public.f(int) returns int language sql as 'select 1'"), ['f']);
