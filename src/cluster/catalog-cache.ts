@@ -8,8 +8,10 @@ export interface DatabaseCatalog {
   /** true: some function of that name is volatile; false: none is; null: not known yet. */
   writesFunction(name: string): boolean | null;
   isUnlogged(relation: string): boolean;
-  /** The session saw DDL that may change the answers (CREATE UNLOGGED TABLE). */
-  addUnlogged(relation: string): void;
+  /** A sequence: a standby shows its state as last WAL-logged (up to 32 values ahead), not as it is. */
+  isSequence(relation: string): boolean;
+  /** The session saw DDL that adds a relation of a kind routing keeps on the primary. */
+  addRelation(kind: 'unlogged' | 'sequence', relation: string): void;
   /**
    * Finds out about names not known yet. Those no session is asking about are asked with the
    * query given to `ask` (whose answer goes to learned()); `wake` runs when any answer comes.
@@ -26,7 +28,7 @@ export interface DatabaseCatalog {
 // function name is "writing" when any overload of it is volatile. Unlogged tables likewise.
 // A name made later is looked up on the primary when a statement first calls it.
 const FUNCTIONS_SQL = "SELECT proname, bool_or(provolatile = 'v') FROM pg_catalog.pg_proc GROUP BY proname";
-const UNLOGGED_SQL = "SELECT relname FROM pg_catalog.pg_class WHERE relpersistence = 'u'";
+const RELATIONS_SQL = "SELECT relname, relpersistence = 'u', relkind = 'S' FROM pg_catalog.pg_class WHERE relpersistence = 'u' OR relkind = 'S'";
 
 /** A name pg_proc did not have (or a look-up that failed) is asked again after this long. */
 export const ABSENT_RETRY_MS = 10_000;
@@ -56,6 +58,7 @@ export class CatalogEntry implements DatabaseCatalog {
     private readonly volatile: Set<string>,
     private readonly known: Set<string>,
     private readonly unlogged: Set<string>,
+    private readonly sequences: Set<string>,
     readonly loadedAt: number,
     private readonly clock: Clock,
     private readonly log: Logger,
@@ -75,8 +78,12 @@ export class CatalogEntry implements DatabaseCatalog {
     return this.unlogged.has(relation);
   }
 
-  addUnlogged(relation: string): void {
-    this.unlogged.add(relation);
+  isSequence(relation: string): boolean {
+    return this.sequences.has(relation);
+  }
+
+  addRelation(kind: 'unlogged' | 'sequence', relation: string): void {
+    (kind === 'unlogged' ? this.unlogged : this.sequences).add(relation);
   }
 
   lookUp(names: readonly string[], ask: (sql: string, names: readonly string[]) => void, wake: () => void): void {
@@ -142,15 +149,16 @@ export class CatalogCache {
 
   /** Loads a database's facts over an idle connection of the primary that nobody else uses. */
   async load(database: string, conn: BackendConnection, timeoutMs: number): Promise<DatabaseCatalog> {
-    const [fns, unlogged] = await runQueries(conn, [FUNCTIONS_SQL, UNLOGGED_SQL], timeoutMs);
-    if (fns?.error || unlogged?.error) throw new Error(fns?.error?.message ?? unlogged?.error?.message);
+    const [fns, relations] = await runQueries(conn, [FUNCTIONS_SQL, RELATIONS_SQL], timeoutMs);
+    if (fns?.error || relations?.error) throw new Error(fns?.error?.message ?? relations?.error?.message);
     const volatile = new Set<string>();
     const known = new Set<string>();
     for (const [name, v] of fns!.rows) {
       known.add(name!);
       if (v === 't') volatile.add(name!);
     }
-    const e = new CatalogEntry(volatile, known, new Set(unlogged!.rows.map((r) => r[0]!)), this.clock.now(), this.clock, this.log);
+    const kind = (col: number) => new Set(relations!.rows.filter((r) => r[col] === 't').map((r) => r[0]!));
+    const e = new CatalogEntry(volatile, known, kind(1), kind(2), this.clock.now(), this.clock, this.log);
     this.entries.set(database, e);
     this.log.debug({ database, functions: known.size, volatile: volatile.size }, 'catalog cache loaded');
     return e;

@@ -34,6 +34,8 @@ export interface SessionView {
   /** dml_adaptive: tables written in the current transaction. */
   readonly writtenTables: ReadonlySet<string>;
   readonly tempTables: ReadonlySet<string>;
+  /** Functions this session defined over its temporary tables (a standby has the function, not the tables). */
+  readonly tempFunctions: ReadonlySet<string>;
 }
 
 /** Catalog facts about the session's database, cached from the primary (cluster/catalog-cache). */
@@ -41,6 +43,7 @@ export interface CatalogView {
   /** True for a volatile function, false for one that is not, null for a name not known yet. */
   writesFunction(name: string): boolean | null;
   isUnlogged(relation: string): boolean;
+  isSequence(relation: string): boolean;
 }
 
 export interface Decision {
@@ -67,7 +70,10 @@ export function route(s: Statement, sql: string, o: RoutingOptions, v: SessionVi
   if (tx) return primary(tx);
   if (o.catalogToPrimary && s.catalog) return primary('system catalog');
   if (o.checkTempTables && v.tempTables.size > 0 && s.relations.some((r) => v.tempTables.has(bare(r)))) return primary('temporary table');
+  if (o.checkTempTables && v.tempFunctions.size > 0 && s.functions.some((f) => v.tempFunctions.has(bare(f)))) return primary('function over a temporary table');
   if (o.checkUnloggedTables && s.relations.some((r) => c.isUnlogged(bare(r)))) return primary('unlogged table');
+  // A standby shows a sequence as last WAL-logged, up to 32 values ahead of the primary's state.
+  if (s.relations.some((r) => c.isSequence(bare(r)))) return primary('sequence');
   if (o.primaryPatterns.some((p) => p.test(sql))) return primary('primary_routing_query_pattern_list');
   const fn = writingFunction(s.functions, o, c);
   if (typeof fn === 'string') return primary(`function ${fn}`);

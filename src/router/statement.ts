@@ -60,6 +60,10 @@ export interface Statement {
    * over a temporary relation (PostgreSQL makes that view temporary too).
    */
   readonly tempIf?: { readonly name: string; readonly from: readonly string[] };
+  /** CREATE SEQUENCE, and CREATE TABLE with serial or identity columns: the new sequences. */
+  readonly createsSequences?: readonly string[];
+  /** ALTER TABLE/VIEW/SEQUENCE ... RENAME TO: a relation's new name (what was known of the old holds). */
+  readonly renamed?: { readonly from: string; readonly to: string };
   /** CREATE UNLOGGED TABLE: the new unlogged table. */
   readonly createsUnlogged?: string;
   /** The text began with a comment (pgpool keeps such queries on the primary by default). */
@@ -71,6 +75,8 @@ export interface Statement {
    * have changed; '*' when anything may have (CREATE/ALTER/DROP EXTENSION, DO).
    */
   readonly functionsChanged?: readonly string[] | '*';
+  /** CREATE [OR REPLACE] FUNCTION or PROCEDURE: the names it defines. */
+  readonly definesFunctions?: readonly string[];
   /** SQL to replay on other nodes once this completed on the primary (session state). */
   readonly replay?: readonly string[];
 }

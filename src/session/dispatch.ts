@@ -3,7 +3,7 @@ import { Backend, Frontend } from '../protocol/codes';
 import { decodeQuery } from '../protocol/frontend';
 import { readNode } from '../router/balancer';
 import { classify } from '../router/classify';
-import { Decision, route } from '../router/route';
+import { bare, Decision, route } from '../router/route';
 import { Statement, statement } from '../router/statement';
 import type { DispatchHost } from './dispatch-host';
 import { ExtendedState } from './extended';
@@ -250,7 +250,7 @@ export class Dispatcher {
         this.rerunnable = unit;
       }
     }
-    if (link === this.primary) this.notePrimary(s, wrote);
+    if (link === this.primary) this.notePrimary(s, sql, wrote);
     const retry = link === this.primary ? undefined : this.rerunnable?.retry;
     if (retry) retry.frames.push(...this.ext.batch.held, { type, buf, start, end });
     sendHeld(link, this.ext);
@@ -280,12 +280,22 @@ export class Dispatcher {
     return unit;
   }
 
-  private notePrimary(s: Statement, wrote: boolean): void {
+  private notePrimary(s: Statement, sql: string, wrote: boolean): void {
     if (s.kind === 'txBegin' || s.pinTransaction) this.state.txStartSeq = this.session.replay.lastSeq;
     if (s.kind === 'txBegin' && s.standbyBegin) this.standbyBegin = s.standbyBegin;
-    if (s.createsUnlogged) this.host.catalog()?.addUnlogged(s.createsUnlogged);
-    this.state.sentToPrimary(s, wrote || s.kind === 'write');
+    if (s.createsUnlogged || s.createsSequences || s.renamed) this.noteRelations(s);
+    this.state.sentToPrimary(s, sql, wrote || s.kind === 'write');
     if (wrote || s.kind === 'write') this.ryw.wrote();
+  }
+
+  /** DDL that makes relations routing keeps on the primary (unlogged tables, sequences), or renames one. */
+  private noteRelations(s: Statement): void {
+    const c = this.host.catalog();
+    if (!c) return;
+    if (s.createsUnlogged) c.addRelation('unlogged', s.createsUnlogged);
+    for (const seq of s.createsSequences ?? []) c.addRelation('sequence', seq);
+    if (s.renamed && c.isUnlogged(bare(s.renamed.from))) c.addRelation('unlogged', s.renamed.to);
+    if (s.renamed && c.isSequence(bare(s.renamed.from))) c.addRelation('sequence', s.renamed.to);
   }
 
   /** The primary answered a unit: track the transaction; end standbys' read transactions with it. */

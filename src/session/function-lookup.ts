@@ -39,6 +39,10 @@ export class FunctionLookups implements CatalogView {
     return this.catalog()?.isUnlogged(relation) ?? false;
   }
 
+  isSequence(relation: string): boolean {
+    return this.catalog()?.isSequence(relation) ?? false;
+  }
+
   /**
    * Asks the primary about the names (or joins a look-up under way) with `query`, which runs on
    * a connection of its own: a look-up that hangs must not hold up what the session sends next.

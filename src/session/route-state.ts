@@ -2,6 +2,16 @@ import type { TxStatus } from '../protocol/codes';
 import type { Statement } from '../router/statement';
 import { bare, type SessionView } from '../router/route';
 
+/** The text names one of the relations (as a word, in any case: its body is text to the lexer). */
+function mentionsAny(sql: string, names: ReadonlySet<string>): boolean {
+  const lower = sql.toLowerCase();
+  for (const n of names) {
+    const re = new RegExp(`(^|[^\\w$])${n.toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|[^\\w$])`);
+    if (re.test(lower)) return true;
+  }
+  return false;
+}
+
 /**
  * What one session has done that routing depends on (router/route.ts reads it as a SessionView).
  * Flags are raised when a statement is sent; transaction-scoped ones are lowered when the primary
@@ -17,6 +27,7 @@ export class RouteState implements SessionView {
   wroteInSession = false;
   writtenTables = new Set<string>();
   readonly tempTables = new Set<string>();
+  readonly tempFunctions = new Set<string>();
   /** Replay-log sequence number when the current transaction began (undone on rollback). */
   txStartSeq = 0;
 
@@ -28,13 +39,17 @@ export class RouteState implements SessionView {
     return this.txStatus === 'failedTx';
   }
 
-  /** A statement is going to the primary. */
-  sentToPrimary(s: Statement, wrote: boolean): void {
+  /** A statement (its text: sql) is going to the primary. */
+  sentToPrimary(s: Statement, sql: string, wrote: boolean): void {
     if (s.pinTransaction) this.pinnedTransaction = true;
     if (s.pinSession) this.pinnedSession = true;
     if (s.createsTemp) this.tempTables.add(s.createsTemp);
     if (s.tempIf?.from.some((r) => this.tempTables.has(bare(r)))) this.tempTables.add(s.tempIf.name);
-    if (s.discards === 'all' || s.discards === 'temp') this.tempTables.clear();
+    if (s.definesFunctions && this.tempTables.size > 0 && mentionsAny(sql, this.tempTables)) for (const f of s.definesFunctions) this.tempFunctions.add(f);
+    if (s.discards === 'all' || s.discards === 'temp') {
+      this.tempTables.clear();
+      this.tempFunctions.clear();
+    }
     if (wrote) {
       this.wroteInSession = true;
       this.wroteInTransaction = true;

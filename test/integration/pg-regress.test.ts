@@ -3,14 +3,15 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import t from 'tap';
+import t, { Test } from 'tap';
 import { createCluster, TestCluster } from '../helpers/cluster';
-import { SCRIPTS, startSluice } from '../helpers/sluice';
+import { SCRIPTS, startSluice, waitFor } from '../helpers/sluice';
 
 // PostgreSQL's own regression suite (pg_regress, the parallel schedule: 200-odd test files of
 // psql sessions that nobody on this team wrote), run once directly against the primary and once
-// through Sluice with reads balanced to two standbys and read_your_writes on. Every output must be
-// identical, but for the one difference a pool of reused server connections cannot avoid.
+// through Sluice with reads balanced to two synchronous standbys (remote_apply) and
+// read_your_writes on. Every output must be identical, but for the one difference a pool of
+// reused server connections cannot avoid.
 
 const run = promisify(execFile);
 let cluster: TestCluster;
@@ -25,6 +26,12 @@ t.before(async () => {
   await run('bash', [join(SCRIPTS, 'pg-regress-suite.sh'), suite], { maxBuffer: 16 << 20 });
   bindir = (await run('bash', ['-c', `. ${join(SCRIPTS, 'pg-env.sh')} && echo "$PG_BINDIR"`])).stdout.trim();
   cluster = await createCluster(2);
+  // Both standbys synchronous, and a commit returns once they have applied it: what people run
+  // when reads balanced to standbys must see every commit (the test's own waits are none).
+  await cluster.psql(0, "alter system set synchronous_standby_names = 'ANY 2 (*)'");
+  await cluster.psql(0, "alter system set synchronous_commit = 'remote_apply'");
+  await cluster.psql(0, 'select pg_reload_conf()');
+  await waitFor('two synchronous standbys', async () => (await cluster.psql(0, "select count(*) from pg_stat_replication where sync_state = 'quorum'")) === '2', 20_000);
 });
 t.teardown(async () => {
   await cluster?.destroy();
@@ -80,17 +87,16 @@ const KNOWN: Record<string, { direct: string[]; through: string[] }> = {
 const VALUES_ONLY = new Set(['stats.out']);
 const valueLine = (l: string) => /^[\s|tf0-9]*$/.test(l);
 
-t.test('every pg_regress output through Sluice (reads on standbys) is the same as directly', async (t) => {
-  const direct = await pgRegress('direct', cluster.port(0));
-  t.ok(direct.size > 150, `the schedule ran (${direct.size} outputs)`);
-  t.match(direct.get('boolean.out') ?? '', /SELECT 1 AS one/, 'a test ran its queries');
+let direct: Map<string, string>;
 
+/** Runs the schedule through a new Sluice and compares every output with the direct run. */
+async function throughSluice(t: Test, name: string): Promise<void> {
   // Scope session sends the most reads to the standbys that still gives a suite of sessions its
   // own writes back (scope cluster only ever moves reads from a standby to the primary).
   const sluice = await startSluice(cluster, { weights: [0, 1, 1], read_your_writes: true, read_your_writes_scope: 'session' });
   let through: Map<string, string>;
   try {
-    through = await pgRegress('through', sluice.port);
+    through = await pgRegress(name, sluice.port);
     const counts = sluice.server.selectCount;
     t.ok(counts[1]! + counts[2]! > 500, `reads ran on the standbys (reads per node: ${counts.join(', ')})`);
   } finally {
@@ -107,4 +113,23 @@ t.test('every pg_regress output through Sluice (reads on standbys) is the same a
     }
     t.same(diff, KNOWN[file] ?? { direct: [], through: [] }, `${file}: only the known difference`);
   }
+}
+
+t.test('directly against the primary', async (t) => {
+  direct = await pgRegress('direct', cluster.port(0));
+  t.ok(direct.size > 150, `the schedule ran (${direct.size} outputs)`);
+  t.match(direct.get('boolean.out') ?? '', /SELECT 1 AS one/, 'a test ran its queries');
+});
+
+t.test('through Sluice, reads on two synchronous standbys (remote_apply): every output the same', async (t) => {
+  await throughSluice(t, 'through-sync');
+});
+
+t.test('through Sluice, reads on two asynchronous standbys, read_your_writes: every output the same', async (t) => {
+  // The standbys now lag: only read_your_writes keeps each session's own writes in its reads.
+  await cluster.psql(0, "alter system set synchronous_standby_names = ''");
+  await cluster.psql(0, "alter system set synchronous_commit = 'off'");
+  await cluster.psql(0, 'select pg_reload_conf()');
+  await waitFor('asynchronous standbys', async () => (await cluster.psql(0, "select count(*) from pg_stat_replication where sync_state = 'async'")) === '2', 20_000);
+  await throughSluice(t, 'through-async');
 });

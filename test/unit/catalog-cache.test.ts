@@ -7,7 +7,7 @@ import { FakeClock } from '../helpers/fake-clock';
 const quiet = createLogger('error', new Writable({ write: (_c, _e, cb) => cb() }));
 
 function entry(clock: FakeClock): CatalogEntry {
-  return new CatalogEntry(new Set(['nextval']), new Set(['nextval', 'now']), new Set(), clock.now(), clock, quiet);
+  return new CatalogEntry(new Set(['nextval']), new Set(['nextval', 'now']), new Set(), new Set(), clock.now(), clock, quiet);
 }
 
 t.test('names loaded at first are known; others are looked up once, and every waiter is woken', async (t) => {

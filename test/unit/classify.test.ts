@@ -155,6 +155,15 @@ t.test('reads of the session\'s own objects are marked', async (t) => {
   t.equal(classify('select 1').sessionView, undefined);
 });
 
+t.test('DDL that makes sequences, indexes on temporary tables, renames', async (t) => {
+  t.same(classify('create sequence s1').createsSequences, ['s1']);
+  t.same(classify('create table t1 (id serial primary key, n bigserial, x int generated always as identity, y int)').createsSequences, ['t1_id_seq', 't1_n_seq', 't1_x_seq']);
+  t.equal(classify('create table t2 (a int)').createsSequences, undefined);
+  t.same(classify('create unique index concurrently if not exists ti on only tt (a)').tempIf, { name: 'ti', from: ['tt'] });
+  t.equal(classify('create index on tt (a)').tempIf, undefined, 'an unnamed index');
+  t.same(classify('alter sequence s1 rename to s2').renamed, { from: 's1', to: 's2' });
+});
+
 t.test('DDL of functions names what it changes', async (t) => {
   const changed = (sql: string) => classify(sql).functionsChanged;
   t.same(changed("create or replace function public.f(int) returns int language sql as 'select 1'"), ['f']);

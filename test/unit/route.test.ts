@@ -63,13 +63,14 @@ const idle: SessionView = {
   wroteInSession: false,
   writtenTables: new Set(),
   tempTables: new Set(['tmp']),
+  tempFunctions: new Set(['over_tmp']),
 };
-const catalog: CatalogView = { writesFunction: (f) => f === 'nextval', isUnlogged: (r) => r === 'u' };
+const catalog: CatalogView = { writesFunction: (f) => f === 'nextval', isUnlogged: (r) => r === 'u', isSequence: (r) => r === 'seq' };
 const where = (sql: string, o: Partial<RoutingOptions> = {}, v: Partial<SessionView> = {}) =>
   route(classify(sql), sql, { ...opts, ...o }, { ...idle, ...v }, catalog).to;
 
 t.test('route: a read calling a function not known yet asks for a look-up, unless another rule decides first', async (t) => {
-  const unknown: CatalogView = { writesFunction: (f) => (f === 'nextval' ? true : f === 'now' ? false : null), isUnlogged: () => false };
+  const unknown: CatalogView = { writesFunction: (f) => (f === 'nextval' ? true : f === 'now' ? false : null), isUnlogged: () => false, isSequence: () => false };
   const d = route(classify('select made_later(1), now()'), '', opts, idle, unknown);
   t.same([d.to, d.names], ['lookup', ['made_later']]);
   t.equal(route(classify('select made_later(1), nextval(\'s\')'), '', opts, idle, unknown).to, 'primary', 'a known writer decides');
@@ -84,7 +85,9 @@ t.test('route: the checks a read must pass, in pgpool order', async (t) => {
   t.equal(where('/* c */ select 1', { allowSqlComments: true }), 'balance');
   t.equal(where("select nextval('s')"), 'primary');
   t.equal(where('select * from tmp'), 'primary', 'temp table');
+  t.equal(where('select * from over_tmp()'), 'primary', 'a function this session defined over its temp table');
   t.equal(where('select * from u'), 'primary', 'unlogged table');
+  t.equal(where('select last_value from public.seq'), 'primary', 'a sequence: a standby shows it as last WAL-logged');
   t.equal(where('select * from pg_class'), 'primary');
   t.equal(where('select * from pg_class', { catalogToPrimary: false }), 'balance');
   t.equal(where('select 1', {}, { inTransaction: true, wroteInTransaction: true }), 'primary');
@@ -104,4 +107,17 @@ t.test('route: the checks a read must pass, in pgpool order', async (t) => {
   t.equal(where('select pg_backend_pid()'), 'primary', 'the session\'s own backend');
   t.equal(where('select txid_current()'), 'primary', 'a standby refuses it');
   t.equal(where('select pg_current_xact_id()', { readOnlyFunctions: /^(?:pg_current_xact_id)$/i }), 'primary', 'whatever the lists say');
+});
+
+t.test('route state: a function defined over a temporary table is the session\'s own', async (t) => {
+  const { RouteState } = await import('../../src/session/route-state');
+  const s = new RouteState();
+  const sent = (sql: string) => s.sentToPrimary(classify(sql), sql, true);
+  sent('create function before_temp() returns setof int language sql stable as $$ select 1 from users $$');
+  sent('create temp table users (id int)');
+  sent('create function get_users() returns setof users language sql stable as $$ SELECT * FROM users $$');
+  sent('create function other() returns int language sql stable as $$ select 1 from users_archive $$');
+  t.same([...s.tempFunctions], ['get_users'], 'only the one whose text names the temporary table, once it exists');
+  sent('discard temp');
+  t.same([...s.tempFunctions], []);
 });
