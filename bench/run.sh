@@ -20,6 +20,9 @@ BACKEND=${BACKEND:-tcp}
 # Subsets, for a quick look: e.g. TARGETS="direct sluice pgbouncer" WORKLOADS="select-simple".
 TARGETS=${TARGETS:-}
 WORKLOADS=${WORKLOADS:-}
+# A/B against another build: BASELINE_DIST=/path/to/its/dist adds the targets base-sluice and
+# base-sluice-lb, run by that build in the same rounds (build it from a worktree of the commit).
+BASELINE_DIST=${BASELINE_DIST:-}
 
 work=$(mktemp -d /tmp/sluice-bench.XXXXXX)
 [ "$(id -u)" = 0 ] && chown postgres: "$work"
@@ -65,11 +68,11 @@ admin_toml='pcp_listen_addresses = ""
 pcp_socket_dir = ""
 http_port = 0'
 declare -A proc=()
-start_sluice() { # name backends-toml
+start_sluice() { # name backends-toml [dist]
   port[$1]=$(free_port)
   printf 'listen_addresses = "127.0.0.1"\nport = %s\nnum_init_children = %s\nlog_min_messages = "warning"\n%s\n%s\n' \
     "${port[$1]}" $((IDLE_CLIENTS + 16)) "$admin_toml" "$2" >"$work/$1.toml"
-  node "$root/dist/cli.js" -f "$work/$1.toml" >"$work/$1.log" 2>&1 &
+  node "${3:-$root/dist}/cli.js" -f "$work/$1.toml" >"$work/$1.log" 2>&1 &
   pids+=($!)
   proc[$1]=$!
   wait_port "${port[$1]}" "$work/$1.log"
@@ -77,6 +80,10 @@ start_sluice() { # name backends-toml
 node_toml() { printf '[[backend]]\nhostname = "%s"\nport = %s\nweight = %s\n' "$backend_host" "$1" "$2"; }
 start_sluice sluice-route "$(node_toml "$base" 1; node_toml $((base + 1)) 0)"
 start_sluice sluice-lb "$(node_toml "$base" 1; node_toml $((base + 1)) 1)"
+if [ -n "$BASELINE_DIST" ]; then
+  start_sluice base-sluice "$(node_toml "$base" 1)" "$BASELINE_DIST"
+  start_sluice base-sluice-lb "$(node_toml "$base" 1; node_toml $((base + 1)) 1)" "$BASELINE_DIST"
+fi
 
 port[sluice]=$(free_port)
 cat >"$work/sluice.toml" <<TOML
@@ -173,7 +180,7 @@ cpu_ticks() { # main-pid
 }
 
 targets=()
-for t in direct sluice sluice-route sluice-lb node-floor pgbouncer pgpool; do
+for t in direct sluice base-sluice sluice-route sluice-lb base-sluice-lb node-floor pgbouncer pgpool; do
   [ -n "${port[$t]:-}" ] || continue
   [ -z "$TARGETS" ] || [[ " $TARGETS " == *" $t "* ]] || continue
   targets+=("$t")
