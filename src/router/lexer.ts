@@ -15,6 +15,9 @@ export interface Token {
   readonly depth: number;
 }
 
+/** The token is the word `w` (words are lowercased). */
+export const word = (t: Token | undefined, w: string): boolean => t !== undefined && t.kind === 'word' && t.text === w;
+
 /** The statements of one query string, as token lists. */
 export interface Lexed {
   readonly statements: Token[][];

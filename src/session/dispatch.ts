@@ -1,3 +1,7 @@
+// The routing data path of one session: where each client message goes and when it may be sent.
+// Its helpers (read-your-writes, function look-ups, extended-protocol state, node loss, replay)
+// live in files of their own; what stays here is the decision and the order of units across
+// nodes, which are one story and are read together, hence the length.
 import { encodeNotice } from '../protocol/backend';
 import { Backend, Frontend } from '../protocol/codes';
 import { decodeQuery } from '../protocol/frontend';

@@ -1,3 +1,6 @@
+// One client connection's shell: its socket, the startup packet (answered as PostgreSQL does,
+// refusals included), authentication, timers, and the wiring of its dispatcher and node links.
+// The states a connection moves through are one story, read top to bottom, hence the length.
 import { Socket } from 'node:net';
 import { BackendConnection, BackendHandler } from '../backend/connection';
 import { BackendStartupError } from '../backend/connect';
