@@ -9,8 +9,9 @@ import { clusterWithSluice } from '../helpers/sluice';
 // A live Sluice under hostile bytes: 2,500 connections, each a random startup-family message
 // then random and mutated typed messages (password and SASL messages among them), 100,000+
 // messages in all. Every connection must end (an error and a close, or a close) within the
-// timeouts; every error Sluice sends carries a SQLSTATE; Sluice keeps serving a bystander
-// session throughout and logs no internal error.
+// timeouts; every error Sluice sends carries a SQLSTATE (but the 2.0-framed one a 0.x-2.x client
+// gets, as from PostgreSQL, which has none); Sluice keeps serving a bystander session throughout
+// and logs no internal error.
 
 const CONNECTIONS = 2500;
 const PARALLEL = 50;
@@ -43,6 +44,12 @@ function attack(port: number, script: Buffer[]): Promise<Outcome> {
     s.on('data', (d: Buffer) => {
       // An 'S' or 'N' answer to SSLRequest comes first, untyped.
       if (!seenAny && d.length >= 1 && (d[0] === 0x4e || d[0] === 0x53)) d = d.subarray(1);
+      // A protocol 0.x-2.x start (but 0.0) gets PostgreSQL's 2.0-framed error: a type byte and a line.
+      if (!seenAny && /^EFATAL: {2}unsupported frontend protocol [012]\.\d+: server supports 3\.0 to 3\.0\n\0$/.test(d.toString('latin1'))) {
+        seenAny = true;
+        codes.push('0A000');
+        return;
+      }
       seenAny = true;
       try {
         framer.push(d, (type, buf, start, end) => {

@@ -111,6 +111,7 @@ const CASES: Case[] = [
   { name: 'protocol 2.0', steps: [{ send: startupMessage({ user: 'postgres' }, 0x00020000) }], logged: 'unsupported frontend protocol 2.0: server supports 3.0 to 3.0' },
   { name: 'protocol 1.5', steps: [{ send: packet(0x00010005) }], logged: 'unsupported frontend protocol 1.5: server supports 3.0 to 3.0' },
   { name: 'protocol 0.0', steps: [{ send: packet(0) }], logged: 'unsupported frontend protocol 0.0: server supports 3.0 to 3.0' },
+  { name: 'protocol 0.6', steps: [{ send: packet(6) }], logged: 'unsupported frontend protocol 0.6: server supports 3.0 to 3.0' },
   { name: 'protocol 4.0', steps: [{ send: startupMessage({ user: 'postgres' }, 0x00040000) }], logged: 'unsupported frontend protocol 4.0: server supports 3.0 to 3.0' },
   {
     name: 'a second SSLRequest after N',
