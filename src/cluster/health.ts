@@ -1,6 +1,7 @@
 import type { BackendConfig, Config } from '../config/load';
 import type { Logger } from '../log/logger';
 import { setTimeout as delay } from 'node:timers/promises';
+import { Clock, systemClock } from '../util/clock';
 
 /** One node's health check settings: the [[backend]] override, else the top-level key. */
 export interface HealthSettings {
@@ -100,6 +101,8 @@ export class HealthCheck {
     public settings: HealthSettings,
     private readonly host: HealthHost,
     private readonly log: Logger,
+    /** Times the checks (their durations are statistics). */
+    private readonly clock: Pick<Clock, 'now'> = systemClock,
   ) {}
 
   start(): void {
@@ -138,7 +141,7 @@ export class HealthCheck {
       s.lastSkip = s.lastCheck;
       return false;
     }
-    const began = Date.now();
+    const began = this.clock.now();
     let reason = '';
     for (let attempt = 0; attempt <= this.settings.maxRetries && !this.stopped; attempt++) {
       if (attempt > 0) {
@@ -170,7 +173,7 @@ export class HealthCheck {
 
   private finish(began: number): void {
     const s = this.stats;
-    const ms = Date.now() - began;
+    const ms = this.clock.now() - began;
     const first = s.success + s.fail === 0;
     s.maxDurationMs = Math.max(s.maxDurationMs, ms);
     s.minDurationMs = first ? ms : Math.min(s.minDurationMs, ms);

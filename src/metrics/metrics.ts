@@ -20,6 +20,7 @@ export interface PoolSample {
   idle: number;
   inUse: number;
   opening: number;
+  opened: number;
 }
 
 /** What scrape-time gauges and counters read (server.ts wires it to the live components). */
@@ -153,6 +154,16 @@ export class Metrics {
           this.set({ node: node(p.node), state: 'in_use' }, p.inUse);
           this.set({ node: node(p.node), state: 'opening' }, p.opening);
         }
+      },
+    });
+    new Counter({
+      name: 'sluice_backend_connections_opened_total',
+      help: 'Backend connections opened per node (a session reusing a pooled one opens none).',
+      labelNames: ['node'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of source.pools()) this.inc({ node: node(p.node) }, p.opened);
       },
     });
     new Counter({

@@ -22,6 +22,8 @@ export interface NodePoolCounts {
   idle: number;
   inUse: number;
   opening: number;
+  /** Backend connections opened to the node since Sluice started (what reuse saves). */
+  opened: number;
 }
 
 /** Databases whose connections are never kept: CREATE DATABASE needs its template unused. */
@@ -43,6 +45,7 @@ export class PoolSet {
   private readonly lru = new Set<Idle>();
   private readonly perNode = new Map<number, number>();
   private readonly opening = new Map<number, number>();
+  private readonly opened = new Map<number, number>();
   private stopped = false;
 
   constructor(
@@ -72,6 +75,7 @@ export class PoolSet {
     this.count(this.opening, nodeId, +1);
     try {
       const conn = await this.openMakingRoom(nodeId, open);
+      this.count(this.opened, nodeId, +1);
       conn.socket.once('close', () => this.count(this.perNode, nodeId, -1));
       this.opts.waited?.((performance.now() - started) / 1000);
       return { conn, reused: false };
@@ -109,7 +113,7 @@ export class PoolSet {
     for (const it of this.lru) if (it.conn.node.id < nodeCount) idle[it.conn.node.id]!++;
     return idle.map((i, node) => {
       const opening = this.opening.get(node) ?? 0;
-      return { idle: i, opening, inUse: Math.max(0, (this.perNode.get(node) ?? 0) - i - opening) };
+      return { idle: i, opening, inUse: Math.max(0, (this.perNode.get(node) ?? 0) - i - opening), opened: this.opened.get(node) ?? 0 };
     });
   }
 

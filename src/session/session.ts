@@ -105,13 +105,13 @@ export class Session {
         return busy;
       },
       expire: () => this.fail(new ClientError('FATAL', SqlState.IdleSessionTimeout, 'terminating connection due to idle-session timeout')),
-    });
+    }, ctx.clock);
     // Only a session between transactions is idle here: one in a transaction may finish it.
     this.recoveryIdle = new IdleLimit({
       active,
       busy: () => !(this.dispatcher?.atBoundary ?? true),
       expire: () => this.fail(new ClientError('FATAL', SqlState.AdminShutdown, 'terminating connection due to online recovery', 'client_idle_limit_in_recovery')),
-    });
+    }, ctx.clock);
     this.loss = new LinkLoss({
       ctx,
       dispatcher: () => this.dispatcher,

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import t from 'tap';
@@ -10,6 +11,10 @@ import { startSluice, TestSluice, waitFor } from '../helpers/sluice';
 
 const scripts = join(__dirname, '..', '..', 'scripts');
 const ARGS = '%d %h %p %D %m %H %M %P %r %R %N %S';
+/** Each hook first records its placeholder values and environment verbatim, then runs the real script. */
+const recorded = (hook: string, script: string) => `node ${join(__dirname, '..', 'fixtures', 'record-hook.mjs')} ${join(cluster.dir, `${hook}.jsonl`)} ${ARGS} && ${scripts}/${script} ${ARGS}`;
+const calls = (hook: string) =>
+  readFileSync(join(cluster.dir, `${hook}.jsonl`), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { args: string[]; env: Record<string, string> });
 
 let cluster: TestCluster;
 let sluice: TestSluice;
@@ -28,8 +33,8 @@ t.before(async () => {
     connect_timeout: 2000,
     sr_check_period: 1,
     search_primary_node_timeout: 60,
-    failover_command: `${scripts}/failover.sh ${ARGS}`,
-    follow_primary_command: `${scripts}/follow_primary.sh ${ARGS}`,
+    failover_command: recorded('failover', 'failover.sh'),
+    follow_primary_command: recorded('follow', 'follow_primary.sh'),
   });
 });
 
@@ -141,7 +146,19 @@ t.test('primary killed under writes: promoted, followed, nothing acknowledged lo
     t.same((await s.c.query('execute twice(5)')).rows, [{ '?column?': 10 + i }], `session ${i}: its PREPARE survived`);
     t.same((await s.c.query({ name: 'plus', text: 'select $1::int + 1 as v', values: [i] })).rows, [{ v: i + 1 }], `session ${i}: its protocol-level statement works`);
   }
-  t.ok(sluice.logs.some((l) => l.msg === 'running hook' && l.hook === 'failover_command'), 'failover_command ran');
-  t.ok(sluice.logs.some((l) => l.msg === 'hook finished' && l.hook === 'follow_primary_command'), 'follow_primary_command ran');
+  // An idle session that survived writes on the new primary.
+  await idle[0]!.c.query('insert into probe values (-1)');
+  t.equal(await cluster.psql(primary, 'select count(*) from probe where id = -1'), '1', 'a surviving idle session writes, and the write is on the new primary');
+
+  // The hooks' placeholders, verbatim: failed node, new main, old main, old primary.
+  const p = (n: number) => String(cluster.port(n));
+  const dir = (n: number) => join(cluster.dir, `node${n}`);
+  const failover = calls('failover');
+  t.equal(failover.length, 1, 'failover_command ran once');
+  t.same(failover[0]!.args, ['0', '127.0.0.1', p(0), dir(0), String(primary), '127.0.0.1', '0', '0', p(primary), dir(primary), '127.0.0.1', p(0)], 'failover_command: every placeholder verbatim');
+  t.match(failover[0]!.env, { SLUICE_FAILED_NODE_ID: '0', SLUICE_NEW_MAIN_NODE_ID: String(primary), SLUICE_OLD_PRIMARY_NODE_ID: '0', SLUICE_OLD_PRIMARY_PORT: p(0) });
+  const follow = calls('follow');
+  t.same(follow.map((c) => c.args[0]), [String(other)], 'follow_primary_command ran once, for the other standby');
+  t.same(follow[0]!.args.slice(4, 10), [String(primary), '127.0.0.1', '0', '0', p(primary), dir(primary)], 'follow_primary_command: the new primary, the old one');
   t.equal((await admin.query('select count(*)::int as n from probe')).rows[0].n >= writer.acked.length, true, 'the admin session carries on too');
 });

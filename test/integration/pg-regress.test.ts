@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -23,7 +23,10 @@ t.before(async () => {
   work = mkdtempSync(join(tmpdir(), 'sluice-regress-'));
   chmodSync(work, 0o755);
   suite = join(work, 'suite');
+  // Fails loudly (the script exits 1) when regress.so cannot be built: the tests that load it
+  // would fail alike in both runs and count as equal.
   await run('bash', [join(SCRIPTS, 'pg-regress-suite.sh'), suite], { maxBuffer: 16 << 20 });
+  if (!existsSync(join(suite, 'regress.so'))) throw new Error(`pg-regress-suite.sh left no regress.so in ${suite}`);
   bindir = (await run('bash', ['-c', `. ${join(SCRIPTS, 'pg-env.sh')} && echo "$PG_BINDIR"`])).stdout.trim();
   cluster = await createCluster(2);
   // Both standbys synchronous, and a commit returns once they have applied it: what people run

@@ -49,15 +49,20 @@ for (const mode of ['simple', 'extended', 'prepared']) {
 
 t.test('pgbench -C (a new connection per transaction) reuses pooled backends', async (t) => {
   const count = async () => Number(await env.cluster.psql(0, "select count(*) from pg_stat_activity where application_name = 'pgbench'"));
+  const opened = () => env.sluice.server.poolCounts()[0]!.opened;
   // The earlier runs left up to 8 pooled connections for pgbench's startup parameters.
   const before = await count();
+  const openedBefore = opened();
   const { stdout } = await run('pgbench', ['-C', '-S', '-c', '4', '-j', '2', '-T', '3', ...conn(), 'postgres']);
   t.equal(Number(/number of failed transactions: (\d+)/.exec(stdout)?.[1]), 0);
   const sessions = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1]);
+  t.ok(sessions > 100, `${sessions} client connections`);
+  // Reuse itself: the primary's backends opened for all those sessions, counted as they are made.
+  const made = opened() - openedBefore;
+  t.ok(made <= 8, `${made} backend connections opened for ${sessions} client sessions`);
   // A backend whose connection was just closed (pgbench ends with transactions in flight; those
   // connections are discarded) stays in pg_stat_activity until it has exited: poll to a deadline.
   let after = await count();
   await waitFor('the pgbench backends to settle', async () => (after = await count()) <= Math.max(before, 4), 5000).catch(() => undefined);
-  t.ok(sessions > 100, `${sessions} client connections`);
   t.ok(after <= Math.max(before, 4), `${after} pgbench backends on the primary (${before} before)`);
 });

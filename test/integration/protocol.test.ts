@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { createCluster, TestCluster } from '../helpers/cluster';
 import { RawClient, serialize, fieldsOf } from '../helpers/raw-client';
-import { startSluice, TestSluice } from '../helpers/sluice';
+import { startSluice, TestSluice, waitFor } from '../helpers/sluice';
 
 // Simple and extended query, pipelines, transaction status, NOTIFY and cancel, through Sluice
 // to a real primary, with node-postgres and with exact protocol bytes.
@@ -100,20 +100,18 @@ t.test('cancel of pg_sleep(30) returns 57014 within a second; a wrong key cancel
     raw.send(serialize.cancel(pid, key));
     await raw.waitClosed();
   };
+  // A cancel can only hit a statement the server is running: wait for it to be, then send.
+  const other = await s.client();
+  const running = (sql: string) =>
+    waitFor(`${sql} running`, async () => (await other.query('select count(*)::int as n from pg_stat_activity where query = $1 and state = $2', [sql, 'active'])).rows[0].n > 0);
   const slow = c.query('select pg_sleep(2) as slept');
+  await running('select pg_sleep(2) as slept');
   await sendCancel(processID, secretKey ^ 0x5a5a);
   await sendCancel(processID + 1, secretKey);
-  t.same((await slow).rows, [{ slept: '' }], 'wrong keys cancelled nothing');
+  t.same((await slow).rows, [{ slept: '' }], 'wrong keys, sent while it ran, cancelled nothing');
 
   const sleeper = c.query('select pg_sleep(30)');
-  // The statement must be running on the server before the cancel can hit it.
-  const other = await s.client();
-  await (async () => {
-    for (;;) {
-      const r = await other.query("select count(*)::int as n from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'");
-      if (r.rows[0].n > 0) return;
-    }
-  })();
+  await running('select pg_sleep(30)');
   const cancelSent = Date.now();
   await sendCancel(processID, secretKey);
   await t.rejects(sleeper, { code: '57014' });

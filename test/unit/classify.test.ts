@@ -92,7 +92,6 @@ t.test('statement kinds', async (t) => {
     t.equal(c.kind, kind, `${sql} -> ${kind} (${c.reason})`);
     if (reason) t.equal(c.reason, reason, `${sql}: reason`);
   }
-  t.ok(cases.length >= 60, 'at least 60 shapes');
 });
 
 t.test('functions, relations and catalogs are found for reads', async (t) => {
@@ -244,7 +243,7 @@ t.test('a text without constants is classified once and the result shared; one w
   const commented = '/* app */ select * from t where a = $1';
   t.equal(classify(commented).leadingComment, true, 'a remembered text keeps its leading-comment mark');
   t.equal(classify(commented).leadingComment, true);
-  t.same(classify('with d as (delete from q returning *) select * from d'), classify('with d as (delete from q returning *) select * from d'));
+  t.equal(classify('with d as (delete from q returning *) select * from d'), classify('with d as (delete from q returning *) select * from d'), 'remembered: the same object');
   t.equal(classify('with d as (delete from q returning *) select * from d').kind, 'write', 'a remembered parser verdict');
 });
 

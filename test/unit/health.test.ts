@@ -3,6 +3,7 @@ import { averageDuration, averageRetries, HealthCheck, HealthHost, HealthSetting
 import { conninfoTarget } from '../../src/cluster/discover';
 import { createLogger } from '../../src/log/logger';
 import { Writable } from 'node:stream';
+import { FakeClock } from '../helpers/fake-clock';
 
 // The health check's retry and statistics rules, with a scripted probe (no server, no sleeps:
 // retry_delay is 0).
@@ -33,16 +34,19 @@ t.test('a failure is retried max_retries times before the node is reported', asy
   t.ok(c.stats.lastFailure instanceof Date);
 });
 
-t.test('a retry that succeeds is a success', async (t) => {
+t.test('a retry that succeeds is a success; durations span the attempts (a fake clock: exact)', async (t) => {
   const { h, events } = host([false, true, true]);
-  const c = new HealthCheck(0, settings, h, log);
+  const clock = new FakeClock();
+  // Each attempt takes 7 ms.
+  const timed: HealthHost = { ...h, probe: async (s) => (clock.tick(7), h.probe(s)) };
+  const c = new HealthCheck(0, settings, timed, log, clock);
   t.equal(await c.checkNow(), true);
   t.equal(await c.checkNow(), true);
   t.same(events, ['succeeded', 'succeeded']);
   t.match(c.stats, { total: 2, success: 2, fail: 0, retry: 1, maxRetry: 1 });
   t.equal(averageRetries(c.stats), 0.5);
-  t.ok(averageDuration(c.stats) >= 0);
-  t.ok(c.stats.minDurationMs <= c.stats.maxDurationMs);
+  t.match(c.stats, { minDurationMs: 7, maxDurationMs: 14, totalDurationMs: 21 }, 'a check that retried lasted both attempts');
+  t.equal(averageDuration(c.stats), 10.5);
 });
 
 t.test('a down node is skipped and counted', async (t) => {

@@ -3,6 +3,7 @@ import { parseConfig } from '../../src/config/load';
 import { routingOptions } from '../../src/router/options';
 import { IdleLimit } from '../../src/session/idle-limit';
 import { isSessionParameter, SessionSettings, sessionRouting } from '../../src/session/settings';
+import { FakeClock } from '../helpers/fake-clock';
 
 const config = parseConfig('[[backend]]\nhostname = "h"\nport = 5432\n', '/tmp');
 
@@ -63,24 +64,32 @@ t.test('a session routes with its own allow_sql_comments and check_unlogged_tabl
   t.equal(own.loadBalance, base.loadBalance);
 });
 
-t.test('IdleLimit: expires a silent client, not a busy one, and can be turned off', async (t) => {
+t.test('IdleLimit: expires a silent client, not a busy one, and can be turned off (a fake clock: exact)', async (t) => {
+  const clock = new FakeClock();
   let busy = true;
   let expired = 0;
-  const idle = new IdleLimit({ active: () => true, busy: () => busy, expire: () => expired++ });
+  const idle = new IdleLimit({ active: () => true, busy: () => busy, expire: () => expired++ }, clock);
   t.equal(idle.idleSeconds, 0, 'no limit: not measured');
   idle.set(1);
-  const start = Date.now();
-  await new Promise((r) => setTimeout(r, 1100));
-  t.equal(expired, 0, 'busy: not idle');
+  clock.tick(1500);
+  t.equal(expired, 0, 'busy at the limit: not idle');
+  t.equal(idle.idleSeconds, 1, 'idle for a second and a half');
   busy = false;
-  const deadline = Date.now() + 5000;
-  while (expired === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  t.equal(expired, 1);
-  t.ok(Date.now() - start >= 1000);
+  clock.tick(499);
+  t.equal(expired, 0, 'looked at again a whole limit after the busy check, at 2 s');
+  clock.tick(1);
+  t.equal(expired, 1, 'silent for 2 s with nothing in flight: expired');
   idle.set(1);
+  clock.tick(900);
   idle.touch();
+  clock.tick(900);
+  t.equal(expired, 1, 'a touch restarts the wait');
+  clock.tick(100);
+  t.equal(expired, 2, 'then a second of silence is the limit');
+  idle.set(1);
   idle.set(0);
-  await new Promise((r) => setTimeout(r, 1100));
-  t.equal(expired, 1, 'turned off: never expires');
+  clock.tick(60_000);
+  t.equal(expired, 2, 'turned off: never expires');
+  t.equal(clock.pending, 0, 'and no timer is left');
   idle.stop();
 });
