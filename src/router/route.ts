@@ -70,6 +70,8 @@ export function route(s: Statement, sql: string, o: RoutingOptions, v: SessionVi
   if (tx) return primary(tx);
   if (o.catalogToPrimary && s.catalog) return primary('system catalog');
   if (o.checkTempTables && v.tempTables.size > 0 && s.relations.some((r) => v.tempTables.has(bare(r)))) return primary('temporary table');
+  // pg_temp.name is the session's own temporary schema, which only its primary connection has.
+  if (s.relations.some(inTempSchema) || s.functions.some(inTempSchema)) return primary('temporary schema');
   if (o.checkTempTables && v.tempFunctions.size > 0 && s.functions.some((f) => v.tempFunctions.has(bare(f)))) return primary('function over a temporary table');
   if (o.checkUnloggedTables && s.relations.some((r) => c.isUnlogged(bare(r)))) return primary('unlogged table');
   // A standby shows a sequence as last WAL-logged, up to 32 values ahead of the primary's state.
@@ -83,6 +85,9 @@ export function route(s: Statement, sql: string, o: RoutingOptions, v: SessionVi
   }
   return BALANCE;
 }
+
+/** A name qualified with the session's temporary schema (pg_temp, or its real name pg_temp_N). */
+const inTempSchema = (name: string): boolean => /^pg_temp(_\d+)?\./.test(name);
 
 /** The name without its schema: the caches and the session's tables are keyed by it. */
 export function bare(name: string): string {

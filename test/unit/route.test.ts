@@ -86,6 +86,8 @@ t.test('route: the checks a read must pass, in pgpool order', async (t) => {
   t.equal(where("select nextval('s')"), 'primary');
   t.equal(where('select * from tmp'), 'primary', 'temp table');
   t.equal(where('select * from over_tmp()'), 'primary', 'a function this session defined over its temp table');
+  t.equal(where('select * from pg_temp.f(2)'), 'primary', 'a function in the temporary schema');
+  t.equal(where('select * from pg_temp_3.t'), 'primary', 'a relation in the temporary schema, by its real name');
   t.equal(where('select * from u'), 'primary', 'unlogged table');
   t.equal(where('select last_value from public.seq'), 'primary', 'a sequence: a standby shows it as last WAL-logged');
   t.equal(where('select * from pg_class'), 'primary');
