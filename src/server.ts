@@ -16,6 +16,7 @@ import { parseSecret } from './protocol/auth/secret';
 import { backendTls, BackendTlsSettings, serverTls, ServerTls } from './backend/tls';
 import { Cidr, parseCidrList } from './util/cidr';
 import { systemClock } from './util/clock';
+import type { Rng } from './util/rng';
 import { HttpServer } from './http/http-server';
 import type { HttpHost } from './http/host';
 import { RecentEvents } from './metrics/events';
@@ -52,6 +53,8 @@ export interface ServerOptions {
   configFile?: string;
   /** A stop asked for over PCP (the CLI exits after it); default: stop this server. */
   stopRequested?: (mode: ShutdownMode) => void;
+  /** Where load balancing draws its random numbers (default Math.random). */
+  rng?: Rng;
 }
 
 /** The composition root: builds every component from a config snapshot and owns their life. */
@@ -311,7 +314,7 @@ export class Server implements AdminHost, HttpHost {
         return server.routing;
       },
       catalogs: this.catalogs,
-      rng: Math.random,
+      rng: this.opts.rng ?? Math.random,
       clock: systemClock,
       waitForPrimary: (timeoutMs, not) => this.cluster.waitForPrimary(timeoutMs, not),
       node: (id) => this.cluster.topology.nodes[id],

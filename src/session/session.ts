@@ -227,6 +227,8 @@ export class Session {
         this.framer.halted = true;
         this.ctx.registry.cancel(p.processId, p.secretKey);
         this.client.end();
+        // Its authentication_timeout timer goes too: it would hold the session for a minute.
+        clearTimeout(this.startupTimer);
         this.state = { kind: 'closed' };
         return;
       case 'badCancel':

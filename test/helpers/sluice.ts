@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { Client, ClientConfig } from 'pg';
 import { buildConfig, Config } from '../../src/config/load';
 import { createLogger } from '../../src/log/logger';
-import { Server } from '../../src/server';
+import { Server, type ServerOptions } from '../../src/server';
 import t from 'tap';
 import { createCluster, TestCluster } from './cluster';
 
@@ -62,8 +62,13 @@ export function clusterConfig(cluster: TestCluster, overrides: Record<string, un
 }
 
 /** Sluice in this process, on a free port, in front of the cluster. */
-export async function startSluice(cluster: TestCluster, overrides: Record<string, unknown> = {}, opts: { discardStatus?: boolean } = {}): Promise<TestSluice> {
-  const config = buildConfig(clusterConfig(cluster, overrides), cluster.dir);
+export function startSluice(cluster: TestCluster, overrides: Record<string, unknown> = {}, opts: { discardStatus?: boolean } = {}): Promise<TestSluice> {
+  return startSluiceWith(clusterConfig(cluster, overrides), cluster.dir, opts);
+}
+
+/** Sluice in this process, on a free port, with this config (as a TOML file would give it). */
+export async function startSluiceWith(raw: Record<string, unknown>, dir: string, opts: ServerOptions = {}): Promise<TestSluice> {
+  const config = buildConfig(raw, dir);
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
