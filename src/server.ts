@@ -4,9 +4,9 @@ import type { AdminHost, ShutdownMode } from './admin/host';
 import { PcpServer } from './admin/pcp/listener';
 import { ShowCommands } from './admin/show';
 import { loadConfig } from './config/load';
-import { BackendStats } from './session/backend-stats';
-import { PauseGate } from './session/pause-gate';
-import type { SessionInfo } from './session/session-info';
+import { BackendStats } from './cluster/backend-stats';
+import { PauseGate } from './util/gate';
+import type { SessionInfo } from './session/registry';
 import { boundPort, listenAll } from './util/listen';
 import { acceptWithSlabReads } from './net/slab-reads';
 import { connectBackend } from './backend/connect';
@@ -36,7 +36,7 @@ import { ClientError } from './protocol/client-error';
 import { SqlState } from './protocol/sqlstate';
 import { SessionRegistry } from './session/registry';
 import { Session } from './session/session';
-import type { SessionContext } from './session/session-context';
+import type { SessionContext } from './session/context';
 
 export type { ShutdownMode };
 

@@ -2,7 +2,7 @@ import { RecoveryError } from '../cluster/recovery';
 import { lsnToNumber } from '../cluster/replication';
 import { AdminError } from './errors';
 import type { AdminHost, ShutdownMode } from './host';
-import type { SessionInfo } from '../session/session-info';
+import type { SessionInfo } from '../session/registry';
 import { setTimeout as delay } from 'node:timers/promises';
 
 const POLL_MS = 50;

@@ -1,9 +1,9 @@
 import type { ClusterManager } from '../cluster/manager';
 import type { Config } from '../config/load';
 import type { Logger } from '../log/logger';
-import type { BackendStats } from '../session/backend-stats';
-import type { PauseGate } from '../session/pause-gate';
-import type { SessionInfo } from '../session/session-info';
+import type { BackendStats } from '../cluster/backend-stats';
+import type { PauseGate } from '../util/gate';
+import type { SessionInfo } from '../session/registry';
 
 export type ShutdownMode = 'smart' | 'fast' | 'immediate';
 

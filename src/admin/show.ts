@@ -2,7 +2,7 @@ import { encodeError } from '../protocol/backend';
 import { Backend } from '../protocol/codes';
 import { SqlState } from '../protocol/sqlstate';
 import { Writer } from '../protocol/writer';
-import type { LocalCommands, LocalSession } from '../session/local-command';
+import type { LocalCommands, LocalSession } from '../session/local-commands';
 import { isSessionParameter, PGPOOL_ONLY, SettingError } from '../session/settings';
 import { fixed6, timestamp } from './format';
 import type { AdminHost } from './host';

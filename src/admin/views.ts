@@ -1,6 +1,6 @@
 import { averageDuration, averageRetries } from '../cluster/health';
 import type { NodeInfo } from '../cluster/topology';
-import type { SessionInfo } from '../session/session-info';
+import type { SessionInfo } from '../session/registry';
 import { fixed6, timestamp } from './format';
 import type { AdminHost } from './host';
 

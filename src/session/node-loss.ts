@@ -2,10 +2,10 @@ import { serialize } from 'pg-protocol';
 import type { Logger } from '../log/logger';
 import { Frontend } from '../protocol/codes';
 import { Statement, statement } from '../router/statement';
-import type { ExtendedState } from './extended';
-import type { NodeLink, Unit } from './link';
-import type { ReplayLog } from './replay-log';
-import { prepareStatements } from './statements';
+import { ExtendedState, prepareStatements } from './extended';
+import type { NodeLink, Unit } from './links';
+import type { ReplayLog } from './memory';
+import type { Clock } from '../util/clock';
 
 /** A node that failed a session is not tried again for this long (a health check decides meanwhile). */
 const AVOID_MS = 10_000;
@@ -20,14 +20,20 @@ const lostReadSql = (node: number) =>
 export class AvoidList {
   private readonly since = new Map<number, number>();
 
+  constructor(private readonly clock: Pick<Clock, 'now'>) {}
+
   add(node: number): void {
-    this.since.set(node, Date.now());
+    this.since.set(node, this.clock.now());
+  }
+
+  has(node: number): boolean {
+    return this.current().has(node);
   }
 
   /** The nodes to avoid now (older entries are forgotten). */
   current(): ReadonlyMap<number, number> {
     if (this.since.size === 0) return this.since;
-    const now = Date.now();
+    const now = this.clock.now();
     for (const [n, at] of this.since) if (now - at > AVOID_MS) this.since.delete(n);
     return this.since;
   }

@@ -92,3 +92,34 @@ export class SessionRegistry {
     return true;
   }
 }
+
+/** One backend connection of a session, as SHOW POOL_POOLS and pcp_proc_info list it. */
+export interface BackendInfo {
+  node: number;
+  processId: number;
+  connectedAt: Date;
+}
+
+/**
+ * A session as the admin commands show it. pgpool lists its child processes; a Sluice session
+ * is what a child is to pgpool: one client connection with a backend connection per node it
+ * used (README, "Admin").
+ */
+export interface SessionInfo {
+  id: number;
+  startedAt: Date;
+  database: string;
+  user: string;
+  clientHost: string;
+  clientPort: number;
+  /** pgpool's process status names. */
+  status: 'Wait for connection' | 'Idle' | 'Idle in transaction' | 'Execute command';
+  /** Seconds since the client last sent something (0 unless client_idle_limit is on). */
+  idleSeconds: number;
+  loadBalanceNode: number | null;
+  backends: BackendInfo[];
+  /** Between transactions with nothing in flight (a pause may hold it there). */
+  atBoundary: boolean;
+  /** What the client's held message waits for (null: none is held). */
+  waitingFor: string | null;
+}

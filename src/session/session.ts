@@ -1,38 +1,30 @@
 // One client connection's shell: its socket, the startup packet (answered as PostgreSQL does,
-// refusals included), authentication, timers, and the wiring of its dispatcher and node links.
-// The states a connection moves through are one story, read top to bottom, hence the length.
+// refusals included), authentication, timers, and the port through which its relay (relay.ts)
+// reaches the client. The states a connection moves through are one story, read top to bottom.
 import { Socket } from 'node:net';
-import { BackendConnection, BackendHandler } from '../backend/connection';
+import type { BackendConnection } from '../backend/connection';
 import { BackendStartupError } from '../backend/connect';
 import type { CompiledRouting } from '../router/options';
 import type { Logger } from '../log/logger';
 import { ClientError } from '../protocol/client-error';
-import { Frontend } from '../protocol/codes';
+import { Frontend, StartupCode } from '../protocol/codes';
 import { Framer, FrameSink } from '../protocol/framer';
-import { decodeStartupPacket } from '../protocol/frontend';
-import { logClientMessage } from './message-log';
+import { decodeParse, decodeQuery, decodeStartupPacket } from '../protocol/frontend';
 import { ProtocolError } from '../protocol/reader';
 import { SqlState } from '../protocol/sqlstate';
 import { assertNever } from '../util/assert-never';
-import { cancelOnNode } from '../backend/cancel';
-import { Dispatcher } from './dispatch';
-import type { DispatchHost } from './dispatch-host';
-import { dispatchHostFor } from './session-host';
-import { NodeLink } from './link';
-import { SessionRouting } from './session-routing';
-import { LinkLoss } from './link-loss';
-import { connectPrimary, errorFrame, releaseBackends } from './primary';
-import { checkStartup, encodeWelcome, StartupDropped, StartupRequest, unencryptedAfter, unsupportedProtocol } from './startup';
-import { StartupCode } from '../protocol/codes';
-import { untilWritable, WriteBatch } from './write-batch';
-import { LocalSession, localSession } from './local-command';
-import type { SessionContext } from './session-context';
-import { describeSession, SessionInfo } from './session-info';
+import { connectPrimary } from './connections';
+import { Relay, RelayPort } from './relay';
+import { SessionRouting } from './routing';
+import { AuthInbox, checkStartup, encodeWelcome, StartupDropped, StartupRequest, unencryptedAfter, unsupportedProtocol } from './startup';
+import { untilWritable, WriteBatch } from '../net/write-batch';
+import { LocalSession, localSession } from './local-commands';
+import type { SessionContext } from './context';
+import type { SessionInfo } from './registry';
 import { IdleLimit } from './idle-limit';
-import { AuthInbox } from './auth-inbox';
 import { ClientSocket, ENCRYPTION_NO } from './client-socket';
 import { ProxyHeaderError } from '../protocol/proxy-header';
-import { SessionSettings, sessionRouting } from './settings';
+import { SessionSettings, sessionRouting, SessionValues } from './settings';
 import { pinoLevel } from '../log/logger';
 import { describeHold, HoldKind } from './hold';
 
@@ -47,22 +39,35 @@ type State =
 /** client_idle_limit_in_recovery = -1: an idle session leaves at once. */
 const IMMEDIATELY = 0.001;
 
+const FRONTEND_NAMES = new Map<number, string>(Object.entries(Frontend).map(([name, code]) => [code, name]));
+
 /**
- * One client connection. Startup is answered by Sluice; after that the session forwards the
- * client's frames to its backend connection on the primary and the server's frames back,
- * raw, in batches, with backpressure both ways. It holds one backend connection per node it has
- * used (lazily; only the primary until routing exists) for its whole life, as pgpool does, and
- * gives them back to the pool when the client leaves.
+ * log_statement (each SQL text, simple or extended) and log_client_messages (each message's
+ * kind and length, as pgpool's "... message from frontend" lines; never its content, so a
+ * PasswordMessage or a COPY row cannot end up in the log).
  */
-export class Session {
+export function logClientMessage(log: Logger, v: Pick<SessionValues, 'log_statement' | 'log_client_messages'>, type: number, buf: Buffer, start: number, end: number): void {
+  if (v.log_client_messages) log.info({ message: FRONTEND_NAMES.get(type) ?? String.fromCharCode(type), length: end - start - 1 }, 'client message');
+  if (!v.log_statement) return;
+  if (type === Frontend.Query) log.info({ statement: decodeQuery(buf, start, end) }, 'statement');
+  else if (type === Frontend.Parse) log.info({ statement: decodeParse(buf, start, end).query }, 'statement');
+}
+
+/**
+ * One client connection. Startup is answered by Sluice; after that its relay forwards the
+ * client's frames to the nodes and the nodes' frames back, raw, in batches, with backpressure
+ * both ways. It holds one backend connection per node it has used (lazily) for its whole life,
+ * as pgpool does, and gives them back to the pool when the client leaves.
+ */
+export class Session implements RelayPort {
   private state: State = { kind: 'startup', sslDone: false, gssDone: false };
   private readonly framer: Framer;
-  private dispatcher: Dispatcher | null = null;
+  private relay: Relay | null = null;
   private readonly routing: SessionRouting;
   private hasSlot = false;
   private secretKey = 0;
   private processIdValue = 0;
-  private readonly toClient: WriteBatch;
+  private readonly toClientBatch: WriteBatch;
   private startupTimer: NodeJS.Timeout | undefined;
   private readonly idle: IdleLimit;
   /** client_idle_limit_in_recovery, while online recovery's second stage waits for sessions. */
@@ -73,15 +78,7 @@ export class Session {
   readonly settings: SessionSettings;
   /** Routing with this session's PGPOOL SET values (allow_sql_comments, check_unlogged_table). */
   private ownRouting: CompiledRouting;
-  /** What happens when one of the session's backend connections goes away. */
-  private readonly loss: LinkLoss;
   private waitingForServer = false;
-  /** The data path held a client frame (routing waits for a node); resume() lets it go. */
-  private readonly resumeClient = () => {
-    if (this.state.kind !== 'ready') return;
-    this.framer.resume(this.onClientFrame);
-    this.flushToServer();
-  };
   private readonly log: Logger;
   private readonly client: ClientSocket;
   private readonly inbox = new AuthInbox(() => this.framer.resume(this.onClientFrame));
@@ -109,22 +106,11 @@ export class Session {
     // Only a session between transactions is idle here: one in a transaction may finish it.
     this.recoveryIdle = new IdleLimit({
       active,
-      busy: () => !(this.dispatcher?.atBoundary ?? true),
+      busy: () => !(this.relay?.atBoundary ?? true),
       expire: () => this.fail(new ClientError('FATAL', SqlState.AdminShutdown, 'terminating connection due to online recovery', 'client_idle_limit_in_recovery')),
     }, ctx.clock);
-    this.loss = new LinkLoss({
-      ctx,
-      dispatcher: () => this.dispatcher,
-      isClosed: () => this.closed,
-      params: () => (this.state.kind === 'ready' || this.state.kind === 'starting' ? this.state.req.params : new Map()),
-      primaryLink: (conn) => this.link(conn, true),
-      end: (frame, err) => {
-        if (frame) this.failWith(frame);
-        else this.close('backend connection lost', err);
-      },
-    });
     this.framer = new Framer(ctx.config.max_message_size, false);
-    this.toClient = new WriteBatch((b) => this.client.write(b));
+    this.toClientBatch = new WriteBatch((b) => this.client.write(b));
     this.client = new ClientSocket(raw, { trustedProxies: ctx.trustedProxies, tls: ctx.tls }, {
       data: (chunk) => this.onClientData(chunk),
       error: (err) => this.clientError(err),
@@ -136,7 +122,7 @@ export class Session {
   }
 
   /** Read through a getter so that checks after an await are not narrowed away. */
-  private get closed(): boolean {
+  get closed(): boolean {
     return this.state.kind === 'closed';
   }
 
@@ -145,13 +131,13 @@ export class Session {
   }
 
   private forEachBackend(f: (b: BackendConnection) => void): void {
-    if (this.dispatcher) for (const l of this.dispatcher.links.values()) f(l.conn);
+    if (this.relay) for (const l of this.relay.links.values()) f(l.conn);
   }
 
   /** Writes the batched client frames; a full server socket pauses the client (write-batch.ts). */
   private flushToServer(): void {
-    if (!this.dispatcher) return;
-    for (const l of this.dispatcher.links.values()) {
+    if (!this.relay) return;
+    for (const l of this.relay.links.values()) {
       if (l.flush() || this.waitingForServer || l.conn.isClosed) continue;
       this.waitingForServer = true;
       this.client.pause();
@@ -272,7 +258,12 @@ export class Session {
       }
       if (this.ctx.routing.loadBalance) await this.routing.load(req, conn);
       if (this.closed) return;
-      this.dispatcher = new Dispatcher(this.link(conn, true), this.dispatchHost(req));
+      this.relay = new Relay(
+        conn,
+        this.ctx,
+        { req, log: this.log, settings: this.settings, routing: this.routing, localSession: this.localSession, options: () => this.ownRouting },
+        this,
+      );
       this.processIdValue = conn.processId;
       this.secretKey = this.ctx.registry.newSecret(this);
       this.client.write(encodeWelcome(conn, this.secretKey));
@@ -294,22 +285,6 @@ export class Session {
     }
   }
 
-  private dispatchHost(req: StartupRequest): DispatchHost {
-    return dispatchHostFor(this.ctx, req, {
-      routing: () => this.ownRouting,
-      log: this.log,
-      settings: this.settings,
-      sessionRouting: this.routing,
-      closed: () => this.closed,
-      attach: (conn) => this.link(conn, false),
-      toClient: this.toClient,
-      resume: this.resumeClient,
-      localSession: this.localSession,
-      fail: (err) => this.failWithError(err),
-    });
-  }
-
-
   /** The data path, client to server: Terminate ends the session; the rest is routed. */
   private onClientMessage(type: number, buf: Buffer, start: number, end: number): boolean {
     if (type === Frontend.Terminate) {
@@ -320,29 +295,37 @@ export class Session {
     }
     const v = this.settings.values;
     if (v.log_statement || v.log_client_messages) logClientMessage(this.log, v, type, buf, start, end);
-    return this.dispatcher!.message(type, buf, start, end);
+    // Held: the message is the relay's now; the client's next ones wait until it resumes us.
+    if (!this.relay!.message(type, buf, start, end)) this.framer.halted = true;
+    return true;
   }
 
-  /** Makes a backend connection part of this session: its frames go through a NodeLink. */
-  private link(conn: BackendConnection, isPrimary: boolean): NodeLink {
-    const link = new NodeLink(conn, isPrimary, {
-      toClient: (buf, start, end) => this.toClient.add(buf, start, end),
-      noticeToClient: (n) => this.toClient.add(n, 0, n.length),
-      linkSettled: () => this.dispatcher?.release(),
-      fatalSeen: () => (this.loss.fatalSent = true),
-      keepFatal: (l, frame) => this.loss.keepFatal(l, frame),
-      stats: this.ctx.backendStats,
-    });
-    const handler: BackendHandler = {
-      frame: (type, buf, start, end) => link.frame(type, buf, start, end),
-      chunkEnd: () => {
-        if (!this.toClient.flush()) conn.pause();
-      },
-      closed: (err) => this.loss.linkClosed(link, err),
-    };
-    conn.setHandler(handler);
-    if (this.settings.values.log_per_node_statement) this.log.debug({ node: conn.node.id, backendPid: conn.processId }, 'backend attached');
-    return link;
+  // ---- The relay's port (RelayPort) ---------------------------------------------------------
+
+  toClient(buf: Buffer, start: number, end: number): void {
+    this.toClientBatch.add(buf, start, end);
+  }
+
+  flushClient(): void {
+    this.toClientBatch.flush();
+  }
+
+  /** A node's chunk was delivered: its frames go on in one write; a full client socket pauses the node. */
+  chunkEnd(conn: BackendConnection): void {
+    if (!this.toClientBatch.flush()) conn.pause();
+  }
+
+  /** The relay's held message is done: the client's next messages are read. */
+  resumeClient(): void {
+    if (this.state.kind !== 'ready') return;
+    this.framer.resume(this.onClientFrame);
+    this.flushToServer();
+  }
+
+  /** The relay ends the session: after this frame when there is one. */
+  end(frame: Buffer | null, err?: Error): void {
+    if (frame) this.failWith(frame);
+    else this.close('backend connection lost', err);
   }
 
   /**
@@ -385,13 +368,9 @@ export class Session {
     this.close('client closed');
   }
 
-  private failWithError(err: unknown): void {
-    this.failWith(errorFrame(err));
-  }
-
   /** A node left service: this session's connection to it goes (and what it owed is answered). */
   nodeDown(id: number): void {
-    this.loss.nodeDown(id);
+    this.relay?.nodeDown(id);
   }
 
   /** A PGPOOL SET or RESET changed what this session reads of the config. */
@@ -400,7 +379,7 @@ export class Session {
     this.log.level = pinoLevel(v.log_min_messages);
     this.ownRouting = sessionRouting(this.ctx.routing, v);
     if (this.state.kind === 'ready') this.idle.set(v.client_idle_limit);
-    this.dispatcher?.settingsChanged();
+    this.relay?.settingsChanged();
   }
 
   /** Online recovery's second stage began (or ended): idle sessions leave per client_idle_limit_in_recovery. */
@@ -409,11 +388,30 @@ export class Session {
     this.recoveryIdle.set(limit < 0 ? IMMEDIATELY : limit);
   }
 
-  /** What the admin commands show of this session. */
+  /**
+   * What the admin commands show of this session. pgpool lists its child processes; a Sluice
+   * session is what a child is to pgpool: one client with a backend connection per node it used.
+   */
   info(): SessionInfo {
     const req = 'req' in this.state ? this.state.req : undefined;
-    const d = this.state.kind === 'ready' ? this.dispatcher : null;
-    return describeSession(this.id, this.startedAt, req, this.client, d, this.routing.lbNode, this.idle.idleSeconds);
+    const r = this.state.kind === 'ready' ? this.relay : null;
+    const links = r ? [...r.links.values()] : [];
+    const held = r?.holding ?? null;
+    const busy = held !== null || links.some((l) => l.busy);
+    return {
+      id: this.id,
+      startedAt: this.startedAt,
+      database: req?.database ?? '',
+      user: req?.user ?? '',
+      clientHost: this.client.address,
+      clientPort: this.client.port,
+      status: !r ? 'Wait for connection' : busy ? 'Execute command' : r.state.inTransaction ? 'Idle in transaction' : 'Idle',
+      idleSeconds: this.idle.idleSeconds,
+      loadBalanceNode: this.routing.lbNode,
+      backends: links.map((l) => ({ node: l.nodeId, processId: l.conn.processId, connectedAt: new Date(l.conn.createdAt) })),
+      atBoundary: !r || r.atBoundary,
+      waitingFor: held && describeHold(held.reason),
+    };
   }
 
   /**
@@ -421,9 +419,9 @@ export class Session {
    * own, with no node owing a reply that could end the wait, is logged once; its reason returned.
    */
   reportStuck(now: number): HoldKind | null {
-    const d = this.state.kind === 'ready' ? this.dispatcher : null;
-    const h = d?.holding;
-    if (!d || !h || h.reported || !h.stuck(now, d.nodeOwes)) return null;
+    const r = this.state.kind === 'ready' ? this.relay : null;
+    const h = r?.holding;
+    if (!r || !h || h.reported || !h.stuck(now, r.nodeOwes)) return null;
     h.reported = true;
     this.log.warn({ waitingFor: describeHold(h.reason), heldMs: now - h.since }, 'client message held too long');
     return h.reason.kind;
@@ -431,7 +429,7 @@ export class Session {
 
   /** Cancels what this session's backend connections are running (a CancelRequest for it). */
   cancel(): void {
-    this.forEachBackend((b) => cancelOnNode(b, this.log));
+    this.relay?.cancel();
   }
 
   /** Sends the client a FATAL error, then closes. */
@@ -441,7 +439,7 @@ export class Session {
 
   private failWith(frame: Buffer): void {
     if (this.state.kind === 'closed') return;
-    this.toClient.flush();
+    this.toClientBatch.flush();
     if (this.client.writable) this.client.write(frame);
     this.close('error sent to client');
   }
@@ -451,7 +449,6 @@ export class Session {
    */
   close(reason: string, err?: Error, clean = false): void {
     if (this.state.kind === 'closed') return;
-    const database = this.state.kind === 'startup' ? '' : this.state.req.database;
     this.state = { kind: 'closed' };
     this.framer.halted = true;
     this.inbox.close();
@@ -459,8 +456,7 @@ export class Session {
     this.idle.stop();
     this.recoveryIdle.stop();
     if (this.secretKey !== 0) this.ctx.registry.forgetSecret(this.secretKey);
-    if (this.dispatcher) releaseBackends(this.ctx, [...this.dispatcher.links.values()].map((l) => l.conn), clean, database, this.log);
-    this.dispatcher?.links.clear();
+    this.relay?.close(clean);
     if (this.hasSlot) {
       this.hasSlot = false;
       this.ctx.registry.releaseSlot();

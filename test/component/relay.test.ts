@@ -141,7 +141,7 @@ t.test('a cancel during a replay reaches the standby replaying, and the read sti
   s.close();
 });
 
-t.test('statement-level balancing: the node a read waited for is the node that runs it', { todo: 'decided once, sent where decided: the relay of issue 21 is not built yet' }, async (t) => {
+t.test('statement-level balancing: the node a read waited for is the node that runs it', async (t) => {
   // The draws alternate between the two standbys: a read decided again after each wait would go
   // to the other one each time.
   let n = 0;

@@ -4,7 +4,7 @@ import { serialize } from 'pg-protocol';
 import { parseConfig } from '../../src/config/load';
 import { createLogger } from '../../src/log/logger';
 import { Frontend } from '../../src/protocol/codes';
-import { logClientMessage } from '../../src/session/message-log';
+import { logClientMessage } from '../../src/session/session';
 
 t.test('log_client_messages logs kinds and lengths, never contents; log_statement the SQL', async (t) => {
   const lines: Record<string, unknown>[] = [];

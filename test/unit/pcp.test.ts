@@ -5,7 +5,7 @@ import t from 'tap';
 import { pcpAuthenticate, pcpPasswordHash, pcpResponse } from '../../src/admin/pcp/auth';
 import { decodePcpError, pcpError, pcpFields, pcpPacket, PcpReader } from '../../src/admin/pcp/packet';
 import { pcpPassword } from '../../src/ctl/pcppass';
-import { mayBeLocal } from '../../src/session/local-command';
+import { mayBeLocal } from '../../src/session/local-commands';
 import { serialize } from 'pg-protocol';
 
 t.test("salted md5: pgpool.md's verified vector", async (t) => {

@@ -1,7 +1,6 @@
 import t from 'tap';
 import { classify } from '../../src/router/classify';
-import { ReplayLog } from '../../src/session/replay-log';
-import { SessionState } from '../../src/session/session-state';
+import { ReplayLog, SessionState } from '../../src/session/memory';
 
 const texts = (log: ReplayLog, applied = 0) => log.since(applied).map((e) => e.sql);
 

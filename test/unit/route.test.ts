@@ -112,7 +112,7 @@ t.test('route: the checks a read must pass, in pgpool order', async (t) => {
 });
 
 t.test('route state: a function defined over a temporary table is the session\'s own', async (t) => {
-  const { RouteState } = await import('../../src/session/route-state');
+  const { RouteState } = await import('../../src/session/memory');
   const s = new RouteState();
   const sent = (sql: string) => s.sentToPrimary(classify(sql), sql, true);
   sent('create function before_temp() returns setof int language sql stable as $$ select 1 from users $$');

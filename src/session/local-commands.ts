@@ -2,9 +2,7 @@ import { encodeError, encodeReadyForQuery } from '../protocol/backend';
 import { SqlState } from '../protocol/sqlstate';
 import { Writer } from '../protocol/writer';
 import type { TxStatus } from '../protocol/codes';
-import type { DispatchHost } from './dispatch-host';
 import type { SessionSettings } from './settings';
-import type { HoldReason } from './hold';
 
 /** What a command Sluice answers itself (SHOW POOL_*, PGPOOL ...) knows of the session. */
 export interface LocalSession {
@@ -72,55 +70,16 @@ export function localFailure(err: unknown): Buffer {
   return encodeError('ERROR', SqlState.InternalError, 'the command failed', (err as Error).message);
 }
 
-/** What answering a local command needs from the dispatcher (the rest comes from its host). */
-export interface LocalTurnOwner {
-  /** The node that still owes replies (ours must come after them), if any. */
-  busyNode(): number | null;
-  txStatus(): TxStatus;
-  hold(reason: HoldReason): false;
-  release(): void;
+/** The command's first two words, as the log and the admin views name a local command. */
+export function commandName(sql: string): string {
+  return sql.trim().split(/\s+/, 2).join(' ').toUpperCase();
 }
 
-type LocalTurnHost = Pick<DispatchHost, 'localSession' | 'toClient' | 'flushToClient' | 'fail'>;
-
 /**
- * Answers SHOW POOL_* and PGPOOL commands in the session's order: after every earlier reply
- * reached the client, the frame is held while the answer is made, then consumed.
+ * The whole reply to a local command, ending in ReadyForQuery with the session's status: a
+ * failure of the command is an ErrorResponse, as a server's would be.
  */
-export class LocalTurn {
-  private running = false;
-  private answered = false;
-
-  constructor(
-    private readonly commands: LocalCommands,
-    private readonly host: LocalTurnHost,
-    private readonly d: LocalTurnOwner,
-  ) {}
-
-  /** True once answered (the held frame is consumed), false while held, null: not ours. */
-  handle(sql: string): boolean | null {
-    if (this.answered) {
-      this.answered = false;
-      return true;
-    }
-    if (!this.commands.matches(sql)) return null;
-    const command = sql.trim().split(/\s+/, 2).join(' ').toUpperCase();
-    if (this.running) return this.d.hold({ kind: 'answering', command });
-    const busy = this.d.busyNode();
-    if (busy !== null) return this.d.hold({ kind: 'nodeAnswering', node: busy });
-    this.running = true;
-    this.commands
-      .run(sql, this.host.localSession)
-      .catch((err: unknown) => localFailure(err))
-      .then((frames) => {
-        const reply = localReply(frames, this.d.txStatus());
-        this.host.toClient(reply, 0, reply.length);
-        this.host.flushToClient();
-        this.running = false;
-        this.answered = true;
-        this.d.release();
-      })
-      .catch((err: unknown) => this.host.fail(err));
-    return this.d.hold({ kind: 'answering', command });
-  }
+export async function answerLocal(commands: LocalCommands, sql: string, session: LocalSession, tx: () => TxStatus): Promise<Buffer> {
+  const frames = await commands.run(sql, session).catch((err: unknown) => localFailure(err));
+  return localReply(frames, tx());
 }

@@ -2,9 +2,9 @@ import { serialize } from 'pg-protocol';
 import type { BackendConnection } from '../backend/connection';
 import { decodeFields } from '../protocol/backend';
 import { Backend, Frontend } from '../protocol/codes';
-import type { Held, PreparedStatement } from './extended';
-import type { BackendStats } from './backend-stats';
-import { WriteBatch } from './write-batch';
+import type { Frame, PreparedStatement } from './extended';
+import type { BackendStats } from '../cluster/backend-stats';
+import { WriteBatch } from '../net/write-batch';
 
 const SYNC = Buffer.from([Frontend.Sync, 0, 0, 0, 4]);
 
@@ -37,16 +37,20 @@ export interface Unit {
    * A read outside a transaction on a standby: what to send again to another node if this one
    * is lost before the replies start (the client frames, and statements they use from earlier).
    */
-  retry?: { frames: Held[]; statements: PreparedStatement[]; uses: string[] };
+  retry?: { frames: Frame[]; statements: PreparedStatement[]; uses: string[] };
   /** performance.now() when a forwarded unit was opened (the statement latency metric). */
   openedAt?: number;
 }
 
-/** What a link reports to its session. */
+/** What a link reports to its session (the relay). */
 export interface LinkOwner {
   /** A frame for the client. */
   toClient(buf: Buffer, start: number, end: number): void;
   noticeToClient(notice: Buffer): void;
+  /** The frames of one chunk from the node were all delivered (time to write them on). */
+  chunkEnd(link: NodeLink): void;
+  /** The connection is gone (err when it failed rather than ended). */
+  linkClosed(link: NodeLink, err?: Error): void;
   /** This link finished its last forwarded unit, or its last unit of any kind: a held client message may go now. */
   linkSettled(link: NodeLink): void;
   /** The server sent a FATAL error that the client saw. */
@@ -86,6 +90,11 @@ export class NodeLink {
     private readonly owner: LinkOwner,
   ) {
     this.batch = new WriteBatch((b) => conn.write(b));
+    conn.setHandler({
+      frame: (type, buf, start, end) => this.frame(type, buf, start, end),
+      chunkEnd: () => owner.chunkEnd(this),
+      closed: (err) => owner.linkClosed(this, err),
+    });
   }
 
   get nodeId(): number {

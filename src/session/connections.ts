@@ -7,6 +7,10 @@ import { poolKey } from '../pool/pool-key';
 import type { PoolSet } from '../pool/pool-set';
 import { cancelOnNode } from '../backend/cancel';
 import type { Logger } from '../log/logger';
+import { runQueries } from '../backend/query';
+
+/** A query of Sluice's own for a session (a function look-up) that takes longer is given up (its connection closed). */
+const QUERY_LIMIT_MS = 2_000;
 
 /** What reaching the primary needs from the rest of Sluice. */
 export interface PrimaryHost {
@@ -24,6 +28,21 @@ export interface PrimaryHost {
 export function acquireOn(h: PrimaryHost, node: NodeAddress, params: ReadonlyMap<string, string>): Promise<{ conn: BackendConnection; reused: boolean }> {
   const key = poolKey(node.id, params);
   return h.pool.acquire(node.id, key, () => h.openBackend(node, params, key));
+}
+
+/**
+ * Runs a one-value query of Sluice's own on a pooled connection of the session's to the node (not
+ * the session's own connection): the value, or null on an error or when it takes too long.
+ */
+export async function queryOnNode(h: PrimaryHost, node: NodeAddress, params: ReadonlyMap<string, string>, database: string, sql: string): Promise<string | null> {
+  try {
+    const { conn } = await acquireOn(h, node, params);
+    const [r] = await runQueries(conn, [sql], QUERY_LIMIT_MS);
+    h.pool.release(conn, database).catch(() => undefined);
+    return r?.error ? null : (r?.rows[0]?.[0] ?? null);
+  } catch {
+    return null;
+  }
 }
 
 /**

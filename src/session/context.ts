@@ -10,10 +10,10 @@ import type { NodeView } from '../router/balancer';
 import type { CompiledRouting } from '../router/options';
 import type { Rng } from '../util/rng';
 import type { Clock } from '../util/clock';
-import type { BackendStats } from './backend-stats';
-import type { LocalCommands } from './local-command';
-import type { PauseGate } from './pause-gate';
-import type { PrimaryHost } from './primary';
+import type { BackendStats } from '../cluster/backend-stats';
+import type { LocalCommands } from './local-commands';
+import type { PauseGate } from '../util/gate';
+import type { PrimaryHost } from './connections';
 import type { SessionRegistry } from './registry';
 
 /** What a session needs from the rest of Sluice (built by server.ts). */

@@ -1,0 +1,806 @@
+// The relay: one session's data path, with no socket of its own. It takes the client's messages
+// and its nodes' replies, decides where each statement goes, keeps the order of replies across
+// nodes, brings a node up to the session's state before it serves it, and keeps transactions
+// consistent between the primary and a standby that serves their reads. What it waits for before
+// it takes the client's next message is one union (Waiting); a held message keeps its decision
+// and continues from where it stopped. It acts through NodeLinks (what it sends to a node) and one
+// port (what it sends to the client, holding and resuming the client, ending the session).
+// It is one story, read together, hence the length; its helpers each have a file of their own.
+import type { BackendConnection } from '../backend/connection';
+import type { Logger } from '../log/logger';
+import { encodeNotice } from '../protocol/backend';
+import { Backend, Frontend, TxStatus } from '../protocol/codes';
+import { ClientError } from '../protocol/client-error';
+import { decodeQuery } from '../protocol/frontend';
+import { SqlState } from '../protocol/sqlstate';
+import { readNode } from '../router/balancer';
+import { classify } from '../router/classify';
+import type { CompiledRouting } from '../router/options';
+import { bare, route } from '../router/route';
+import { Statement, statement } from '../router/statement';
+import { assertNever } from '../util/assert-never';
+import { cancelOnNode } from '../backend/cancel';
+import { acquireOn, connectPrimary, errorFrame, isShutdown, KeptFatal, queryOnNode, releaseBackends } from './connections';
+import type { SessionContext } from './context';
+import { ExtendedState, Frame, prepareAllNamed, prepareStatements, sendHeld } from './extended';
+import { Hold, HoldReason } from './hold';
+import { LinkOwner, NodeLink, Unit } from './links';
+import { answerLocal, commandName, LocalSession, mayBeLocal } from './local-commands';
+import { RouteState, SessionState } from './memory';
+import { answerOwed, AvoidList, replayAll } from './node-loss';
+import { FunctionLookups, ReadYourWrites, SessionRouting } from './routing';
+import type { SessionSettings } from './settings';
+import type { StartupRequest } from './startup';
+
+const POISON_SQL = "DO $$BEGIN RAISE EXCEPTION 'a read of this transaction failed on a standby'; END$$";
+/** What a statement is when nothing routes it (load balancing off, no per-node tracing). */
+const UNROUTED = statement('write', 'not routed');
+const FUNCTION_CALL = statement('write', 'function call');
+
+/** A decision for a held message: where it goes and what it is, made once. */
+interface Plan {
+  /** The node drawn for it; only a failure on the way (or a standby found behind) moves it to the primary. */
+  node: number;
+  readonly stmt: Statement;
+  readonly sql: string;
+  readonly frame: Frame;
+  readonly wrote: boolean;
+  /** read_your_writes: the node's replay position is to be asked first. */
+  lagCheck: boolean;
+}
+
+/**
+ * What the relay waits for before it takes the client's next message. A message not decided yet
+ * (paused, waiting for a new primary or for a function look-up, a local command waiting for a
+ * node's replies) is taken again from the start when the wait ends; a decided one (a plan) goes
+ * on from where it stopped, to the node it was decided for.
+ */
+type Waiting =
+  | { readonly kind: 'free' }
+  | { readonly kind: 'paused'; readonly frame: Frame }
+  | { readonly kind: 'newPrimary'; readonly frame: Frame }
+  | { readonly kind: 'functionLookup'; readonly frame: Frame; readonly names: readonly string[] }
+  | { readonly kind: 'answering'; readonly command: string }
+  | { readonly kind: 'nodeAnswering'; readonly node: number; readonly frame: Frame; readonly plan: Plan | null }
+  | { readonly kind: 'connecting'; readonly plan: Plan }
+  | { readonly kind: 'checkingLag'; readonly plan: Plan }
+  | { readonly kind: 'replaying'; readonly plan: Plan };
+
+const FREE: Waiting = { kind: 'free' };
+
+/** What the relay does to the client and the session (the shell, session.ts, carries it out). */
+export interface RelayPort {
+  toClient(buf: Buffer, start: number, end: number): void;
+  /** Writes what toClient collected (replies Sluice made itself, outside any node's chunk). */
+  flushClient(): void;
+  /** A node's chunk was all delivered: its frames go on to the client in one write. */
+  chunkEnd(conn: BackendConnection): void;
+  /** The held message is done: the client's next messages may be read. */
+  resumeClient(): void;
+  /** Ends the session, after this frame when there is one. */
+  end(frame: Buffer | null, err?: Error): void;
+  readonly closed: boolean;
+}
+
+/** What the relay knows of its session, beyond Sluice's context. */
+export interface RelaySession {
+  readonly req: StartupRequest;
+  readonly log: Logger;
+  readonly settings: SessionSettings;
+  readonly routing: SessionRouting;
+  readonly localSession: LocalSession;
+  /** The routing options with the session's PGPOOL SET values. */
+  options(): CompiledRouting;
+}
+
+export class Relay implements LinkOwner {
+  readonly links = new Map<number, NodeLink>();
+  primary: NodeLink;
+  readonly state = new RouteState();
+  private readonly memory: SessionState;
+  readonly ext = new ExtendedState();
+  /** Nodes this session could not use lately (connection or replay failed, link lost). */
+  private readonly avoid: AvoidList;
+  private waiting: Waiting = FREE;
+  /** Since when the current message is held, and whether that was reported. */
+  private held: Hold | null = null;
+  /** The primary was lost while the session was idle: how to reach the new one (once). */
+  private reconnect: (() => Promise<BackendConnection>) | null = null;
+  private reconnecting = false;
+  /** Nodes a connection is being opened to. */
+  private readonly connecting = new Set<number>();
+  /** Lag checks (read_your_writes) under way, by node. */
+  private readonly checking = new Set<number>();
+  /** The last unit opened for a read on a standby that could be re-run elsewhere. */
+  private rerunnable: Unit | null = null;
+  private standbyBegin = 'BEGIN';
+  private readonly ryw: ReadYourWrites;
+  private readonly lookups: FunctionLookups;
+  /** The server already told the client why the session ends (a FATAL passed through). */
+  private fatalSent = false;
+  /** The primary's FATAL outside any exchange, kept while a failover may let the session live. */
+  private keptFatal: Buffer | null = null;
+  /**
+   * Statements are looked at only when something uses what is found: load balancing, or the
+   * per-node notice/log. Otherwise everything goes to the primary unclassified (the hot path
+   * of a single-node pool pays nothing for routing).
+   */
+  private inspect: boolean;
+
+  constructor(
+    primaryConn: BackendConnection,
+    private readonly ctx: SessionContext,
+    private readonly s: RelaySession,
+    private readonly port: RelayPort,
+  ) {
+    this.primary = this.link(primaryConn, true);
+    this.memory = new SessionState(this.keepsState);
+    this.avoid = new AvoidList(ctx.clock);
+    this.ryw = new ReadYourWrites(ctx.replication);
+    this.lookups = new FunctionLookups(ctx.clock, () => s.routing.catalog);
+    this.inspect = this.wantsInspect();
+  }
+
+  /** Session state is logged for other nodes to replay: with load balancing, and whenever a failover may move the session. */
+  private get keepsState(): boolean {
+    return this.ctx.routing.loadBalance || this.ctx.canFailOver;
+  }
+
+  private wantsInspect(): boolean {
+    const v = this.s.settings.values;
+    return this.keepsState || v.notice_per_node_statement || v.log_per_node_statement;
+  }
+
+  /** PGPOOL SET changed the per-node notice or log: statements are looked at only if needed. */
+  settingsChanged(): void {
+    this.inspect = this.wantsInspect();
+  }
+
+  /** Makes a backend connection part of this session. */
+  private link(conn: BackendConnection, isPrimary: boolean): NodeLink {
+    const link = new NodeLink(conn, isPrimary, this);
+    this.links.set(link.nodeId, link);
+    if (this.s.settings.values.log_per_node_statement) this.s.log.debug({ node: conn.node.id, backendPid: conn.processId }, 'backend attached');
+    return link;
+  }
+
+  // ---- What the client sends ----------------------------------------------------------------
+
+  /**
+   * One client message in the ready state. True: taken, read on. False: taken, but held (the
+   * client's next messages wait until the relay resumes it).
+   */
+  message(type: number, buf: Buffer, start: number, end: number): boolean {
+    if (this.take(type, buf, start, end)) return true;
+    this.held ??= new Hold(this.reason()!, this.ctx.clock.now());
+    return false;
+  }
+
+  private take(type: number, buf: Buffer, start: number, end: number): boolean {
+    if (this.ctx.gate.closed && this.atBoundary) {
+      // Paused (sluicectl pause, a switchover): the next statement waits until resume.
+      this.ctx.gate.holdSession(this, () => this.wake(), (err) => this.port.end(errorFrame(err)));
+      return this.wait({ kind: 'paused', frame: { type, buf, start, end } });
+    }
+    if (this.reconnect) {
+      this.startReconnect();
+      return this.wait({ kind: 'newPrimary', frame: { type, buf, start, end } });
+    }
+    switch (type) {
+      case Frontend.Query:
+        return this.query(buf, start, end);
+      case Frontend.Parse:
+      case Frontend.Bind:
+      case Frontend.Describe:
+      case Frontend.Execute:
+      case Frontend.Close:
+        if (this.inspect) this.ext.add(type, buf, start, end);
+        else this.ext.batch.held.push({ type, buf, start, end });
+        if (this.ext.batchNode !== null) sendHeld(this.links.get(this.ext.batchNode) ?? this.primary, this.ext);
+        return true;
+      case Frontend.Flush:
+      case Frontend.Sync:
+        return this.batch({ type, buf, start, end });
+      case Frontend.CopyData:
+      case Frontend.CopyDone:
+      case Frontend.CopyFail:
+        (this.active() ?? this.primary).send(type, buf, start, end);
+        return true;
+      default:
+        // FunctionCall and anything unknown: the primary answers (or rejects) it.
+        return this.proceed(this.plan(this.primary.nodeId, FUNCTION_CALL, '', { type, buf, start, end }));
+    }
+  }
+
+  private query(buf: Buffer, start: number, end: number): boolean {
+    const local = this.ctx.local;
+    if (local && mayBeLocal(buf, start, end)) {
+      const sql = decodeQuery(buf, start, end);
+      if (local.matches(sql)) return this.answerLocally(sql, { type: Frontend.Query, buf, start, end });
+    }
+    if (!this.inspect) return this.proceed(this.plan(this.primary.nodeId, UNROUTED, '', { type: Frontend.Query, buf, start, end }));
+    const sql = decodeQuery(buf, start, end);
+    const frame = { type: Frontend.Query, buf, start, end };
+    const p = this.decide(classify(sql), sql, frame);
+    return p !== null && this.proceed(p);
+  }
+
+  /** Extended protocol: Flush or Sync sends what the batch holds to one node. */
+  private batch(frame: Frame): boolean {
+    const b = this.ext.batch;
+    let node = this.ext.batchNode ?? this.ext.portalNode();
+    let stmt = statement('read', 'extended batch');
+    let wrote = false;
+    if (!this.inspect) {
+      node = this.primary.nodeId;
+      stmt = UNROUTED;
+    } else if (node === null) {
+      node = this.primary.nodeId;
+      const reads = b.statements.length > 0 && b.statements.every((p) => p.stmt.kind === 'read');
+      if (b.statements.length === 0) {
+        node = this.active()?.nodeId ?? this.primary.nodeId;
+      } else if (reads) {
+        const plans = b.statements.map((p) => this.decide(p.stmt, p.sql, frame));
+        if (plans.includes(null)) return false;
+        if (plans.every((p) => p!.node === plans[0]!.node)) node = plans[0]!.node;
+        wrote = plans.some((p) => p!.wrote);
+      } else {
+        const first = b.statements.find((p) => p.stmt.kind !== 'read')!;
+        stmt = first.stmt;
+        wrote = b.statements.some((p) => p.stmt.kind === 'write');
+      }
+    }
+    const text = b.executed.length > 0 ? b.executed : b.statements.map((p) => p.sql);
+    return this.proceed({ node, stmt, sql: text.join('; '), frame, wrote, lagCheck: false });
+  }
+
+  private plan(node: number, stmt: Statement, sql: string, frame: Frame, wrote = false): Plan {
+    return { node, stmt, sql, frame, wrote, lagCheck: false };
+  }
+
+  /**
+   * Where a statement goes: the primary, or the node a read may use (drawn here, once). Null: the
+   * message waits for a function look-up first (and is decided when it is over).
+   */
+  private decide(s: Statement, sql: string, frame: Frame): Plan | null {
+    let eff = s;
+    if (s.kind === 'execute') eff = this.memory.prepared(s.name ?? '') ?? statement('write', 'execute of an unknown statement');
+    if (eff.kind === 'read' && eff.sessionView) return this.plan(this.sessionViewNode(eff.sessionView), s, sql, frame);
+    const options = this.s.options();
+    const d = route(eff, sql, options, this.state, this.lookups);
+    const primaryId = this.primary.nodeId;
+    if (d.to === 'lookup') {
+      // Behind work still running on the primary the read stays there anyway: it is taken as
+      // writing, as an unknown function always was.
+      if (this.primary.busy) return this.plan(primaryId, s, sql, frame, true);
+      this.lookups.start(d.names!, (q) => this.queryNode(primaryId, q), () => this.wake());
+      this.wait({ kind: 'functionLookup', frame, names: d.names! });
+      return null;
+    }
+    if (d.to === 'primary') {
+      const wrote = eff.kind === 'write' || (eff.kind === 'read' && d.reason.startsWith('function'));
+      return this.plan(primaryId, s, sql, frame, wrote);
+    }
+    // A read right behind work still running on the primary stays there: it keeps the client's
+    // pipeline flowing, and the transaction state is only certain once the primary has answered.
+    if (this.primary.busy) return this.plan(primaryId, s, sql, frame);
+    const avoid = this.avoid.current();
+    const lb = this.s.routing.loadBalanceNode(avoid);
+    const node = lb === null ? primaryId : readNode(this.ctx.nodeViews(), lb, options.preferLowerDelay);
+    if (node === null || avoid.has(node)) return this.plan(primaryId, s, sql, frame);
+    const ryw = options.readYourWrites;
+    const check = ryw && node !== primaryId ? this.ryw.verdict(node, this.ctx.replication.info[node]?.replayLsn ?? 0, ryw === 'cluster') : 'ahead';
+    const p = this.plan(check === 'behind' ? primaryId : node, s, sql, frame);
+    p.lagCheck = check === 'ask';
+    return p;
+  }
+
+  /**
+   * Where a read of the session's own objects runs: its cursors are where its open portals are
+   * (they cannot move; SQL cursors are the primary's); its prepared statements are all brought
+   * to the primary first (see send()).
+   */
+  private sessionViewNode(view: 'statements' | 'cursors'): number {
+    const node = view === 'cursors' ? this.ext.openPortalsNode() : null;
+    return node !== null && this.links.has(node) ? node : this.primary.nodeId;
+  }
+
+  /**
+   * Takes a decided message as far as it can go: a connection to its node, the end of another
+   * node's replies, the node's replay position, the session's state replayed there; then sends
+   * it. False: it waits at one of these (and goes on from there when the wait ends).
+   */
+  private proceed(p: Plan): boolean {
+    // A node that failed this session meanwhile (its connection, its replay, lost) is not used.
+    if (p.node !== this.primary.nodeId && this.avoid.has(p.node)) p.node = this.primary.nodeId;
+    const link = this.links.get(p.node);
+    if (!link) {
+      this.connectTo(p.node);
+      return this.wait({ kind: 'connecting', plan: p });
+    }
+    const active = this.active();
+    if (active && active !== link) return this.wait({ kind: 'nodeAnswering', node: active.nodeId, frame: p.frame, plan: p });
+    if (p.lagCheck) {
+      p.lagCheck = false;
+      this.checkLag(link, p);
+      return this.wait({ kind: 'checkingLag', plan: p });
+    }
+    if (this.checking.has(p.node)) return this.wait({ kind: 'checkingLag', plan: p });
+    if (link !== this.primary && !this.prepareStandby(link)) return this.wait({ kind: 'replaying', plan: p });
+    this.send(p, link);
+    return true;
+  }
+
+  /** Sends the decided message (with any held batch messages) to its node as a forwarded unit. */
+  private send(p: Plan, link: NodeLink): void {
+    const { stmt: s, sql, frame } = p;
+    const continuing = frame.type !== Frontend.Query && this.ext.batchNode !== null;
+    if (!continuing) {
+      // Statements the batch uses but this node lacks are prepared first, in a unit of their own
+      // that is queued (and answered) before the client's.
+      const b = this.ext.batch;
+      prepareStatements(link, b.statements, b.uses);
+      if (s.sessionView === 'statements' || b.statements.some((x) => x.stmt.sessionView === 'statements')) prepareAllNamed(link, this.ext);
+      const unit = this.openUnit(link, s, sql);
+      this.rerunnable = null;
+      if (link !== this.primary && !this.state.inTransaction) {
+        unit.retry = { frames: [], statements: [...b.statements], uses: [...b.uses] };
+        this.rerunnable = unit;
+      }
+    }
+    if (link === this.primary) this.notePrimary(s, sql, p.wrote);
+    const retry = link === this.primary ? undefined : this.rerunnable?.retry;
+    if (retry) retry.frames.push(...this.ext.batch.held, frame);
+    sendHeld(link, this.ext);
+    link.send(frame.type, frame.buf, frame.start, frame.end);
+    if (frame.type === Frontend.Query) link.prepared.delete('');
+    if (frame.type === Frontend.Sync) this.ext.synced(this.state.txStatus === 'idle');
+    else if (frame.type === Frontend.Flush) this.ext.batchNode = link.nodeId;
+  }
+
+  /** SHOW POOL_* and PGPOOL ...: answered by Sluice in the session's order, after every earlier reply. */
+  private answerLocally(sql: string, frame: Frame): boolean {
+    const busy = this.active() ?? (this.primary.busy ? this.primary : null);
+    if (busy) return this.wait({ kind: 'nodeAnswering', node: busy.nodeId, frame, plan: null });
+    const local = this.ctx.local!;
+    answerLocal(local, sql, this.s.localSession, () => this.state.txStatus)
+      .then((reply) => {
+        if (this.port.closed) return;
+        this.port.toClient(reply, 0, reply.length);
+        this.port.flushClient();
+        this.waiting = FREE;
+        this.done();
+      })
+      .catch((err: unknown) => this.port.end(errorFrame(err)));
+    return this.wait({ kind: 'answering', command: commandName(sql) });
+  }
+
+  // ---- Waiting, and going on ----------------------------------------------------------------
+
+  private wait(w: Waiting): false {
+    this.waiting = w;
+    if (this.held) this.held.reason = this.reason()!;
+    return false;
+  }
+
+  /** Something a held message may wait for happened: it goes on, or waits on (for what is left). */
+  private wake(): void {
+    if (this.port.closed) return;
+    const w = this.waiting;
+    let sent: boolean;
+    switch (w.kind) {
+      case 'free':
+      case 'answering':
+        return;
+      case 'paused':
+        if (this.ctx.gate.closed) return;
+        this.waiting = FREE;
+        sent = this.take(w.frame.type, w.frame.buf, w.frame.start, w.frame.end);
+        break;
+      case 'newPrimary':
+        if (this.reconnect) return;
+        this.waiting = FREE;
+        sent = this.take(w.frame.type, w.frame.buf, w.frame.start, w.frame.end);
+        break;
+      case 'functionLookup':
+        // Not decided yet: decided now, with what the look-up found (or, past its time, without).
+        this.waiting = FREE;
+        sent = this.take(w.frame.type, w.frame.buf, w.frame.start, w.frame.end);
+        break;
+      case 'nodeAnswering':
+        if (this.active()?.nodeId === w.node || (w.plan === null && this.links.get(w.node)?.busy)) return;
+        this.waiting = FREE;
+        sent = w.plan ? this.proceed(w.plan) : this.take(w.frame.type, w.frame.buf, w.frame.start, w.frame.end);
+        break;
+      case 'connecting':
+        if (this.connecting.has(w.plan.node)) return;
+        this.waiting = FREE;
+        sent = this.proceed(w.plan);
+        break;
+      case 'checkingLag':
+        if (this.checking.has(w.plan.node)) return;
+        this.waiting = FREE;
+        sent = this.proceed(w.plan);
+        break;
+      case 'replaying':
+        if (this.links.get(w.plan.node)?.replaying) return;
+        this.waiting = FREE;
+        sent = this.proceed(w.plan);
+        break;
+      default:
+        return assertNever(w);
+    }
+    if (sent) this.done();
+  }
+
+  /** The held message is done with: the client is read again. */
+  private done(): void {
+    this.held = null;
+    this.lookups.taken();
+    this.port.resumeClient();
+  }
+
+  /** What the held message waits for, as the admin views and the log name it. */
+  private reason(): HoldReason | null {
+    const w = this.waiting;
+    switch (w.kind) {
+      case 'free':
+        return null;
+      case 'paused':
+      case 'newPrimary':
+        return { kind: w.kind };
+      case 'functionLookup':
+        return { kind: 'functionLookup', names: w.names };
+      case 'answering':
+        return { kind: 'answering', command: w.command };
+      case 'nodeAnswering':
+        return { kind: 'nodeAnswering', node: w.node };
+      case 'connecting':
+      case 'checkingLag':
+      case 'replaying':
+        return { kind: w.kind, node: w.plan.node };
+      default:
+        return assertNever(w);
+    }
+  }
+
+  /** The current message's hold (what it waits for, since when), if one is held. */
+  get holding(): Hold | null {
+    return this.waiting.kind === 'free' ? null : this.held;
+  }
+
+  /** Some node owes this session replies (one will come and wake a held message). */
+  get nodeOwes(): boolean {
+    for (const l of this.links.values()) if (l.busy) return true;
+    return false;
+  }
+
+  /** The link with forwarded units outstanding (at most one at a time), if any. */
+  private active(): NodeLink | null {
+    for (const l of this.links.values()) if (l.forwarded > 0) return l;
+    return null;
+  }
+
+  /** Between transactions, with nothing in flight: where a pause holds the session. */
+  get atBoundary(): boolean {
+    return this.state.txStatus === 'idle' && this.ext.batch.empty && this.ext.batchNode === null && !this.primary.busy && this.active() === null;
+  }
+
+  // ---- Getting a node ready -----------------------------------------------------------------
+
+  private connectTo(node: number): void {
+    if (this.connecting.has(node)) return;
+    const address = this.ctx.node(node);
+    if (!address) {
+      this.avoid.add(node);
+      return;
+    }
+    this.connecting.add(node);
+    acquireOn(this.ctx, address, this.s.req.params)
+      .then(({ conn }) => {
+        if (this.port.closed) return void this.ctx.pool.release(conn, this.s.req.database).catch(() => undefined);
+        this.link(conn, false);
+      })
+      .catch((err: Error) => {
+        this.avoid.add(node);
+        this.s.log.warn({ node, err: err.message }, 'cannot connect to node for reads; using the primary');
+      })
+      .finally(() => {
+        this.connecting.delete(node);
+        this.wake();
+      });
+  }
+
+  /** read_your_writes: asks the standby how far it replayed; behind means the primary. */
+  private checkLag(link: NodeLink, p: Plan): void {
+    this.checking.add(link.nodeId);
+    this.ryw.check(link, (lsn) => {
+      this.checking.delete(link.nodeId);
+      const ryw = this.s.options().readYourWrites;
+      // The position known now: the answer, or what the replication check saw when it failed.
+      const known = Math.max(lsn ?? 0, this.ctx.replication.info[link.nodeId]?.replayLsn ?? 0);
+      if (ryw && this.ryw.verdict(link.nodeId, known, ryw === 'cluster', true) === 'behind') p.node = this.primary.nodeId;
+      this.wake();
+    });
+  }
+
+  /** Before a standby serves the session: replay what it misses; open its read transaction. False: replaying. */
+  private prepareStandby(link: NodeLink): boolean {
+    if (link.replaying) return false;
+    const missing = this.memory.replay.since(link.appliedSeq);
+    if (missing.length > 0) {
+      link.appliedSeq = this.memory.replay.lastSeq;
+      link.replaying = true;
+      let failed = false;
+      missing.forEach((e, i) => {
+        link.runSwallowed(e.sql, (u) => {
+          failed ||= u.errored;
+          if (i < missing.length - 1) return;
+          link.replaying = false;
+          if (failed) this.drop(link, 'replaying session state failed');
+          this.wake();
+        });
+      });
+      return false;
+    }
+    if (this.state.inTransaction && !link.inReadTransaction) {
+      link.inReadTransaction = true;
+      link.runSwallowed(this.standbyBegin);
+    }
+    return true;
+  }
+
+  /** A one-value query of Sluice's own on a pooled connection of the session's to a node (not the session's). */
+  private queryNode(node: number, sql: string): Promise<string | null> {
+    const address = this.ctx.node(node);
+    return address ? queryOnNode(this.ctx, address, this.s.req.params, this.s.req.database, sql) : Promise.resolve(null);
+  }
+
+  // ---- Units and transactions ---------------------------------------------------------------
+
+  private openUnit(link: NodeLink, s: Statement, sql: string): Unit {
+    const unit: Unit = { forward: true, errored: false };
+    const v = this.s.settings.values;
+    if (sql && v.notice_per_node_statement) {
+      unit.notice = encodeNotice(Backend.NoticeResponse, 'NOTICE', '00000', `DB node id: ${link.nodeId} statement: ${sql}`);
+    }
+    if (sql && v.log_per_node_statement) this.s.log.info({ node: link.nodeId, statement: sql }, 'statement sent');
+    if (s.kind === 'read' || (s.kind === 'execute' && link !== this.primary)) this.ctx.countSelect(link.nodeId);
+    const isPrimary = link === this.primary;
+    const sentAt = this.memory.replay.lastSeq;
+    const seqs = isPrimary ? this.memory.record(s, sql, this.links, this.primary, this.ext) : [];
+    unit.done = (u) => {
+      const inTx = this.primary.conn.txStatus !== 'idle';
+      if (isPrimary && s.functionsChanged && !u.errored) this.lookups.changed(s.functionsChanged, inTx);
+      if (isPrimary && this.memory.settled(s, seqs, sentAt, !u.errored, inTx)) this.state.pinnedTransaction = true;
+      if (isPrimary) this.primaryReady(s, u);
+      else if (u.errored && this.state.inTransaction) this.standbyReadFailed(link);
+    };
+    link.open(unit);
+    return unit;
+  }
+
+  private notePrimary(s: Statement, sql: string, wrote: boolean): void {
+    if (s.kind === 'txBegin' || s.pinTransaction) this.state.txStartSeq = this.memory.replay.lastSeq;
+    if (s.kind === 'txBegin' && s.standbyBegin) this.standbyBegin = s.standbyBegin;
+    if (s.createsUnlogged || s.createsSequences || s.renamed) this.noteRelations(s);
+    this.state.sentToPrimary(s, sql, wrote || s.kind === 'write');
+    if (wrote || s.kind === 'write') this.ryw.wrote();
+  }
+
+  /** DDL that makes relations routing keeps on the primary (unlogged tables, sequences), or renames one. */
+  private noteRelations(s: Statement): void {
+    const c = this.s.routing.catalog;
+    if (!c) return;
+    if (s.createsUnlogged) c.addRelation('unlogged', s.createsUnlogged);
+    for (const seq of s.createsSequences ?? []) c.addRelation('sequence', seq);
+    if (s.renamed && c.isUnlogged(bare(s.renamed.from))) c.addRelation('unlogged', s.renamed.to);
+    if (s.renamed && c.isSequence(bare(s.renamed.from))) c.addRelation('sequence', s.renamed.to);
+  }
+
+  /** The primary answered a unit: track the transaction; end standbys' read transactions with it. */
+  private primaryReady(s: Statement, u: Unit): void {
+    const before = this.state.txStatus;
+    const ended = this.state.primaryReady(this.primary.conn.txStatus, !this.primary.busy);
+    if (this.s.options().readYourWrites && this.state.txStatus === 'idle' && !this.primary.busy) {
+      // A write is committed: its position is where a standby must have replayed to serve this
+      // session's reads (one extra round trip per writing transaction; README).
+      this.ryw.committed(this.primary);
+    }
+    if (!ended) return;
+    this.lookups.transactionEnded();
+    const committed = !u.errored && s.commit !== false && before !== 'failedTx';
+    if (!committed) this.memory.replay.truncateAfter(this.state.txStartSeq);
+    for (const l of this.links.values()) {
+      if (l === this.primary || !l.inReadTransaction) continue;
+      l.inReadTransaction = false;
+      if (!committed && l.appliedSeq > this.state.txStartSeq) l.appliedSeq = this.state.txStartSeq;
+      l.runSwallowed(committed ? 'COMMIT' : 'ROLLBACK');
+    }
+  }
+
+  /**
+   * A read of an open transaction failed on a standby: the client now believes its transaction
+   * failed, so the primary's must fail too, or a COMMIT would keep its writes.
+   */
+  private standbyReadFailed(link: NodeLink): void {
+    this.state.pinnedTransaction = true;
+    this.primary.runSwallowed(POISON_SQL, () => (this.state.txStatus = this.primary.conn.txStatus));
+    if (link.inReadTransaction) {
+      link.inReadTransaction = false;
+      link.runSwallowed('ROLLBACK');
+    }
+  }
+
+  // ---- What the nodes send (LinkOwner) ------------------------------------------------------
+
+  toClient(buf: Buffer, start: number, end: number): void {
+    this.port.toClient(buf, start, end);
+  }
+
+  noticeToClient(notice: Buffer): void {
+    this.port.toClient(notice, 0, notice.length);
+  }
+
+  chunkEnd(link: NodeLink): void {
+    this.port.chunkEnd(link.conn);
+  }
+
+  /** A link finished its last forwarded unit, or its last unit of any kind. */
+  linkSettled(): void {
+    this.wake();
+  }
+
+  fatalSeen(): void {
+    this.fatalSent = true;
+  }
+
+  get stats() {
+    return this.ctx.backendStats;
+  }
+
+  /** The primary's FATAL outside an exchange: kept when the session may survive the node. */
+  keepFatal(link: NodeLink, frame: Buffer): boolean {
+    if (!this.survivable(link)) return false;
+    this.keptFatal = frame;
+    return true;
+  }
+
+  // ---- Losing nodes -------------------------------------------------------------------------
+
+  /** Whether losing this link now can leave the client connected: the idle primary of a session. */
+  private survivable(link: NodeLink): boolean {
+    return this.ctx.canFailOver && link.isPrimary && link.forwarded === 0 && !this.state.inTransaction && !this.fatalSent;
+  }
+
+  /**
+   * A backend connection went away. A standby is never the end of a session: what it owed is
+   * answered from the primary. The primary's ends the session unless the session was idle outside
+   * a transaction and the node turns out to be down (failed over): then the session waits for the
+   * new primary. The primary's own FATAL for an idle session is kept until that is known.
+   */
+  linkClosed(link: NodeLink, err?: Error): void {
+    if (this.port.closed || this.links.get(link.nodeId) !== link) return;
+    if (!link.isPrimary) {
+      this.standbyLost(link, err?.message ?? 'connection closed');
+      void this.ctx.confirmDown(link.nodeId, false);
+      return;
+    }
+    const fatal = this.keptFatal;
+    this.keptFatal = null;
+    const down = this.ctx.confirmDown(link.nodeId, fatal !== null && isShutdown(fatal));
+    if (!this.survivable(link)) return this.primaryGone(link, fatal, err);
+    // Idle outside a transaction: nothing is lost yet. If the node failed, the session carries
+    // on with the new primary at its next statement; if not (its backend alone was ended, say by
+    // pg_terminate_backend), it ends as a direct connection would.
+    this.links.delete(link.nodeId);
+    this.reconnect = async () => {
+      if (!(await down)) throw new KeptFatal(fatal);
+      const { conn } = await connectPrimary(this.ctx, this.s.req.params);
+      if (this.port.closed) {
+        this.ctx.pool.discard(conn);
+        throw new Error('session closed');
+      }
+      return conn;
+    };
+    void down.then((isDown) => {
+      if (!isDown) this.primaryGone(link, fatal, err);
+    });
+    // A message held for the old link (a local command waiting for Sluice's own query there)
+    // now waits for the new primary instead.
+    if (this.waiting.kind !== 'free' && this.waiting.kind !== 'answering') {
+      const frame = 'frame' in this.waiting ? this.waiting.frame : this.waiting.plan.frame;
+      this.waiting = { kind: 'newPrimary', frame };
+      this.startReconnect();
+    }
+  }
+
+  /** The primary connection is gone and the session with it: the server's FATAL, or ours. */
+  private primaryGone(link: NodeLink, fatal: Buffer | null, err?: Error): void {
+    if (this.port.closed) return;
+    const ours = this.fatalSent ? null : new ClientError('FATAL', SqlState.ConnectionFailure, `connection to node ${link.nodeId} lost`, err?.message).toFrame();
+    this.port.end(fatal ?? ours, err);
+  }
+
+  /** Finds the new primary (once, however many wakes ask); the held message waits for it. */
+  private startReconnect(): void {
+    if (this.reconnecting || !this.reconnect) return;
+    this.reconnecting = true;
+    this.reconnect()
+      .then((conn) => {
+        this.reconnect = null;
+        this.adoptPrimary(conn);
+      })
+      .catch((err: unknown) => this.port.end(errorFrame(err)))
+      .finally(() => {
+        this.reconnecting = false;
+        this.wake();
+      });
+  }
+
+  /** A new primary connection: the session's state is replayed on it before the held statement. */
+  private adoptPrimary(conn: BackendConnection): void {
+    const old = this.links.get(conn.node.id);
+    if (old) {
+      // This session's standby link to the promoted node: the new link replaces it.
+      this.links.delete(old.nodeId);
+      old.conn.destroy();
+    }
+    this.primary = this.link(conn, true);
+    replayAll(this.primary, this.memory.replay, this.s.log);
+  }
+
+  /**
+   * A standby's connection is gone (the node died, or was detached). What it still owed the
+   * client is answered from the primary, in order: a read outside a transaction whose replies
+   * had not started is simply run there; anything else gets an error of its own (08006) and,
+   * inside a transaction, fails the transaction as a failed read would.
+   */
+  private standbyLost(link: NodeLink, reason: string): void {
+    this.links.delete(link.nodeId);
+    this.avoid.add(link.nodeId);
+    this.checking.delete(link.nodeId);
+    link.replaying = false;
+    const owed = link.takeOwed();
+    this.s.log.warn({ node: link.nodeId, reason, owed: owed.length }, 'standby connection lost');
+    if (owed.length > 0) {
+      if (this.reconnect) {
+        this.port.end(errorFrame(new Error('primary and standby lost together')));
+        return;
+      }
+      answerOwed(this.primary, this.ext, link.nodeId, owed, (l, st, sql) => this.openUnit(l, st, sql));
+    }
+    link.conn.destroy();
+    this.wake();
+  }
+
+  /** Stops using a node for this session (its connection is closed here). */
+  private drop(link: NodeLink, reason: string): void {
+    if (link === this.primary) return;
+    this.avoid.add(link.nodeId);
+    this.links.delete(link.nodeId);
+    this.s.log.warn({ node: link.nodeId, reason }, 'node no longer used by this session');
+    link.conn.destroy();
+  }
+
+  /** A node left service: this session's connection to it goes (and what it owed is answered). */
+  nodeDown(id: number): void {
+    this.links.get(id)?.conn.destroy(new Error(`node ${id} left service`));
+  }
+
+  /** Cancels what this session's backend connections are running (a CancelRequest for it). */
+  cancel(): void {
+    for (const l of this.links.values()) cancelOnNode(l.conn, this.s.log);
+  }
+
+  /** The session ends: its backend connections go back to the pool (clean) or are closed. */
+  close(clean: boolean): void {
+    this.lookups.taken();
+    releaseBackends(this.ctx, [...this.links.values()].map((l) => l.conn), clean, this.s.req.database, this.s.log);
+    this.links.clear();
+  }
+
+  get txStatus(): TxStatus {
+    return this.state.txStatus;
+  }
+}
