@@ -88,12 +88,12 @@ function classifyTokens(t: Token[], sql: string): Statement {
     case 'rollback':
     case 'abort':
       if (word(t[1], 'prepared')) return statement('write', 'two-phase commit');
-      if (t.some((x) => word(x, 'to'))) return statement('txLocal', 'rollback to savepoint', { savepoint: t[t.length - 1]!.text });
+      if (t.some((x) => word(x, 'to'))) return statement('txLocal', 'rollback to savepoint', { savepoint: { op: 'rollbackTo', name: t[t.length - 1]!.text } });
       return statement('txEnd', 'rollback', { commit: false });
     case 'savepoint':
-      return statement('txLocal', 'savepoint', { savepoint: t[t.length - 1]!.text });
+      return statement('txLocal', 'savepoint', { savepoint: { op: 'define', name: t[t.length - 1]!.text } });
     case 'release':
-      return statement('txLocal', 'release savepoint', { savepoint: t[t.length - 1]!.text });
+      return statement('txLocal', 'release savepoint', { savepoint: { op: 'release', name: t[t.length - 1]!.text } });
     case 'set':
       return classifySet(t);
     case 'reset':

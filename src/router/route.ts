@@ -46,15 +46,28 @@ export interface CatalogView {
   isSequence(relation: string): boolean;
 }
 
-export interface Decision {
-  /** lookup: the read calls functions not known yet; decide again once they are looked up. */
-  readonly to: 'primary' | 'balance' | 'lookup';
-  readonly reason: string;
-  /** lookup: the names to look up. */
-  readonly names?: readonly string[];
-}
+/** Why a statement goes to the primary: what the code decides on (the reason is words for people). */
+export type PrimaryCause =
+  | 'not a read'
+  | 'load balancing off'
+  | 'leading comment'
+  | 'session pinned'
+  | 'transaction'
+  | 'system catalog'
+  | 'temporary object'
+  | 'unlogged table'
+  | 'sequence'
+  | 'pattern'
+  | 'writing function'
+  | 'table written in the transaction';
 
-const primary = (reason: string): Decision => ({ to: 'primary', reason });
+export type Decision =
+  | { readonly to: 'primary'; readonly cause: PrimaryCause; readonly reason: string }
+  | { readonly to: 'balance'; readonly reason: string }
+  /** The read calls functions not known yet: decide again once they are looked up. */
+  | { readonly to: 'lookup'; readonly reason: string; readonly names: readonly string[] };
+
+const primary = (cause: PrimaryCause, reason: string = cause): Decision => ({ to: 'primary', cause, reason });
 const BALANCE: Decision = { to: 'balance', reason: 'read' };
 
 /**
@@ -62,26 +75,26 @@ const BALANCE: Decision = { to: 'balance', reason: 'read' };
  * statements; every other kind is the primary's (session state is replayed elsewhere later).
  */
 export function route(s: Statement, sql: string, o: RoutingOptions, v: SessionView, c: CatalogView): Decision {
-  if (s.kind !== 'read') return primary(s.reason);
-  if (!o.loadBalance) return primary('load_balance_mode is off');
+  if (s.kind !== 'read') return primary('not a read', s.reason);
+  if (!o.loadBalance) return primary('load balancing off', 'load_balance_mode is off');
   if (s.leadingComment && !o.allowSqlComments) return primary('leading comment');
-  if (v.pinnedSession) return primary('session pinned to the primary');
+  if (v.pinnedSession) return primary('session pinned', 'session pinned to the primary');
   const tx = transactionRule(o, v);
-  if (tx) return primary(tx);
+  if (tx) return primary('transaction', tx);
   if (o.catalogToPrimary && s.catalog) return primary('system catalog');
-  if (o.checkTempTables && v.tempTables.size > 0 && s.relations.some((r) => v.tempTables.has(bare(r)))) return primary('temporary table');
+  if (o.checkTempTables && v.tempTables.size > 0 && s.relations.some((r) => v.tempTables.has(bare(r)))) return primary('temporary object', 'temporary table');
   // pg_temp.name is the session's own temporary schema, which only its primary connection has.
-  if (s.relations.some(inTempSchema) || s.functions.some(inTempSchema)) return primary('temporary schema');
-  if (o.checkTempTables && v.tempFunctions.size > 0 && s.functions.some((f) => v.tempFunctions.has(bare(f)))) return primary('function over a temporary table');
+  if (s.relations.some(inTempSchema) || s.functions.some(inTempSchema)) return primary('temporary object', 'temporary schema');
+  if (o.checkTempTables && v.tempFunctions.size > 0 && s.functions.some((f) => v.tempFunctions.has(bare(f)))) return primary('temporary object', 'function over a temporary table');
   if (o.checkUnloggedTables && s.relations.some((r) => c.isUnlogged(bare(r)))) return primary('unlogged table');
   // A standby shows a sequence as last WAL-logged, up to 32 values ahead of the primary's state.
   if (s.relations.some((r) => c.isSequence(bare(r)))) return primary('sequence');
-  if (o.primaryPatterns.some((p) => p.test(sql))) return primary('primary_routing_query_pattern_list');
+  if (o.primaryPatterns.some((p) => p.test(sql))) return primary('pattern', 'primary_routing_query_pattern_list');
   const fn = writingFunction(s.functions, o, c);
-  if (typeof fn === 'string') return primary(`function ${fn}`);
+  if (typeof fn === 'string') return primary('writing function', `function ${fn}`);
   if (fn) return { to: 'lookup', reason: 'functions not known yet', names: fn.unknown };
   if (o.disableOnWrite === 'dml_adaptive' && v.inTransaction && s.relations.some((r) => v.writtenTables.has(bare(r)))) {
-    return primary('table written in this transaction');
+    return primary('table written in the transaction', 'table written in this transaction');
   }
   return BALANCE;
 }

@@ -39,8 +39,8 @@ export interface Statement {
   readonly pinTransaction?: boolean;
   /** Every later read of the session must go to the primary (e.g. default isolation serializable). */
   readonly pinSession?: boolean;
-  /** SAVEPOINT, RELEASE, ROLLBACK TO: the savepoint's name. */
-  readonly savepoint?: string;
+  /** SAVEPOINT, RELEASE, ROLLBACK TO: what it does to which savepoint. */
+  readonly savepoint?: { readonly op: 'define' | 'release' | 'rollbackTo'; readonly name: string };
   /** txEnd: COMMIT/END rather than ROLLBACK/ABORT. */
   readonly commit?: boolean;
   /** txBegin: the BEGIN to run on a standby when a read of this transaction goes there. */

@@ -194,12 +194,12 @@ export class SessionState {
 
   /** `sentAt`: the log's position when the statement was sent (later ones may be logged since). */
   private onSavepoint(s: Statement, sentAt: number): void {
-    const name = s.savepoint!;
+    const { op, name } = s.savepoint!;
     let i = this.savepoints.length - 1;
     while (i >= 0 && this.savepoints[i]!.name !== name) i--;
-    if (s.reason === 'savepoint') this.savepoints.push({ name, seq: sentAt });
+    if (op === 'define') this.savepoints.push({ name, seq: sentAt });
     else if (i < 0) return;
-    else if (s.reason === 'release savepoint') this.savepoints.length = i;
+    else if (op === 'release') this.savepoints.length = i;
     else {
       // ROLLBACK TO: the savepoint stays, what was logged after it is undone.
       this.savepoints.length = i + 1;

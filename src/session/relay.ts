@@ -273,12 +273,12 @@ export class Relay implements LinkOwner {
       // Behind work still running on the primary the read stays there anyway: it is taken as
       // writing, as an unknown function always was.
       if (this.primary.busy) return this.plan(primaryId, s, sql, frame, true);
-      this.lookups.start(d.names!, (q) => this.queryNode(primaryId, q), () => this.wake());
-      this.wait({ kind: 'functionLookup', frame, names: d.names! });
+      this.lookups.start(d.names, (q) => this.queryNode(primaryId, q), () => this.wake());
+      this.wait({ kind: 'functionLookup', frame, names: d.names });
       return null;
     }
     if (d.to === 'primary') {
-      const wrote = eff.kind === 'write' || (eff.kind === 'read' && d.reason.startsWith('function'));
+      const wrote = eff.kind === 'write' || (eff.kind === 'read' && d.cause === 'writing function');
       return this.plan(primaryId, s, sql, frame, wrote);
     }
     // A read right behind work still running on the primary stays there: it keeps the client's

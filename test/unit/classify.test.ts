@@ -218,12 +218,12 @@ t.test('what the regression suite showed: temporary relations, keyword names, sa
   t.ok(classify('select * from t join rows on true').relations.includes('rows'), 'after JOIN');
   t.notOk(classify('select 1 from t join lateral f() on true').relations.includes('lateral'));
   t.notOk(classify('select * from t order by a rows').relations.includes('rows'), 'elsewhere a keyword is not a name');
-  t.equal(classify('savepoint first_sp').savepoint, 'first_sp');
-  t.equal(classify('release savepoint first_sp').savepoint, 'first_sp');
+  t.same(classify('savepoint first_sp').savepoint, { op: 'define', name: 'first_sp' });
+  t.same(classify('release savepoint first_sp').savepoint, { op: 'release', name: 'first_sp' });
   t.equal(classify('release first_sp').reason, 'release savepoint');
   const back = classify('rollback to savepoint first_sp');
   t.equal(back.reason, 'rollback to savepoint');
-  t.equal(back.savepoint, 'first_sp');
+  t.same(back.savepoint, { op: 'rollbackTo', name: 'first_sp' });
   t.equal(classify('set datestyle to ymd').replayKey, undefined, 'a DateStyle SET composes with the one before');
   t.equal(classify('set search_path to a').replayKey, 'set search_path');
   t.equal(classify("set search_path to 'pg_temp'").pinSession, true, 'pg_temp first in the path: only the primary has it');
