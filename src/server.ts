@@ -32,8 +32,7 @@ import type { Logger } from './log/logger';
 import { PoolSet } from './pool/pool-set';
 import { CompiledRouting, routingOptions } from './router/options';
 import { loadParser } from './router/parse-tree';
-import { ClientError } from './protocol/client-error';
-import { SqlState } from './protocol/sqlstate';
+import { Errors } from './protocol/errors';
 import { SessionRegistry } from './session/registry';
 import { Session } from './session/session';
 import type { SessionContext } from './session/context';
@@ -347,7 +346,7 @@ export class Server implements AdminHost, HttpHost {
       const socket = acceptWithSlabReads(accepted);
       socket.on('error', () => undefined); // the session adds its own; this covers the gap
       if (this.stopping) {
-        socket.end(new ClientError('FATAL', SqlState.CannotConnectNow, 'the database system is shutting down').toFrame());
+        socket.end(Errors.shuttingDown().toFrame());
         return;
       }
       const session = new Session(socket, ctx, this.nextSessionId++);
@@ -374,9 +373,9 @@ export class Server implements AdminHost, HttpHost {
     await this.pcp.stop();
     // Stop accepting; close()'s callback waits for every connection, which is the sessions' to end.
     for (const l of this.listeners) l.close();
-    this.registry.rejectWaiters(new ClientError('FATAL', SqlState.AdminShutdown, 'terminating connection due to administrator command'));
+    this.registry.rejectWaiters(Errors.adminShutdown());
     if (mode === 'smart') await this.waitForSessions(SMART_SHUTDOWN_LIMIT_MS);
-    const bye = new ClientError('FATAL', SqlState.AdminShutdown, 'terminating connection due to administrator command');
+    const bye = Errors.adminShutdown();
     for (const s of this.sessions_) {
       if (mode === 'immediate') s.close('immediate shutdown');
       else s.fail(bye);

@@ -2,11 +2,11 @@ import type { BackendConnection, NodeAddress } from '../backend/connection';
 import { runParameterised } from '../backend/query';
 import type { Logger } from '../log/logger';
 import type { Secret } from '../protocol/auth/secret';
-import { ClientError } from '../protocol/client-error';
+import { Errors } from '../protocol/errors';
 import { SqlState } from '../protocol/sqlstate';
 
 /** What the client hears when the lookup itself failed: the cause is for the log, not for it. */
-const lookupFailed = (code: string) => new ClientError('FATAL', code, "could not look up the user's credentials", 'See the Sluice log.');
+const lookupFailed = Errors.credentialsLookupFailed;
 
 export interface AuthQuerySettings {
   readonly query: string;
@@ -66,7 +66,7 @@ export class AuthQuery {
 
   private async connection(s: AuthQuerySettings): Promise<BackendConnection> {
     const primary = await this.host.waitForPrimary(s.timeoutMs);
-    if (!primary) throw new ClientError('FATAL', SqlState.CannotConnectNow, 'no primary node is available to run auth_query');
+    if (!primary) throw Errors.noPrimaryForAuthQuery();
     if (this.conn && !this.conn.isClosed && this.conn.node.id === primary.id) return this.conn;
     this.drop();
     const params = new Map([

@@ -4,6 +4,7 @@ import { compileHba, HbaMethod, HbaRule, matchHba, Peer } from '../config/hba';
 import type { Logger } from '../log/logger';
 import { parseSecret, ScramSecret, scramSecret, Secret } from '../protocol/auth/secret';
 import { ClientError } from '../protocol/client-error';
+import { Errors } from '../protocol/errors';
 import { SqlState } from '../protocol/sqlstate';
 import type { AuthQuery } from './auth-query';
 import { AuthIo, cleartextExchange, md5Exchange, scramExchange } from './exchange';
@@ -73,8 +74,8 @@ export class Authenticator {
     }
     const rule = matchHba(rules, peer, login.database, login.user);
     const where = `host "${peer.local ? '[local]' : peer.address}", user "${login.user}", database "${login.database}", ${peer.ssl ? 'SSL encryption' : 'no encryption'}`;
-    if (!rule) throw new ClientError('FATAL', SqlState.InvalidAuthorizationSpecification, `no pg_hba.conf entry for ${where}`);
-    if (rule.method === 'reject') throw new ClientError('FATAL', SqlState.InvalidAuthorizationSpecification, `pg_hba.conf rejects connection for ${where}`);
+    if (!rule) throw Errors.noHbaEntry(where);
+    if (rule.method === 'reject') throw Errors.hbaRejects(where);
     return rule.method;
   }
 
@@ -88,12 +89,7 @@ export class Authenticator {
   ): Promise<void> {
     if (method === 'password') {
       if (!peer.ssl && !peer.local && !this.config().allow_password_without_ssl) {
-        throw new ClientError(
-          'FATAL',
-          SqlState.InvalidAuthorizationSpecification,
-          'password authentication over an unencrypted connection is not allowed',
-          'Connect with TLS (sslmode=require).',
-        );
+        throw Errors.passwordWithoutTls();
       }
       const password = await cleartextExchange(io, user, await lookup());
       this.learned.set(user, { kind: 'plain', password });

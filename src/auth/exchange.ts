@@ -4,10 +4,9 @@ import { md5Response } from '../protocol/auth/md5';
 import { SCRAM_SHA_256, SCRAM_SHA_256_PLUS, ScramServer } from '../protocol/auth/scram-server';
 import { passwordMatches, ScramSecret, Secret } from '../protocol/auth/secret';
 import { encodeAuthRequest, encodeAuthSasl } from '../protocol/backend';
-import { ClientError } from '../protocol/client-error';
+import { Errors } from '../protocol/errors';
 import { AuthRequest, Frontend } from '../protocol/codes';
 import { decodePassword, decodeSaslInitial } from '../protocol/frontend';
-import { SqlState } from '../protocol/sqlstate';
 
 // The three password exchanges Sluice runs with a client (PostgreSQL docs, "Authentication
 // Methods" and "SASL Authentication"), each ending in success or the same 28P01.
@@ -22,7 +21,7 @@ export interface AuthIo {
 async function passwordPacket(io: AuthIo): Promise<Buffer> {
   const m = await io.receive();
   if (m[0] !== Frontend.PasswordMessage) {
-    throw new ClientError('FATAL', SqlState.ProtocolViolation, `expected password response, got message type ${m[0]}`);
+    throw Errors.protocolViolation(`expected password response, got message type ${m[0]}`);
   }
   return m;
 }

@@ -9,6 +9,7 @@ import { encodeStartupMessage } from '../protocol/frontend';
 import { ProtocolError } from '../protocol/reader';
 import { SqlState } from '../protocol/sqlstate';
 import { ClientError } from '../protocol/client-error';
+import { Errors } from '../protocol/errors';
 import { BackendConnection, NodeAddress } from './connection';
 import { endpointName } from './endpoint';
 import { BackendTlsSettings, openTransport } from './tls';
@@ -72,13 +73,7 @@ function startup(socket: Socket, o: ConnectOptions, timeoutMs: number): Promise<
 
     const onAuth = (buf: Buffer, start: number, end: number) => {
       const m = decodeAuthentication(buf, start, end);
-      const refuse = (what: string) =>
-        new ClientError(
-          'FATAL',
-          SqlState.InvalidPassword,
-          `node ${o.node.id} asks for ${what} for user "${user}" and Sluice has no usable secret`,
-          'Give the user a [[user]] entry with the password, or let the client authenticate to Sluice first (SCRAM pass-through).',
-        );
+      const refuse = (what: string) => Errors.nodeNeedsSecret(o.node.id, what, user);
       const s = o.secret;
       switch (m.kind) {
         case 'ok':
@@ -98,15 +93,15 @@ function startup(socket: Socket, o: ConnectOptions, timeoutMs: number): Promise<
           return;
         }
         case 'saslContinue':
-          if (!scram) throw new ClientError('FATAL', SqlState.ProtocolViolation, 'unexpected SASL continue from node');
+          if (!scram) throw Errors.protocolViolation('unexpected SASL continue from node');
           conn.write(serialize.sendSCRAMClientFinalMessage(scram.final(m.data)));
           return;
         case 'saslFinal':
-          if (!scram) throw new ClientError('FATAL', SqlState.ProtocolViolation, 'unexpected SASL final from node');
+          if (!scram) throw Errors.protocolViolation('unexpected SASL final from node');
           scram.verify(m.data);
           return;
         case 'other':
-          throw new ClientError('FATAL', SqlState.FeatureNotSupported, `node ${o.node.id} asks for authentication method ${m.code}, which Sluice does not support`);
+          throw Errors.nodeAuthMethod(o.node.id, m.code);
       }
     };
 
@@ -125,7 +120,7 @@ function startup(socket: Socket, o: ConnectOptions, timeoutMs: number): Promise<
             resolve(conn);
           }
         } catch (err) {
-          fail(err instanceof ProtocolError ? new ClientError('FATAL', SqlState.ProtocolViolation, `node ${o.node.id}: ${err.message}`) : (err as Error));
+          fail(err instanceof ProtocolError ? Errors.protocolViolation(`node ${o.node.id}: ${err.message}`) : (err as Error));
         }
       },
       closed(err) {
@@ -137,5 +132,5 @@ function startup(socket: Socket, o: ConnectOptions, timeoutMs: number): Promise<
 }
 
 function nodeError(node: NodeAddress, why: string): ClientError {
-  return new ClientError('FATAL', SqlState.ConnectionFailure, `could not connect to node ${node.id} (${endpointName(node.host, node.port)}): ${why}`);
+  return Errors.nodeUnreachable(node.id, endpointName(node.host, node.port), why);
 }

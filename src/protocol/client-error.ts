@@ -1,14 +1,16 @@
 import { encodeError } from './backend';
+import type { SqlStateCode } from './sqlstate';
 
 /**
  * An error Sluice itself raises to a client (house rule 5): always a specific SQLSTATE from
- * protocol/sqlstate.ts, turned into an ErrorResponse by toFrame().
+ * protocol/sqlstate.ts, turned into an ErrorResponse by toFrame(). Made by errors.ts's
+ * constructors, one per condition.
  */
 export class ClientError extends Error {
   override name = 'ClientError';
   constructor(
     readonly severity: 'ERROR' | 'FATAL',
-    readonly code: string,
+    readonly code: SqlStateCode,
     message: string,
     readonly detail?: string,
     readonly hint?: string,

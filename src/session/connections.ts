@@ -2,6 +2,7 @@ import { BackendStartupError } from '../backend/connect';
 import type { BackendConnection, NodeAddress } from '../backend/connection';
 import { decodeFields } from '../protocol/backend';
 import { ClientError } from '../protocol/client-error';
+import { Errors } from '../protocol/errors';
 import { SqlState } from '../protocol/sqlstate';
 import { poolKey } from '../pool/pool-key';
 import type { PoolSet } from '../pool/pool-set';
@@ -78,12 +79,7 @@ export async function connectPrimary(h: PrimaryHost, params: ReadonlyMap<string,
   for (;;) {
     const node = await h.waitForPrimary(Math.max(0, deadline - Date.now()), dead);
     if (!node) {
-      throw new ClientError(
-        'FATAL',
-        SqlState.CannotConnectNow,
-        'no primary node is available',
-        dead === undefined ? 'No primary node is known.' : `Node ${dead} is down and no new primary was found within failover_hold_timeout.`,
-      );
+      throw Errors.noPrimary(dead === undefined ? 'No primary node is known.' : `Node ${dead} is down and no new primary was found within failover_hold_timeout.`);
     }
     try {
       return await acquireOn(h, node, params);
@@ -113,5 +109,5 @@ export function errorFrame(err: unknown): Buffer {
   if (err instanceof BackendStartupError) return err.frame;
   if (err instanceof ClientError) return err.toFrame();
   const detail = err instanceof KeptFatal ? undefined : (err as Error).message;
-  return new ClientError('FATAL', SqlState.ConnectionFailure, 'connection to the primary lost', detail).toFrame();
+  return Errors.primaryLost(detail).toFrame();
 }

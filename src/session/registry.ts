@@ -1,6 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { ClientError } from '../protocol/client-error';
-import { SqlState } from '../protocol/sqlstate';
+import { Errors } from '../protocol/errors';
 
 export interface Cancellable {
   /** The process id this session's client was given in BackendKeyData. */
@@ -43,7 +42,7 @@ export class SessionRegistry {
    */
   acquireSlot(token: object): Promise<void> {
     if (this.reserved > 0 && this.active >= this.maxSessions - this.reserved) {
-      return Promise.reject(new ClientError('FATAL', SqlState.TooManyConnections, 'sorry, too many clients already'));
+      return Promise.reject(Errors.tooManyClients());
     }
     if (this.active < this.maxSessions) {
       this.active++;

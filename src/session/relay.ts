@@ -10,9 +10,8 @@ import type { BackendConnection } from '../backend/connection';
 import type { Logger } from '../log/logger';
 import { encodeNotice } from '../protocol/backend';
 import { Backend, Frontend, TxStatus } from '../protocol/codes';
-import { ClientError } from '../protocol/client-error';
+import { Errors } from '../protocol/errors';
 import { decodeQuery } from '../protocol/frontend';
-import { SqlState } from '../protocol/sqlstate';
 import { readNode } from '../router/balancer';
 import { classify } from '../router/classify';
 import type { CompiledRouting } from '../router/options';
@@ -718,7 +717,7 @@ export class Relay implements LinkOwner {
   /** The primary connection is gone and the session with it: the server's FATAL, or ours. */
   private primaryGone(link: NodeLink, fatal: Buffer | null, err?: Error): void {
     if (this.port.closed) return;
-    const ours = this.fatalSent ? null : new ClientError('FATAL', SqlState.ConnectionFailure, `connection to node ${link.nodeId} lost`, err?.message).toFrame();
+    const ours = this.fatalSent ? null : Errors.nodeLost(link.nodeId, err?.message).toFrame();
     this.port.end(fatal ?? ours, err);
   }
 

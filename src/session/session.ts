@@ -7,11 +7,11 @@ import { BackendStartupError } from '../backend/connect';
 import type { CompiledRouting } from '../router/options';
 import type { Logger } from '../log/logger';
 import { ClientError } from '../protocol/client-error';
+import { Errors, toClientError } from '../protocol/errors';
 import { Frontend, StartupCode } from '../protocol/codes';
 import { Framer, FrameSink } from '../protocol/framer';
 import { decodeParse, decodeQuery, decodeStartupPacket } from '../protocol/frontend';
 import { ProtocolError } from '../protocol/reader';
-import { SqlState } from '../protocol/sqlstate';
 import { assertNever } from '../util/assert-never';
 import { connectPrimary } from './connections';
 import { Relay, RelayPort } from './relay';
@@ -101,13 +101,13 @@ export class Session implements RelayPort {
         this.forEachBackend((b) => (busy ||= b.awaitingReady > 0));
         return busy;
       },
-      expire: () => this.fail(new ClientError('FATAL', SqlState.IdleSessionTimeout, 'terminating connection due to idle-session timeout')),
+      expire: () => this.fail(Errors.idleTimeout()),
     }, ctx.clock);
     // Only a session between transactions is idle here: one in a transaction may finish it.
     this.recoveryIdle = new IdleLimit({
       active,
       busy: () => !(this.relay?.atBoundary ?? true),
-      expire: () => this.fail(new ClientError('FATAL', SqlState.AdminShutdown, 'terminating connection due to online recovery', 'client_idle_limit_in_recovery')),
+      expire: () => this.fail(Errors.onlineRecovery()),
     }, ctx.clock);
     this.framer = new Framer(ctx.config.max_message_size, false);
     this.toClientBatch = new WriteBatch((b) => this.client.write(b));
@@ -155,16 +155,8 @@ export class Session implements RelayPort {
       this.framer.push(chunk, this.onClientFrame);
       this.flushToServer();
     } catch (err) {
-      if (this.state.kind === 'startup') {
-        this.refuseStartup(err);
-      } else if (err instanceof ClientError) {
-        this.fail(err);
-      } else if (err instanceof ProtocolError) {
-        this.fail(new ClientError('FATAL', SqlState.ProtocolViolation, err.message));
-      } else {
-        this.log.error({ err }, 'unexpected error handling client data');
-        this.fail(new ClientError('FATAL', SqlState.InternalError, 'internal error in Sluice'));
-      }
+      if (this.state.kind === 'startup') this.refuseStartup(err);
+      else this.fail(toClientError(err, (e) => this.log.error({ err: e }, 'unexpected error handling client data')));
     }
   }
 
@@ -275,13 +267,9 @@ export class Session implements RelayPort {
       this.flushToServer();
     } catch (err) {
       if (this.closed) return;
+      // A node's own refusal (unknown database, ...) reaches the client byte for byte.
       if (err instanceof BackendStartupError) this.failWith(err.frame);
-      else if (err instanceof ClientError) this.fail(err);
-      else if (err instanceof ProtocolError) this.fail(new ClientError('FATAL', SqlState.ProtocolViolation, err.message));
-      else {
-        this.log.error({ err }, 'session start failed');
-        this.fail(new ClientError('FATAL', SqlState.InternalError, 'internal error in Sluice'));
-      }
+      else this.fail(toClientError(err, (e) => this.log.error({ err: e }, 'session start failed')));
     }
   }
 
@@ -347,7 +335,7 @@ export class Session implements RelayPort {
 
   /** The client's transport failed: a refused PROXY header gets a FATAL; anything else closes. */
   private clientError(err: Error): void {
-    if (err instanceof ProxyHeaderError) return this.fail(new ClientError('FATAL', SqlState.ProtocolViolation, err.message));
+    if (err instanceof ProxyHeaderError) return this.fail(Errors.protocolViolation(err.message));
     if (this.state.kind === 'startup') {
       // PostgreSQL logs these and closes (a TLS handshake that breaks off, a reset).
       const what = this.client.ssl ? 'could not accept SSL connection' : 'could not receive data from client';

@@ -1,5 +1,6 @@
 import { encodeAuthenticationOk, encodeBackendKeyData, encodeNegotiateProtocolVersion, encodeParameterStatus, encodeReadyForQuery } from '../protocol/backend';
 import { ClientError } from '../protocol/client-error';
+import { Errors } from '../protocol/errors';
 import { StartupPacket } from '../protocol/frontend';
 import { SqlState } from '../protocol/sqlstate';
 import { Writer } from '../protocol/writer';
@@ -50,16 +51,16 @@ export function checkStartup(p: Extract<StartupPacket, { kind: 'startup' }>, sen
   if (replication !== undefined) {
     const on = replication === 'database' || parseBool(replication);
     if (on === null) {
-      throw new ClientError('FATAL', SqlState.InvalidParameterValue, `invalid value for parameter "replication": "${replication}"`, undefined, 'Valid values are: "false", 0, "true", 1, "database".');
+      throw Errors.invalidParameterValue('replication', replication, 'Valid values are: "false", 0, "true", 1, "database".');
     }
-    if (on) throw new ClientError('FATAL', SqlState.FeatureNotSupported, 'replication connections are not supported through Sluice');
+    if (on) throw Errors.unsupportedFeature('replication connections are not supported through Sluice');
   }
-  if (!p.terminated) throw new ClientError('FATAL', SqlState.ProtocolViolation, 'invalid startup packet layout: expected terminator as last byte');
+  if (!p.terminated) throw Errors.protocolViolation('invalid startup packet layout: expected terminator as last byte');
   const unsupported = [...p.params.keys()].filter((k) => k.startsWith('_pq_.'));
   if (p.minor > 0 || unsupported.length > 0) send(encodeNegotiateProtocolVersion(new Writer(64), unsupported).finish());
   const user = truncateName(p.params.get('user') ?? '');
   if (!user) {
-    throw new ClientError('FATAL', SqlState.InvalidAuthorizationSpecification, 'no PostgreSQL user name specified in startup packet');
+    throw Errors.noUserName();
   }
   const database = truncateName(p.params.get('database') || user);
   const params = new Map<string, string>([
@@ -81,7 +82,7 @@ export function checkStartup(p: Extract<StartupPacket, { kind: 'startup' }>, sen
 export function unsupportedProtocol(code: number): ClientError {
   const major = code >>> 16;
   const message = `unsupported frontend protocol ${major}.${code & 0xffff}: server supports 3.0 to 3.0`;
-  return major < 3 && code !== 0 ? new OldProtocolError(message) : new ClientError('FATAL', SqlState.FeatureNotSupported, message);
+  return major < 3 && code !== 0 ? new OldProtocolError(message) : Errors.unsupportedFeature(message);
 }
 
 class OldProtocolError extends ClientError {
@@ -96,9 +97,7 @@ class OldProtocolError extends ClientError {
 
 /** Bytes that came with an SSLRequest or GSSENCRequest, before its answer: not to be trusted. */
 export function unencryptedAfter(request: 'SSL request' | 'GSSAPI encryption request'): ClientError {
-  return new ClientError(
-    'FATAL',
-    SqlState.ProtocolViolation,
+  return Errors.protocolViolation(
     `received unencrypted data after ${request}`,
     'This could be either a client-software bug or evidence of an attempted man-in-the-middle attack.',
   );

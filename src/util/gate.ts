@@ -1,5 +1,4 @@
-import { ClientError } from '../protocol/client-error';
-import { SqlState } from '../protocol/sqlstate';
+import { Errors } from '../protocol/errors';
 
 /**
  * Pause and resume (PgBouncer's PAUSE/RESUME, sluicectl pause): while closed, sessions hold their
@@ -45,12 +44,7 @@ export class PauseGate {
       const timer = setTimeout(() => {
         this.waiters.delete(w);
         reject(
-          new ClientError(
-            'FATAL',
-            SqlState.CannotConnectNow,
-            this.why.message,
-            `held for ${Math.round(this.holdMs / 1000)} s (${this.why.setting}) and ${this.why.until}`,
-          ),
+          Errors.heldTooLong(this.why.message, `held for ${Math.round(this.holdMs / 1000)} s (${this.why.setting}) and ${this.why.until}`),
         );
       }, this.holdMs);
       this.waiters.add(w);
