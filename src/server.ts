@@ -15,7 +15,7 @@ import { Authenticator } from './auth/authenticator';
 import { parseSecret } from './protocol/auth/secret';
 import { backendTls, BackendTlsSettings, serverTls, ServerTls } from './backend/tls';
 import { Cidr, parseCidrList } from './util/cidr';
-import { systemClock } from './util/clock';
+import { Clock, systemClock } from './util/clock';
 import type { Rng } from './util/rng';
 import { HttpServer } from './http/http-server';
 import type { HttpHost } from './http/host';
@@ -54,6 +54,8 @@ export interface ServerOptions {
   stopRequested?: (mode: ShutdownMode) => void;
   /** Where load balancing draws its random numbers (default Math.random). */
   rng?: Rng;
+  /** Time for sessions and the cluster (default the system's). */
+  clock?: Clock;
 }
 
 /** The composition root: builds every component from a config snapshot and owns their life. */
@@ -89,6 +91,7 @@ export class Server implements AdminHost, HttpHost {
   private readonly sessions_ = new Set<Session>();
   private nextSessionId = 1;
   private stopping: Promise<void> | null = null;
+  private readonly clock: Clock;
   /** Once a second: sessions whose message is held too long are reported (session/hold.ts). */
   private readonly heldWatch: NodeJS.Timeout;
 
@@ -98,6 +101,7 @@ export class Server implements AdminHost, HttpHost {
     private readonly opts: ServerOptions,
   ) {
     this.config_ = config;
+    this.clock = opts.clock ?? systemClock;
     this.tls = serverTls(config);
     this.toNodesTls = backendTls(config);
     this.trustedProxies = parseCidrList(config.proxy_protocol_trusted_addresses);
@@ -115,7 +119,7 @@ export class Server implements AdminHost, HttpHost {
     this.pool = new PoolSet(this.poolOptions(config), log.child({ component: 'pool' }));
     this.registry = new SessionRegistry(config.num_init_children, config.reserved_connections);
     this.routing = routingOptions(config);
-    this.catalogs = new CatalogCache(config.relcache_expire * 1000, log.child({ component: 'catalog' }), systemClock);
+    this.catalogs = new CatalogCache(config.relcache_expire * 1000, log.child({ component: 'catalog' }), this.clock);
     this.selectCount = config.backend.map(() => 0);
     this.heldWatch = setInterval(() => this.reportStuck(), 1000).unref();
     this.authQuery = new AuthQuery(
@@ -158,6 +162,7 @@ export class Server implements AdminHost, HttpHost {
         healthMeasured: (node, ms) => this.metrics.healthCheckDuration.observe({ node: String(node) }, ms / 1000),
       },
       log.child({ component: 'cluster' }),
+      this.clock,
     );
   }
 
@@ -221,7 +226,7 @@ export class Server implements AdminHost, HttpHost {
   }
 
   private reportStuck(): void {
-    const now = systemClock.now();
+    const now = this.clock.now();
     for (const s of this.sessions_) {
       const kind = s.reportStuck(now);
       if (kind) this.metrics.heldTooLong.inc({ reason: kind });
@@ -314,7 +319,7 @@ export class Server implements AdminHost, HttpHost {
       },
       catalogs: this.catalogs,
       rng: this.opts.rng ?? Math.random,
-      clock: systemClock,
+      clock: this.clock,
       waitForPrimary: (timeoutMs, not) => this.cluster.waitForPrimary(timeoutMs, not),
       node: (id) => this.cluster.topology.nodes[id],
       nodeViews: () => this.cluster.nodeViews(),

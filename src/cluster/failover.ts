@@ -1,4 +1,5 @@
 import type { Logger } from '../log/logger';
+import { Clock, delay as clockDelay, systemClock } from '../util/clock';
 import { findPrimary, NodeQuery } from './discover';
 import { HookValues, runHook } from './hooks';
 import { lsnToNumber } from './replication';
@@ -52,6 +53,7 @@ export class Failover {
     public opts: FailoverOptions,
     private readonly host: FailoverHost,
     private readonly log: Logger,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   get inProgress(): boolean {
@@ -153,17 +155,17 @@ export class Failover {
   }
 
   private async searchLoop(): Promise<void> {
-    const deadline = this.opts.searchPrimaryTimeoutMs > 0 ? Date.now() + this.opts.searchPrimaryTimeoutMs : Infinity;
+    const deadline = this.opts.searchPrimaryTimeoutMs > 0 ? this.clock.now() + this.opts.searchPrimaryTimeoutMs : Infinity;
     let logged = false;
     for (;;) {
       if ((await this.findOnce()) !== null) return;
-      if (Date.now() >= deadline) {
+      if (this.clock.now() >= deadline) {
         this.log.error({ timeoutMs: this.opts.searchPrimaryTimeoutMs }, 'no primary node found; writes fail until one is');
         return;
       }
       if (!logged) this.log.warn('waiting for a primary node');
       logged = true;
-      await new Promise<void>((r) => setTimeout(r, this.opts.searchIntervalMs).unref());
+      await clockDelay(this.clock, this.opts.searchIntervalMs);
     }
   }
 

@@ -135,7 +135,7 @@ export class HealthCheck {
   private async check(): Promise<boolean> {
     const s = this.stats;
     s.total++;
-    s.lastCheck = new Date();
+    s.lastCheck = new Date(this.clock.now());
     if (this.host.skipped()) {
       s.skip++;
       s.lastSkip = s.lastCheck;
@@ -154,7 +154,7 @@ export class HealthCheck {
         await this.host.probe(this.settings);
         this.finish(began);
         s.success++;
-        s.lastSuccess = new Date();
+        s.lastSuccess = new Date(this.clock.now());
         this.host.succeeded();
         return true;
       } catch (err) {
@@ -165,7 +165,7 @@ export class HealthCheck {
     this.finish(began);
     if (this.stopped || this.host.skipped()) return false;
     s.fail++;
-    s.lastFailure = new Date();
+    s.lastFailure = new Date(this.clock.now());
     this.log.warn({ node: this.nodeId, retries: this.settings.maxRetries, err: reason }, 'health check failed');
     this.host.failed(reason);
     return false;

@@ -13,6 +13,7 @@ import { OnlineRecovery } from './recovery';
 import { ReplicationMonitor } from './replication';
 import { StatusFile } from './status-file';
 import { isLive, NodeInfo, Topology } from './topology';
+import { Clock, systemClock } from '../util/clock';
 
 /** Opens a connection to a node as a user (Sluice's own: checks, discovery). */
 export type OpenAs = (node: NodeInfo, user: string, database: string, password: string | undefined, timeoutMs: number) => Promise<BackendConnection>;
@@ -58,9 +59,10 @@ export class ClusterManager {
     private readonly open: OpenAs,
     private readonly events: ClusterEvents,
     private readonly log: Logger,
+    private readonly clock: Clock = systemClock,
   ) {
     this.statusFile = new StatusFile(config.work_dir);
-    this.topology = new Topology(config.backend, this.statusFile, () => this.refreshViews());
+    this.topology = new Topology(config.backend, this.statusFile, () => this.refreshViews(), clock);
     this.replication = new ReplicationMonitor(
       this.topology.nodes,
       () => this.topology.primaryId,
@@ -83,6 +85,7 @@ export class ClusterManager {
         event: (kind, node, message) => events.event(kind, node, message),
       },
       log.child({ component: 'failover' }),
+      clock,
     );
     this.recovery = new OnlineRecovery(
       this.topology,
@@ -103,6 +106,7 @@ export class ClusterManager {
         event: (kind, node, message, ok) => events.event(kind, node, message, ok),
       },
       log.child({ component: 'recovery' }),
+      clock,
     );
     this.health = this.topology.nodes.map((n) => this.healthCheck(n));
   }
@@ -119,6 +123,7 @@ export class ClusterManager {
         measured: (ms) => this.events.healthMeasured(n.id, ms),
       },
       this.log.child({ component: 'health_check' }),
+      this.clock,
     );
   }
 
@@ -275,8 +280,8 @@ export class ClusterManager {
         continue;
       }
       const last = this.lastAutoFailback.get(n.id) ?? -Infinity;
-      if (Date.now() - last < AUTO_FAILBACK_INTERVAL_MS) continue;
-      this.lastAutoFailback.set(n.id, Date.now());
+      if (this.clock.now() - last < AUTO_FAILBACK_INTERVAL_MS) continue;
+      this.lastAutoFailback.set(n.id, this.clock.now());
       void this.failover.failback(n.id, 'auto_failback: streaming from the primary');
     }
   }

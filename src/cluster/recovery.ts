@@ -1,7 +1,7 @@
 import type { Logger } from '../log/logger';
+import { Clock, delay as clockDelay, systemClock } from '../util/clock';
 import { runScript, shellQuote } from './hooks';
 import type { NodeInfo, RecoveryStep, Topology } from './topology';
-import { setTimeout as delay } from 'node:timers/promises';
 
 export interface RecoveryOptions {
   firstStageCommand: string;
@@ -65,6 +65,7 @@ export class OnlineRecovery {
     public opts: RecoveryOptions,
     private readonly host: RecoveryHost,
     private readonly log: Logger,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /** The node being recovered, if any. */
@@ -76,7 +77,7 @@ export class OnlineRecovery {
     this.running = id;
     const node = this.topology.nodes[id]!;
     const log = this.log.child({ node: id });
-    const deadline = () => Date.now() + this.opts.timeoutMs;
+    const deadline = () => this.clock.now() + this.opts.timeoutMs;
     let release: (() => void) | null = null;
     const step = (s: RecoveryStep, message: string) => {
       this.topology.setRecovery(id, s);
@@ -157,13 +158,13 @@ export class OnlineRecovery {
   private async waitForStandby(node: NodeInfo, deadline: number): Promise<void> {
     for (;;) {
       if (await this.host.isStandby(node).catch(() => false)) return;
-      if (Date.now() >= deadline) {
+      if (this.clock.now() >= deadline) {
         throw new RecoveryError(
           'recovery is checking if postmaster is started',
           `postmaster on hostname:"${node.host}" port:${node.port} did not start as a standby in ${this.opts.timeoutMs / 1000} second`,
         );
       }
-      await delay(POLL_MS);
+      await clockDelay(this.clock, POLL_MS, true);
     }
   }
 }

@@ -1,6 +1,7 @@
 import type { NodeAddress } from '../backend/connection';
 import type { BackendConfig } from '../config/load';
 import type { SavedStatus, StatusFile } from './status-file';
+import { Clock, systemClock } from '../util/clock';
 
 export type NodeRole = 'primary' | 'standby' | 'unknown';
 
@@ -36,12 +37,12 @@ const reloadable = (b: BackendConfig) => ({
   applicationName: b.application_name,
 });
 
-function nodeFromConfig(b: BackendConfig, id: number, status: NodeStatus): NodeInfo {
-  return { id, host: b.hostname, port: b.port, ...reloadable(b), role: 'unknown', status, lastStatusChange: new Date(), following: false, recovery: null };
+function nodeFromConfig(b: BackendConfig, id: number, status: NodeStatus, now: Date): NodeInfo {
+  return { id, host: b.hostname, port: b.port, ...reloadable(b), role: 'unknown', status, lastStatusChange: now, following: false, recovery: null };
 }
 
-export function nodesFromConfig(backends: readonly BackendConfig[]): NodeInfo[] {
-  return backends.map((b, id) => nodeFromConfig(b, id, 'waiting'));
+export function nodesFromConfig(backends: readonly BackendConfig[], now = new Date()): NodeInfo[] {
+  return backends.map((b, id) => nodeFromConfig(b, id, 'waiting', now));
 }
 
 /** A node statements may go to. */
@@ -60,8 +61,9 @@ export class Topology {
     backends: readonly BackendConfig[],
     private readonly file: StatusFile | null,
     private readonly changed: () => void,
+    private readonly clock: Pick<Clock, 'now'> = systemClock,
   ) {
-    this.nodes = nodesFromConfig(backends);
+    this.nodes = nodesFromConfig(backends, new Date(clock.now()));
   }
 
   get primaryId(): number | null {
@@ -85,7 +87,7 @@ export class Topology {
     const n = this.nodes[id]!;
     if (n.status === status) return;
     n.status = status;
-    n.lastStatusChange = new Date();
+    n.lastStatusChange = new Date(this.clock.now());
     this.save();
     this.changed();
   }
@@ -115,7 +117,7 @@ export class Topology {
       const n = this.nodes[id];
       if (n) Object.assign(n, reloadable(b));
       else {
-        this.nodes.push(nodeFromConfig(b, id, 'down'));
+        this.nodes.push(nodeFromConfig(b, id, 'down', new Date(this.clock.now())));
         added.push(id);
       }
     });

@@ -9,6 +9,7 @@ import type { PoolSet } from '../pool/pool-set';
 import { cancelOnNode } from '../backend/cancel';
 import type { Logger } from '../log/logger';
 import { runQueries } from '../backend/query';
+import type { Clock } from '../util/clock';
 
 /** A query of Sluice's own for a session (a function look-up) that takes longer is given up (its connection closed). */
 const QUERY_LIMIT_MS = 2_000;
@@ -16,6 +17,7 @@ const QUERY_LIMIT_MS = 2_000;
 /** What reaching the primary needs from the rest of Sluice. */
 export interface PrimaryHost {
   readonly pool: PoolSet;
+  readonly clock: Clock;
   /** failover_hold_timeout in ms: how long a session waits for a primary. */
   readonly holdTimeoutMs: number;
   /** The primary (other than `not`) once one is known; null after timeoutMs. */
@@ -74,17 +76,17 @@ function unreachable(err: unknown): boolean {
  * for the failover to find the new one, up to failover_hold_timeout, instead of failing.
  */
 export async function connectPrimary(h: PrimaryHost, params: ReadonlyMap<string, string>): Promise<{ conn: BackendConnection; reused: boolean }> {
-  const deadline = Date.now() + h.holdTimeoutMs;
+  const deadline = h.clock.now() + h.holdTimeoutMs;
   let dead: number | undefined;
   for (;;) {
-    const node = await h.waitForPrimary(Math.max(0, deadline - Date.now()), dead);
+    const node = await h.waitForPrimary(Math.max(0, deadline - h.clock.now()), dead);
     if (!node) {
       throw Errors.noPrimary(dead === undefined ? 'No primary node is known.' : `Node ${dead} is down and no new primary was found within failover_hold_timeout.`);
     }
     try {
       return await acquireOn(h, node, params);
     } catch (err) {
-      if (!unreachable(err) || Date.now() >= deadline || !(await h.confirmDown(node.id, false))) throw err;
+      if (!unreachable(err) || h.clock.now() >= deadline || !(await h.confirmDown(node.id, false))) throw err;
       dead = node.id;
     }
   }

@@ -5,6 +5,7 @@ import { Backend, Frontend } from '../protocol/codes';
 import type { Frame, PreparedStatement } from './extended';
 import type { BackendStats } from '../cluster/backend-stats';
 import { WriteBatch } from '../net/write-batch';
+import type { Clock } from '../util/clock';
 
 const SYNC = Buffer.from([Frontend.Sync, 0, 0, 0, 4]);
 
@@ -38,7 +39,7 @@ export interface Unit {
    * is lost before the replies start (the client frames, and statements they use from earlier).
    */
   retry?: { frames: Frame[]; statements: PreparedStatement[]; uses: string[] };
-  /** performance.now() when a forwarded unit was opened (the statement latency metric). */
+  /** The clock's monotonic time when a forwarded unit was opened (the statement latency metric). */
   openedAt?: number;
 }
 
@@ -62,6 +63,7 @@ export interface LinkOwner {
   keepFatal(link: NodeLink, frame: Buffer): boolean;
   /** Per-node statement and error counters (SHOW POOL_BACKEND_STATS). */
   readonly stats: BackendStats;
+  readonly clock: Clock;
 }
 
 /**
@@ -109,7 +111,7 @@ export class NodeLink {
   open(unit: Unit): void {
     this.units.push(unit);
     if (unit.forward) {
-      unit.openedAt = performance.now();
+      unit.openedAt = this.owner.clock.monotonic();
       this.forwarded++;
       if (unit.notice && this.firstForward() === unit) this.emitNotice(unit);
     }
@@ -224,7 +226,7 @@ export class NodeLink {
     this.units.shift();
     u.done?.(u);
     if (u.forward) {
-      this.owner.stats.exchangeDone(this.nodeId, (performance.now() - u.openedAt!) / 1000);
+      this.owner.stats.exchangeDone(this.nodeId, (this.owner.clock.monotonic() - u.openedAt!) / 1000);
       this.forwarded--;
       const next = this.firstForward();
       if (next?.notice) this.emitNotice(next);

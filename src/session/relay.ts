@@ -658,6 +658,10 @@ export class Relay implements LinkOwner {
     return this.ctx.backendStats;
   }
 
+  get clock() {
+    return this.ctx.clock;
+  }
+
   /** The primary's FATAL outside an exchange: kept when the session may survive the node. */
   keepFatal(link: NodeLink, frame: Buffer): boolean {
     if (!this.survivable(link)) return false;

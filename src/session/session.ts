@@ -26,6 +26,7 @@ import { ClientSocket, ENCRYPTION_NO } from './client-socket';
 import { ProxyHeaderError } from '../protocol/proxy-header';
 import { SessionSettings, sessionRouting, SessionValues } from './settings';
 import { pinoLevel } from '../log/logger';
+import type { TimerHandle } from '../util/clock';
 import { describeHold, HoldKind } from './hold';
 
 type State =
@@ -68,11 +69,11 @@ export class Session implements RelayPort {
   private secretKey = 0;
   private processIdValue = 0;
   private readonly toClientBatch: WriteBatch;
-  private startupTimer: NodeJS.Timeout | undefined;
+  private startupTimer: TimerHandle | undefined;
   private readonly idle: IdleLimit;
   /** client_idle_limit_in_recovery, while online recovery's second stage waits for sessions. */
   private readonly recoveryIdle: IdleLimit;
-  private readonly startedAt = new Date();
+  private readonly startedAt: Date;
   private readonly localSession: LocalSession;
   /** The config as this session sees it: PGPOOL SET values over the file's (a reload re-reads it). */
   readonly settings: SessionSettings;
@@ -118,7 +119,8 @@ export class Session implements RelayPort {
       drain: () => this.forEachBackend((b) => b.resume()),
     });
     const t = ctx.config.authentication_timeout;
-    if (t > 0) this.startupTimer = setTimeout(() => this.close('startup timeout'), t * 1000);
+    this.startedAt = new Date(ctx.clock.now());
+    if (t > 0) this.startupTimer = ctx.clock.setTimeout(() => this.close('startup timeout'), t * 1000);
   }
 
   /** Read through a getter so that checks after an await are not narrowed away. */
@@ -206,7 +208,7 @@ export class Session implements RelayPort {
         this.ctx.registry.cancel(p.processId, p.secretKey);
         this.client.end();
         // Its authentication_timeout timer goes too: it would hold the session for a minute.
-        clearTimeout(this.startupTimer);
+        this.ctx.clock.clearTimeout(this.startupTimer);
         this.state = { kind: 'closed' };
         return;
       case 'badCancel':
@@ -232,7 +234,7 @@ export class Session implements RelayPort {
       await this.ctx.auth.authenticate(req, peer, this.client.endPoint(), { send: (b) => this.client.write(b), receive: () => this.inbox.receive() });
       if (this.closed) return;
       // authentication_timeout covers the startup packet and the exchange, as in PostgreSQL.
-      clearTimeout(this.startupTimer);
+      this.ctx.clock.clearTimeout(this.startupTimer);
       this.state = { kind: 'starting', req };
       this.framer.halted = true;
       this.client.pause();
@@ -440,7 +442,7 @@ export class Session implements RelayPort {
     this.state = { kind: 'closed' };
     this.framer.halted = true;
     this.inbox.close();
-    clearTimeout(this.startupTimer);
+    this.ctx.clock.clearTimeout(this.startupTimer);
     this.idle.stop();
     this.recoveryIdle.stop();
     if (this.secretKey !== 0) this.ctx.registry.forgetSecret(this.secretKey);

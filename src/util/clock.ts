@@ -8,19 +8,30 @@ export type TimerHandle = { readonly id: unknown };
 export interface Clock {
   /** Milliseconds since the epoch. */
   now(): number;
-  /** Runs `f` once after `ms` milliseconds; the timer does not keep the process alive. */
-  setTimeout(f: () => void, ms: number): TimerHandle;
+  /** Milliseconds from an arbitrary start, fractional and never going back: for durations. */
+  monotonic(): number;
+  /** Runs `f` once after `ms` milliseconds; the timer keeps the process alive only if asked. */
+  setTimeout(f: () => void, ms: number, keepAlive?: boolean): TimerHandle;
   clearTimeout(t: TimerHandle | undefined): void;
 }
 
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimeout(f, ms) {
+  monotonic: () => performance.now(),
+  setTimeout(f, ms, keepAlive = false) {
     const t = setTimeout(f, ms);
-    t.unref();
+    if (!keepAlive) t.unref();
     return { id: t };
   },
   clearTimeout(t) {
     if (t) clearTimeout(t.id as NodeJS.Timeout);
   },
 };
+
+/**
+ * Resolves after `ms` on the clock's time (a fake clock: when the test moves it). `keepAlive`:
+ * the wait keeps the process running (someone awaits it to finish work).
+ */
+export function delay(clock: Pick<Clock, 'setTimeout'>, ms: number, keepAlive = false): Promise<void> {
+  return new Promise((resolve) => clock.setTimeout(resolve, ms, keepAlive));
+}
