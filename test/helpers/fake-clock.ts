@@ -18,7 +18,7 @@ export class FakeClock implements Clock {
     return this.t;
   }
 
-  setTimeout(f: () => void, ms: number, _keepAlive?: boolean): TimerHandle {
+  setTimeout(f: () => void, ms: number): TimerHandle {
     const id = ++this.seq;
     this.timers.set(id, { at: this.t + Math.max(0, ms), f });
     return { id };
