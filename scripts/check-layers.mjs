@@ -1,4 +1,6 @@
-// Keeps DESIGN.md's layering: a module imports only from its own layer or those below it.
+// Keeps DESIGN.md's layering: a module imports only from its own layer or those below it, and
+// no module reaches itself through its imports (no import circle, type imports included: a circle
+// of types is still two concerns that cannot be read apart).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, dirname, resolve } from 'node:path';
 
@@ -25,14 +27,34 @@ const walk = (d) => {
 };
 walk(src);
 let bad = 0;
+const imports = new Map();
 for (const f of files) {
+  const targets = [];
+  imports.set(f, targets);
   for (const m of readFileSync(f, 'utf8').matchAll(/^import[^'"]*['"](\.[^'"]+)['"]/gm)) {
     const target = resolve(dirname(f), m[1]) + '.ts';
+    targets.push(target);
     if (layer(target) > layer(f)) {
       console.error(`${relative(src, f)} imports ${relative(src, target)}: a higher layer (DESIGN.md module map)`);
       bad++;
     }
   }
 }
+// Depth-first search: an import of a module still on the path is a circle.
+const state = new Map();
+const path = [];
+const visit = (f) => {
+  state.set(f, 'open');
+  path.push(f);
+  for (const t of imports.get(f) ?? []) {
+    if (state.get(t) === 'open') {
+      console.error(`import circle: ${[...path.slice(path.indexOf(t)), t].map((x) => relative(src, x)).join(' → ')}`);
+      bad++;
+    } else if (!state.has(t) && imports.has(t)) visit(t);
+  }
+  path.pop();
+  state.set(f, 'done');
+};
+for (const f of files) if (!state.has(f)) visit(f);
 if (bad) process.exit(1);
-console.log(`layers ok (${files.length} files)`);
+console.log(`layers ok, no import circle (${files.length} files)`);

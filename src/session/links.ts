@@ -2,7 +2,7 @@ import { serialize } from 'pg-protocol';
 import type { BackendConnection } from '../backend/connection';
 import { decodeFields } from '../protocol/backend';
 import { Backend, Frontend } from '../protocol/codes';
-import type { Frame, PreparedStatement } from './extended';
+import type { ExtendedState, Frame, PreparedStatement } from './extended';
 import type { BackendStats } from '../cluster/backend-stats';
 import { WriteBatch } from '../net/write-batch';
 import type { Clock } from '../util/clock';
@@ -164,6 +164,47 @@ export class NodeLink {
     return this.batch.flush();
   }
 
+  /**
+   * Parses here the statements a batch uses from earlier batches and this node lacks, in a
+   * swallowed unit queued (and answered) before the client's.
+   */
+  prepare(statements: readonly PreparedStatement[], uses: { has(name: string): boolean }): void {
+    const own: Buffer[] = [];
+    for (const ps of statements) {
+      const here = this.prepared.get(ps.name);
+      if (here === ps) continue;
+      // A name this node still holds from an older statement (closed elsewhere) goes first;
+      // the unnamed statement is simply replaced by the next Parse.
+      if (here !== undefined && ps.name !== '') own.push(closeStatement(ps.name));
+      if (uses.has(ps.name)) own.push(ps.parse);
+      this.prepared.set(ps.name, ps);
+    }
+    if (own.length > 0) this.runSwallowedMessages(own);
+  }
+
+  /**
+   * Before a read of pg_prepared_statements: this node gets every named statement the session
+   * has prepared, wherever it was (a read's Parse may have gone to a standby), so that the view
+   * shows them all, as one server would.
+   */
+  prepareAllNamed(ext: ExtendedState): void {
+    const named = [...ext.statements.values()].filter((ps) => ps.name !== '' && this.prepared.get(ps.name) !== ps);
+    if (named.length > 0) this.prepare(named, new Set(named.map((ps) => ps.name)));
+  }
+
+  /** Sends the batch's held messages here; this node now has the statements and portals they make. */
+  sendHeld(ext: ExtendedState): void {
+    const b = ext.batch;
+    if (b.held.length === 0) return;
+    for (const h of b.held) this.send(h.type, h.buf, h.start, h.end);
+    for (const ps of b.statements) this.prepared.set(ps.name, ps);
+    for (const name of b.closedStatements) this.prepared.delete(name);
+    ext.placed(this.nodeId);
+    b.uses.clear();
+    b.clearHeld();
+  }
+
+
   private firstForward(): Unit | undefined {
     return this.units.find((u) => u.forward);
   }
@@ -236,4 +277,14 @@ export class NodeLink {
     // a local command waits for a commit position being read).
     if ((u.forward && this.forwarded === 0) || this.units.length === 0) this.owner.linkSettled(this);
   }
+}
+
+/** Close (statement) of Sluice's own. */
+function closeStatement(name: string): Buffer {
+  const body = Buffer.from(`S${name}\0`);
+  const f = Buffer.alloc(5 + body.length);
+  f[0] = Frontend.Close;
+  f.writeUInt32BE(4 + body.length, 1);
+  body.copy(f, 5);
+  return f;
 }

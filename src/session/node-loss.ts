@@ -2,7 +2,7 @@ import { serialize } from 'pg-protocol';
 import type { Logger } from '../log/logger';
 import { Frontend } from '../protocol/codes';
 import { Statement, statement } from '../router/statement';
-import { ExtendedState, prepareStatements } from './extended';
+import type { ExtendedState } from './extended';
 import type { NodeLink, Unit } from './links';
 import type { ReplayLog } from './memory';
 import type { Clock } from '../util/clock';
@@ -56,7 +56,7 @@ export function answerOwed(
   ext.moved(node, primary.nodeId);
   for (const u of owed) {
     if (u.retry && !u.started) {
-      prepareStatements(primary, u.retry.statements, new Set(u.retry.uses));
+      primary.prepare(u.retry.statements, new Set(u.retry.uses));
       openUnit(primary, RERUN, '');
       for (const f of u.retry.frames) primary.send(f.type, f.buf, f.start, f.end);
       for (const ps of u.retry.statements) primary.prepared.set(ps.name, ps);

@@ -21,7 +21,7 @@ import { assertNever } from '../util/assert-never';
 import { cancelOnNode } from '../backend/cancel';
 import { acquireOn, connectPrimary, errorFrame, isShutdown, KeptFatal, queryOnNode, releaseBackends } from './connections';
 import type { SessionContext } from './context';
-import { ExtendedState, Frame, prepareAllNamed, prepareStatements, sendHeld } from './extended';
+import { ExtendedState, Frame } from './extended';
 import { Hold, HoldReason } from './hold';
 import { LinkOwner, NodeLink, Unit } from './links';
 import { answerLocal, commandName, LocalSession, mayBeLocal } from './local-commands';
@@ -195,7 +195,7 @@ export class Relay implements LinkOwner {
       case Frontend.Close:
         if (this.inspect) this.ext.add(type, buf, start, end);
         else this.ext.batch.held.push({ type, buf, start, end });
-        if (this.ext.batchNode !== null) sendHeld(this.links.get(this.ext.batchNode) ?? this.primary, this.ext);
+        if (this.ext.batchNode !== null) (this.links.get(this.ext.batchNode) ?? this.primary).sendHeld(this.ext);
         return true;
       case Frontend.Flush:
       case Frontend.Sync:
@@ -338,8 +338,8 @@ export class Relay implements LinkOwner {
       // Statements the batch uses but this node lacks are prepared first, in a unit of their own
       // that is queued (and answered) before the client's.
       const b = this.ext.batch;
-      prepareStatements(link, b.statements, b.uses);
-      if (s.sessionView === 'statements' || b.statements.some((x) => x.stmt.sessionView === 'statements')) prepareAllNamed(link, this.ext);
+      link.prepare(b.statements, b.uses);
+      if (s.sessionView === 'statements' || b.statements.some((x) => x.stmt.sessionView === 'statements')) link.prepareAllNamed(this.ext);
       const unit = this.openUnit(link, s, sql);
       this.rerunnable = null;
       if (link !== this.primary && !this.state.inTransaction) {
@@ -350,7 +350,7 @@ export class Relay implements LinkOwner {
     if (link === this.primary) this.notePrimary(s, sql, p.wrote);
     const retry = link === this.primary ? undefined : this.rerunnable?.retry;
     if (retry) retry.frames.push(...this.ext.batch.held, frame);
-    sendHeld(link, this.ext);
+    link.sendHeld(this.ext);
     link.send(frame.type, frame.buf, frame.start, frame.end);
     if (frame.type === Frontend.Query) link.prepared.delete('');
     if (frame.type === Frontend.Sync) this.ext.synced(this.state.txStatus === 'idle');
