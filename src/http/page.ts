@@ -77,7 +77,9 @@ function render(s) {
     return tr;
   }));
   const by = Object.entries(s.sessions.byStatus).map(([k, v]) => v + ' ' + k.toLowerCase()).join(', ');
-  document.getElementById('sessions').textContent = s.sessions.total + ' open' + (by ? ': ' + by : '');
+  const held = s.sessions.waiting.map((w) => 'session ' + w.session + ' waits for ' + w.waitingFor).join('; ');
+  document.getElementById('sessions').textContent = s.sessions.total + ' open' + (by ? ': ' + by : '') +
+    (s.sessions.held > 0 ? '. ' + s.sessions.held + ' held (' + held + ')' : '');
   const events = document.querySelector('#events tbody');
   events.replaceChildren(...s.events.slice().reverse().map((e) =>
     row([cell(time(e.time)), cell(e.kind), cell(e.node === null ? '' : String(e.node), 'num'), cell(e.message)])));

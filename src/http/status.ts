@@ -12,6 +12,9 @@ export function statusFacts(h: HttpHost): Record<string, unknown> {
   const sessions = h.sessions();
   const byStatus: Record<string, number> = {};
   for (const s of sessions) byStatus[s.status] = (byStatus[s.status] ?? 0) + 1;
+  // Sessions whose next message Sluice holds, and for what (the relay's wait, in words); the
+  // first few only: the page is for a glance; the debug log has each wait as it begins.
+  const held = sessions.filter((s) => s.waitingFor !== null);
   return {
     version: h.version,
     startedAt: h.startedAt.toISOString(),
@@ -40,7 +43,7 @@ export function statusFacts(h: HttpHost): Record<string, unknown> {
         pool: pools[n.id] ?? { idle: 0, inUse: 0, opening: 0 },
       };
     }),
-    sessions: { total: sessions.length, byStatus },
+    sessions: { total: sessions.length, byStatus, held: held.length, waiting: held.slice(0, 20).map((s) => ({ session: s.id, waitingFor: s.waitingFor })) },
     events: h.recentEvents().map((e) => ({ time: e.time.toISOString(), kind: e.kind, node: e.node, message: e.message })),
   };
 }

@@ -22,7 +22,7 @@ import { cancelOnNode } from '../backend/cancel';
 import { acquireOn, connectPrimary, errorFrame, isShutdown, KeptFatal, queryOnNode, releaseBackends } from './connections';
 import type { SessionContext } from './context';
 import { ExtendedState, Frame } from './extended';
-import { Hold, HoldReason } from './hold';
+import { describeHold, Hold, HoldReason } from './hold';
 import { LinkOwner, NodeLink, Unit } from './links';
 import { answerLocal, commandName, LocalSession, mayBeLocal } from './local-commands';
 import { RouteState, SessionState } from './memory';
@@ -379,6 +379,7 @@ export class Relay implements LinkOwner {
   private wait(w: Waiting): false {
     this.waiting = w;
     if (this.held) this.held.reason = this.reason()!;
+    if (this.s.log.isLevelEnabled('debug')) this.s.log.debug({ waitingFor: describeHold(this.reason()!) }, 'client message held');
     return false;
   }
 

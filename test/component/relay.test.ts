@@ -2,6 +2,7 @@ import t from 'tap';
 import { fakeCluster, FakeCluster } from '../helpers/fake-backend';
 import { fieldsOf, RawClient, serialize } from '../helpers/raw-client';
 import { waitFor } from '../helpers/sluice';
+import { statusFacts } from '../../src/http/status';
 
 // The session core as transcripts (pgpool's pgproto tests are the model): frontend messages in,
 // the exact messages each node receives and the exact replies the client gets out, against
@@ -164,6 +165,8 @@ t.test('a paused session holds its next statement and goes on at resume', async 
   s.c.send(q('select 1'));
   await waitFor('the session held by the pause', () => f.sluice.server.sessions().some((x) => x.waitingFor === 'Sluice to be resumed'));
   t.same(f.nodes[1]!.transcript(), [], 'nothing sent while paused');
+  const facts = statusFacts(f.sluice.server) as { sessions: { held: number; waiting: unknown[] } };
+  t.same([facts.sessions.held, facts.sessions.waiting], [1, [{ session: f.sluice.server.sessions()[0]!.id, waitingFor: 'Sluice to be resumed' }]], 'the status page names the wait');
   f.sluice.server.gate.open();
   await s.c.until(() => s.c.readyCount() === 2);
   t.same(s.replies().slice(-4), ['T', 'D node1', 'C SELECT 1', 'Z I']);
