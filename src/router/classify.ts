@@ -56,7 +56,7 @@ function classifyText(sql: string, lexed: Lexed): Statement {
     pinTransaction: parts.some((p) => p.kind === 'txBegin'),
     pinSession: parts.some((p) => p.pinSession),
     replay: replay.length > 0 ? replay : undefined,
-    createsTemp: parts.find((p) => p.createsTemp)?.createsTemp,
+    createsTemp: parts.map((p) => (p.kind === 'write' ? p.createsTemp : undefined)).find((n) => n !== undefined),
     functionsChanged: functionsChangedBy(parts),
   });
 }

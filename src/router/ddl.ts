@@ -35,7 +35,7 @@ export function functionDdl(t: Token[], i: number): Statement | null {
 }
 
 export function functionsChangedBy(parts: readonly Statement[]): readonly string[] | '*' | undefined {
-  const all = parts.map((p) => p.functionsChanged).filter((f) => f !== undefined);
+  const all = parts.map((p) => (p.kind === 'write' ? p.functionsChanged : undefined)).filter((f) => f !== undefined);
   if (all.length === 0) return undefined;
   return all.includes('*') ? '*' : all.flat();
 }

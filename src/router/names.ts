@@ -1,6 +1,6 @@
 import { isCall } from './calls';
 import { word, type Token } from './lexer';
-import type { Statement } from './statement';
+import type { ReadStatement } from './statement';
 
 // The functions a statement calls and the relations it may read: what routing weighs a read by.
 
@@ -25,7 +25,7 @@ const SESSION_VIEWS: ReadonlyMap<string, 'statements' | 'cursors'> = new Map([
 ]);
 
 /** Function calls and relation-like names of a read. */
-export function names(t: Token[], from: number): Pick<Statement, 'functions' | 'relations' | 'catalog' | 'sessionView'> {
+export function names(t: Token[], from: number): Pick<ReadStatement, 'functions' | 'relations' | 'catalog' | 'sessionView'> {
   const functions: string[] = [];
   const relations: string[] = [];
   let catalog = false;

@@ -20,9 +20,9 @@ export type StatementKind =
   /** EXECUTE name: goes where its PREPARE's statement may go. */
   | 'execute';
 
-export interface Statement {
-  readonly kind: StatementKind;
-  /** Why, in a few words (logs and tests). */
+/** What every statement carries, whatever its kind. */
+interface StatementBase {
+  /** Why, in a few words (logs and tests); nothing decides on it. */
   readonly reason: string;
   /** Functions called, as written (schema-qualified when written so). */
   readonly functions: readonly string[];
@@ -30,27 +30,25 @@ export interface Statement {
   readonly relations: readonly string[];
   /** References a system catalog (pg_catalog, information_schema, a pg_* relation). */
   readonly catalog: boolean;
+  /** The text began with a comment (pgpool keeps such queries on the primary by default). */
+  readonly leadingComment?: boolean;
+  /** The rest of the current transaction must stay on the primary. */
+  readonly pinTransaction?: boolean;
+  /** Every later read of the session must go to the primary (e.g. default isolation serializable). */
+  readonly pinSession?: boolean;
+}
+
+export interface ReadStatement extends StatementBase {
+  readonly kind: 'read';
   /**
    * Reads a view of the session's own objects, which only the server connection holding them
    * shows: its prepared statements (pg_prepared_statements) or its cursors (pg_cursors).
    */
   readonly sessionView?: 'statements' | 'cursors';
-  /** The rest of the current transaction must stay on the primary. */
-  readonly pinTransaction?: boolean;
-  /** Every later read of the session must go to the primary (e.g. default isolation serializable). */
-  readonly pinSession?: boolean;
-  /** SAVEPOINT, RELEASE, ROLLBACK TO: what it does to which savepoint. */
-  readonly savepoint?: { readonly op: 'define' | 'release' | 'rollbackTo'; readonly name: string };
-  /** txEnd: COMMIT/END rather than ROLLBACK/ABORT. */
-  readonly commit?: boolean;
-  /** txBegin: the BEGIN to run on a standby when a read of this transaction goes there. */
-  readonly standbyBegin?: string;
-  /** PREPARE / EXECUTE / DEALLOCATE: the statement name ('' for DEALLOCATE ALL). */
-  readonly name?: string;
-  /** PREPARE: the prepared statement's own classification. */
-  readonly inner?: Statement;
-  /** DISCARD ALL / DISCARD TEMP / DEALLOCATE ALL: what the session forgets. */
-  readonly discards?: 'all' | 'temp' | 'plans';
+}
+
+export interface WriteStatement extends StatementBase {
+  readonly kind: 'write';
   /** Tables a write targets (dml_adaptive, temp and unlogged tracking). */
   readonly writeTables?: readonly string[];
   /** CREATE TEMP TABLE / SELECT INTO TEMP: the new temporary table. */
@@ -66,10 +64,6 @@ export interface Statement {
   readonly renamed?: { readonly from: string; readonly to: string };
   /** CREATE UNLOGGED TABLE: the new unlogged table. */
   readonly createsUnlogged?: string;
-  /** The text began with a comment (pgpool keeps such queries on the primary by default). */
-  readonly leadingComment?: boolean;
-  /** SET of one setting: a later SET of the same key makes this one unnecessary to replay. */
-  readonly replayKey?: string;
   /**
    * CREATE/ALTER/DROP FUNCTION, PROCEDURE, ROUTINE or AGGREGATE: the names whose volatility may
    * have changed; '*' when anything may have (CREATE/ALTER/DROP EXTENSION, DO).
@@ -77,12 +71,61 @@ export interface Statement {
   readonly functionsChanged?: readonly string[] | '*';
   /** CREATE [OR REPLACE] FUNCTION or PROCEDURE: the names it defines. */
   readonly definesFunctions?: readonly string[];
+  /** A multi-statement query: its session statements, to replay on other nodes once it completed. */
+  readonly replay?: readonly string[];
+}
+
+export interface SessionStatement extends StatementBase {
+  readonly kind: 'session';
   /** SQL to replay on other nodes once this completed on the primary (session state). */
   readonly replay?: readonly string[];
+  /** SET of one setting: a later SET of the same key makes this one unnecessary to replay. */
+  readonly replayKey?: string;
+  /** PREPARE / DEALLOCATE: the statement name ('' for DEALLOCATE ALL). */
+  readonly name?: string;
+  /** PREPARE: the prepared statement's own classification. */
+  readonly inner?: Statement;
+  /** DISCARD ALL / DISCARD TEMP / DEALLOCATE ALL: what the session forgets. */
+  readonly discards?: 'all' | 'temp' | 'plans';
+}
+
+export interface BeginStatement extends StatementBase {
+  readonly kind: 'txBegin';
+  /** The BEGIN to run on a standby when a read of this transaction goes there. */
+  readonly standbyBegin?: string;
+}
+
+export interface EndStatement extends StatementBase {
+  readonly kind: 'txEnd';
+  /** COMMIT/END rather than ROLLBACK/ABORT. */
+  readonly commit?: boolean;
+}
+
+export interface TxLocalStatement extends StatementBase {
+  readonly kind: 'txLocal';
+  /** SAVEPOINT, RELEASE, ROLLBACK TO: what it does to which savepoint. */
+  readonly savepoint?: { readonly op: 'define' | 'release' | 'rollbackTo'; readonly name: string };
+}
+
+export interface ExecuteStatement extends StatementBase {
+  readonly kind: 'execute';
+  /** The prepared statement's name. */
+  readonly name: string;
+}
+
+/** A statement as routing sees it: a union by kind, each kind with what only it carries. */
+export type Statement = ReadStatement | WriteStatement | SessionStatement | BeginStatement | EndStatement | TxLocalStatement | ExecuteStatement;
+
+/** What a statement of kind K carries beyond its kind and reason. */
+export type StatementFields<K extends StatementKind> = Omit<Extract<Statement, { kind: K }>, 'kind' | 'reason'>;
+
+/** The session-local view a statement reads, if it is a read of one. */
+export function sessionViewOf(s: Statement): ReadStatement['sessionView'] {
+  return s.kind === 'read' ? s.sessionView : undefined;
 }
 
 const NONE: readonly string[] = [];
 
-export function statement(kind: StatementKind, reason: string, extra: Partial<Statement> = {}): Statement {
-  return { kind, reason, functions: NONE, relations: NONE, catalog: false, ...extra };
+export function statement<K extends StatementKind>(kind: K, reason: string, extra: Partial<StatementFields<K>> = {}): Extract<Statement, { kind: K }> {
+  return { kind, reason, functions: NONE, relations: NONE, catalog: false, ...extra } as Extract<Statement, { kind: K }>;
 }

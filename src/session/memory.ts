@@ -3,7 +3,7 @@
 // be given before it serves the session: the replay log of SET, PREPARE and friends, the
 // savepoints that can undo part of it, and the SQL-level prepared statements.
 import type { TxStatus } from '../protocol/codes';
-import type { Statement } from '../router/statement';
+import type { Statement, TxLocalStatement } from '../router/statement';
 import { bare, type SessionView } from '../router/route';
 import type { ExtendedState } from './extended';
 import type { NodeLink } from './links';
@@ -49,17 +49,19 @@ export class RouteState implements SessionView {
   sentToPrimary(s: Statement, sql: string, wrote: boolean): void {
     if (s.pinTransaction) this.pinnedTransaction = true;
     if (s.pinSession) this.pinnedSession = true;
-    if (s.createsTemp) this.tempTables.add(s.createsTemp);
-    if (s.tempIf?.from.some((r) => this.tempTables.has(bare(r)))) this.tempTables.add(s.tempIf.name);
-    if (s.definesFunctions && this.tempTables.size > 0 && mentionsAny(sql, this.tempTables)) for (const f of s.definesFunctions) this.tempFunctions.add(f);
-    if (s.discards === 'all' || s.discards === 'temp') {
+    if (s.kind === 'write') {
+      if (s.createsTemp) this.tempTables.add(s.createsTemp);
+      if (s.tempIf?.from.some((r) => this.tempTables.has(bare(r)))) this.tempTables.add(s.tempIf.name);
+      if (s.definesFunctions && this.tempTables.size > 0 && mentionsAny(sql, this.tempTables)) for (const f of s.definesFunctions) this.tempFunctions.add(f);
+    }
+    if (s.kind === 'session' && (s.discards === 'all' || s.discards === 'temp')) {
       this.tempTables.clear();
       this.tempFunctions.clear();
     }
     if (wrote) {
       this.wroteInSession = true;
       this.wroteInTransaction = true;
-      for (const t of s.writeTables ?? []) this.writtenTables.add(t);
+      if (s.kind === 'write') for (const t of s.writeTables ?? []) this.writtenTables.add(t);
     }
   }
 
@@ -188,13 +190,12 @@ export class SessionState {
   settled(s: Statement, seqs: readonly number[], sentAt: number, ok: boolean, inTransaction: boolean): boolean {
     for (const q of seqs) this.replay.settle(q, ok, inTransaction);
     if (!inTransaction) this.savepoints = [];
-    if (ok && s.savepoint !== undefined) this.onSavepoint(s, sentAt);
+    if (ok && s.kind === 'txLocal' && s.savepoint !== undefined) this.onSavepoint(s.savepoint, sentAt);
     return seqs.length > 0 && ok && inTransaction;
   }
 
   /** `sentAt`: the log's position when the statement was sent (later ones may be logged since). */
-  private onSavepoint(s: Statement, sentAt: number): void {
-    const { op, name } = s.savepoint!;
+  private onSavepoint({ op, name }: NonNullable<TxLocalStatement['savepoint']>, sentAt: number): void {
     let i = this.savepoints.length - 1;
     while (i >= 0 && this.savepoints[i]!.name !== name) i--;
     if (op === 'define') this.savepoints.push({ name, seq: sentAt });
@@ -210,7 +211,7 @@ export class SessionState {
   /** A statement is going to the primary: its log entries (settled at its ReadyForQuery). */
   record(s: Statement, sql: string, links: Map<number, NodeLink>, primary: NodeLink, ext: ExtendedState): number[] {
     if (!this.keep) return [];
-    if (s.discards === 'all') {
+    if (s.kind === 'session' && s.discards === 'all') {
       this.replay.restart(sql);
       this.sqlPrepared.clear();
       ext.forgetStatements();
@@ -228,7 +229,7 @@ export class SessionState {
         return [];
       }
     }
-    const texts = s.replay ?? (s.kind === 'session' ? [sql] : []);
-    return texts.map((t) => this.replay.append(t, s.replayKey));
+    if (s.kind === 'session') return (s.replay ?? [sql]).map((t) => this.replay.append(t, s.replayKey));
+    return s.kind === 'write' && s.replay ? s.replay.map((t) => this.replay.append(t, undefined)) : [];
   }
 }

@@ -16,7 +16,7 @@ import { readNode } from '../router/balancer';
 import { classify } from '../router/classify';
 import type { CompiledRouting } from '../router/options';
 import { bare, route } from '../router/route';
-import { Statement, statement } from '../router/statement';
+import { sessionViewOf, Statement, statement, WriteStatement } from '../router/statement';
 import { assertNever } from '../util/assert-never';
 import { cancelOnNode } from '../backend/cancel';
 import { acquireOn, connectPrimary, errorFrame, isShutdown, KeptFatal, queryOnNode, releaseBackends } from './connections';
@@ -228,7 +228,7 @@ export class Relay implements LinkOwner {
   private batch(frame: Frame): boolean {
     const b = this.ext.batch;
     let node = this.ext.batchNode ?? this.ext.portalNode();
-    let stmt = statement('read', 'extended batch');
+    let stmt: Statement = statement('read', 'extended batch');
     let wrote = false;
     if (!this.inspect) {
       node = this.primary.nodeId;
@@ -339,7 +339,7 @@ export class Relay implements LinkOwner {
       // that is queued (and answered) before the client's.
       const b = this.ext.batch;
       link.prepare(b.statements, b.uses);
-      if (s.sessionView === 'statements' || b.statements.some((x) => x.stmt.sessionView === 'statements')) link.prepareAllNamed(this.ext);
+      if (sessionViewOf(s) === 'statements' || b.statements.some((x) => sessionViewOf(x.stmt) === 'statements')) link.prepareAllNamed(this.ext);
       const unit = this.openUnit(link, s, sql);
       this.rerunnable = null;
       if (link !== this.primary && !this.state.inTransaction) {
@@ -569,9 +569,10 @@ export class Relay implements LinkOwner {
     const isPrimary = link === this.primary;
     const sentAt = this.memory.replay.lastSeq;
     const seqs = isPrimary ? this.memory.record(s, sql, this.links, this.primary, this.ext) : [];
+    const functionsChanged = s.kind === 'write' ? s.functionsChanged : undefined;
     unit.done = (u) => {
       const inTx = this.primary.conn.txStatus !== 'idle';
-      if (isPrimary && s.functionsChanged && !u.errored) this.lookups.changed(s.functionsChanged, inTx);
+      if (isPrimary && functionsChanged && !u.errored) this.lookups.changed(functionsChanged, inTx);
       if (isPrimary && this.memory.settled(s, seqs, sentAt, !u.errored, inTx)) this.state.pinnedTransaction = true;
       if (isPrimary) this.primaryReady(s, u);
       else if (u.errored && this.state.inTransaction) this.standbyReadFailed(link);
@@ -583,13 +584,13 @@ export class Relay implements LinkOwner {
   private notePrimary(s: Statement, sql: string, wrote: boolean): void {
     if (s.kind === 'txBegin' || s.pinTransaction) this.state.txStartSeq = this.memory.replay.lastSeq;
     if (s.kind === 'txBegin' && s.standbyBegin) this.standbyBegin = s.standbyBegin;
-    if (s.createsUnlogged || s.createsSequences || s.renamed) this.noteRelations(s);
+    if (s.kind === 'write' && (s.createsUnlogged || s.createsSequences || s.renamed)) this.noteRelations(s);
     this.state.sentToPrimary(s, sql, wrote || s.kind === 'write');
     if (wrote || s.kind === 'write') this.ryw.wrote();
   }
 
   /** DDL that makes relations routing keeps on the primary (unlogged tables, sequences), or renames one. */
-  private noteRelations(s: Statement): void {
+  private noteRelations(s: WriteStatement): void {
     const c = this.s.routing.catalog;
     if (!c) return;
     if (s.createsUnlogged) c.addRelation('unlogged', s.createsUnlogged);
@@ -609,7 +610,7 @@ export class Relay implements LinkOwner {
     }
     if (!ended) return;
     this.lookups.transactionEnded();
-    const committed = !u.errored && s.commit !== false && before !== 'failedTx';
+    const committed = !u.errored && !(s.kind === 'txEnd' && s.commit === false) && before !== 'failedTx';
     if (!committed) this.memory.replay.truncateAfter(this.state.txStartSeq);
     for (const l of this.links.values()) {
       if (l === this.primary || !l.inReadTransaction) continue;

@@ -1,7 +1,14 @@
 import t from 'tap';
-import { classify } from '../../src/router/classify';
+import { classify as classifyStatement } from '../../src/router/classify';
 import { loadParser } from '../../src/router/parse-tree';
-import type { StatementKind } from '../../src/router/statement';
+import type { BeginStatement, EndStatement, ExecuteStatement, ReadStatement, SessionStatement, Statement, StatementKind, TxLocalStatement, WriteStatement } from '../../src/router/statement';
+
+/** Every kind's fields, optional: these tests read any field of any statement (undefined when its kind has none). */
+type AnyFields = Partial<
+  Omit<ReadStatement, 'kind'> & Omit<WriteStatement, 'kind'> & Omit<SessionStatement, 'kind'> & Omit<BeginStatement, 'kind'> &
+    Omit<EndStatement, 'kind'> & Omit<TxLocalStatement, 'kind'> & Omit<ExecuteStatement, 'kind'>
+>;
+const classify = (sql: string): Statement & AnyFields => classifyStatement(sql);
 
 // The routing class of each statement shape pgpool's docs and regression tests name, plus the
 // ones where Sluice deliberately differs (README: "Differences from pgpool-II").
