@@ -1,3 +1,5 @@
+// The client's socket: plain or TLS (after SSLRequest, or TLS at once), an optional PROXY header
+// in front, and the reads and writes the shell (session.ts) asks of it.
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';

@@ -1,3 +1,5 @@
+// Backend connections for a session: taken from the pool (or opened) on a node, the primary
+// reached through a failover, given back at the session's end, and Sluice's own short queries.
 import { BackendStartupError } from '../backend/connect';
 import type { BackendConnection, NodeAddress } from '../backend/connection';
 import { decodeFields } from '../protocol/backend';

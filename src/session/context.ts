@@ -1,3 +1,5 @@
+// What a session needs from the rest of Sluice (config, registry, cluster, pools, clock), built
+// once by server.ts and shared by every session.
 import type { NodeAddress } from '../backend/connection';
 import type { CatalogCache } from '../cluster/catalog-cache';
 import type { ReplicationMonitor } from '../cluster/replication';

@@ -1,3 +1,5 @@
+// The extended query protocol as a session sees it: the statements and portals the client made,
+// which node holds each, and the batch of messages up to the next Flush or Sync.
 import { classify } from '../router/classify';
 import type { Statement } from '../router/statement';
 import { Frontend } from '../protocol/codes';

@@ -1,3 +1,5 @@
+// A held client message: what it waits for, in words for the log and the admin views, and
+// when a wait of Sluice's own has lasted too long.
 import { assertNever } from '../util/assert-never';
 
 /** Why a session's next client message is held: what it waits for. */

@@ -1,3 +1,4 @@
+// client_idle_limit and client_idle_limit_in_recovery: a timer per session, on the Clock.
 import type { Clock, TimerHandle } from '../util/clock';
 
 /** What the client_idle_limit timer reads from its session. */

@@ -1,3 +1,6 @@
+// A session's link to one node: its backend connection, the units (exchanges up to a
+// ReadyForQuery) it owes replies for, what it passes to the client and what it swallows, and the
+// statements prepared on it.
 import { serialize } from 'pg-protocol';
 import type { BackendConnection } from '../backend/connection';
 import { decodeFields } from '../protocol/backend';

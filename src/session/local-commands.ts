@@ -1,3 +1,5 @@
+// Commands Sluice answers itself on the proxy port (SHOW POOL_*, PGPOOL SHOW/SET/RESET), in
+// the session's turn.
 import { encodeError, encodeReadyForQuery } from '../protocol/backend';
 import { SqlState } from '../protocol/sqlstate';
 import { Writer } from '../protocol/writer';

@@ -1,3 +1,5 @@
+// When a node is lost under a session: replies it still owed are answered, a read that can be
+// is run again elsewhere, and the node is avoided for a while.
 import { serialize } from 'pg-protocol';
 import type { Logger } from '../log/logger';
 import { Frontend } from '../protocol/codes';

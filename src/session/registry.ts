@@ -1,3 +1,4 @@
+// Live sessions, server-wide: the client limit, the cancel keys, and what the admin views list.
 import { randomInt } from 'node:crypto';
 import { Errors } from '../protocol/errors';
 

@@ -1,3 +1,5 @@
+// A session's own values of pgpool's session parameters (PGPOOL SET) over the config's, and the
+// routing options they give.
 import type { Config } from '../config/load';
 import { topLevel } from '../config/schema';
 import type { Spec } from '../config/spec';

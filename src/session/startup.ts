@@ -1,3 +1,4 @@
+// The startup packet and authentication, checked and answered as PostgreSQL does.
 import { encodeAuthenticationOk, encodeBackendKeyData, encodeNegotiateProtocolVersion, encodeParameterStatus, encodeReadyForQuery } from '../protocol/backend';
 import { ClientError } from '../protocol/client-error';
 import { Errors } from '../protocol/errors';
