@@ -117,7 +117,7 @@ export class Server implements AdminHost, HttpHost {
     this.commands = new AdminCommands(this);
     this.pcp = new PcpServer(this, this.commands, log.child({ component: 'pcp' }));
     this.pool = new PoolSet(this.poolOptions(config), log.child({ component: 'pool' }));
-    this.registry = new SessionRegistry(config.num_init_children, config.reserved_connections);
+    this.registry = new SessionRegistry(config.pool_mode === 'transaction' ? config.max_client_conn : config.num_init_children, config.reserved_connections);
     this.routing = routingOptions(config);
     this.catalogs = new CatalogCache(config.relcache_expire * 1000, log.child({ component: 'catalog' }), this.clock);
     this.selectCount = config.backend.map(() => 0);
@@ -218,6 +218,9 @@ export class Server implements AdminHost, HttpHost {
       resetQueries: c.reset_query_list.split(';').map((q) => q.trim()).filter(Boolean),
       resetTimeoutMs: 10_000,
       waited: (seconds: number) => this.metrics.clientWait.observe(0, seconds),
+      groupLimit: c.pool_mode === 'transaction' ? c.default_pool_size : 0,
+      waitTimeoutMs: c.query_wait_timeout * 1000,
+      waitedTooLong: () => Errors.queryWaitTimeout(c.query_wait_timeout),
     };
   }
 
@@ -324,6 +327,7 @@ export class Server implements AdminHost, HttpHost {
       node: (id) => this.cluster.topology.nodes[id],
       nodeViews: () => this.cluster.nodeViews(),
       countSelect: (node) => this.selectCount[node]!++,
+      sessionPinned: (reason) => this.metrics.sessionPins.inc({ reason }),
       replication: this.cluster.replication,
       confirmDown: (node, shutdown) => this.cluster.confirmDown(node, shutdown),
       get holdTimeoutMs() {

@@ -19,6 +19,30 @@ export interface BackendHandler {
   closed(err?: Error): void;
 }
 
+/**
+ * What the sessions that used a connection left on it, recorded by the session layer so that the
+ * next session to use it knows what to undo and what it can keep: whose settings it carries, how
+ * far into that session's replay log it is, and the protocol-level prepared statements on it.
+ */
+export class CarriedState {
+  /** The session whose state the connection carries (null: only its startup's). */
+  owner: object | null = null;
+  /** The last entry of the owner's replay log applied here. */
+  appliedSeq = 0;
+  /** Session statements (SET, PREPARE, ...) ran here: another session must reset it first. */
+  dirty = false;
+  /** Protocol-level prepared statements here, by name ('' = unnamed), as their Parse message. */
+  readonly prepared = new Map<string, { readonly parse: Buffer }>();
+
+  /** The connection was reset (DISCARD ALL): nothing of any session is left. */
+  clear(): void {
+    this.owner = null;
+    this.appliedSeq = 0;
+    this.dirty = false;
+    this.prepared.clear();
+  }
+}
+
 /** A server message's cap: PostgreSQL never sends more than 1 GB in one message (MaxAllocSize). */
 const MAX_BACKEND_MESSAGE = 0x40000000 + 1024;
 
@@ -38,6 +62,7 @@ export class BackendConnection {
   /** Extended-query messages were sent since the last Sync. */
   unsynced = false;
   readonly createdAt = Date.now();
+  readonly carried = new CarriedState();
   isClosed = false;
   private handler: BackendHandler;
   private readonly framer = new Framer(MAX_BACKEND_MESSAGE, true);

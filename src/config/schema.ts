@@ -18,6 +18,17 @@ export const topLevel = {
   num_init_children: int(32, 1, 100000, { reload: 'restart' }),
   max_pool: int(4, 1, 100000, { reload: 'restart' }),
   reserved_connections: int(0, 0, 100000, { reload: 'restart' }),
+  /**
+   * PgBouncer's: session (a client keeps its backend connections for its whole life, pgpool's
+   * way) or transaction (a client borrows a connection per transaction; README "Pooling").
+   */
+  pool_mode: oneOf(['session', 'transaction'] as const, 'session', { reload: 'restart' }),
+  /** PgBouncer's: in transaction mode, server connections per (node, database, user). */
+  default_pool_size: int(20, 1, 100000, { reload: 'restart' }),
+  /** PgBouncer's: in transaction mode, the most client connections (num_init_children's role). */
+  max_client_conn: int(10000, 1, 1000000, { reload: 'restart' }),
+  /** PgBouncer's: seconds a client waits for a server connection before it is given an error; 0 = forever. */
+  query_wait_timeout: int(120, 0, INT_MAX),
   connection_life_time: int(0, 0, INT_MAX),
   client_idle_limit: int(0, 0, INT_MAX),
   authentication_timeout: int(60, 0, INT_MAX),

@@ -53,6 +53,7 @@ export class Metrics {
   readonly recoveries: Counter<'result'>;
   readonly reloads: Counter<'result'>;
   readonly heldTooLong: Counter<'reason'>;
+  readonly sessionPins: Counter<'reason'>;
 
   constructor(source: MetricsSource) {
     const registers = [this.registry];
@@ -209,6 +210,12 @@ export class Metrics {
     this.heldTooLong = new Counter({
       name: 'sluice_client_messages_held_too_long_total',
       help: 'Client messages that Sluice held for a reason of its own for more than 5 s with no node owing a reply (each logged once with what it waited for), by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.sessionPins = new Counter({
+      name: 'sluice_session_pins_total',
+      help: 'Transaction mode: sessions that kept their server connection for good, by what made them (a temporary table, LISTEN, an advisory lock, ...).',
       labelNames: ['reason'],
       registers,
     });

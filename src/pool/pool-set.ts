@@ -15,6 +15,41 @@ export interface PoolOptions {
   resetTimeoutMs: number;
   /** How long each checkout took (the client wait metric). */
   waited?: (seconds: number) => void;
+  /**
+   * Transaction mode (default_pool_size): the most connections per (node, database, user),
+   * open or opening; past it a checkout waits in line for one given back. 0: no such limit.
+   */
+  groupLimit: number;
+  /** How long a checkout may wait in that line (query_wait_timeout, ms); 0 = forever. */
+  waitTimeoutMs: number;
+  /** The error a checkout that waited too long fails with. */
+  waitedTooLong?: () => Error;
+}
+
+/** A checkout waiting for a connection of its (node, database, user) group, in arrival order. */
+interface Waiter {
+  readonly nodeId: number;
+  readonly key: string;
+  readonly open: () => Promise<BackendConnection>;
+  readonly resolve: (r: { conn: BackendConnection; reused: boolean }) => void;
+  readonly reject: (err: Error) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** Transaction mode's accounting for one (node, database, user): connections open or opening, and who waits. */
+interface Group {
+  open: number;
+  readonly waiters: Waiter[];
+}
+
+/** The (node, database, user) part of a pool key (see pool-key.ts). */
+function groupOf(key: string): string {
+  let cut = -1;
+  for (let i = 0; i < 3; i++) {
+    cut = key.indexOf('\u0000', cut + 1);
+    if (cut < 0) return key;
+  }
+  return key.slice(0, cut);
 }
 
 /** One node's backend connections (the pool metrics). */
@@ -24,7 +59,12 @@ export interface NodePoolCounts {
   opening: number;
   /** Backend connections opened to the node since Sluice started (what reuse saves). */
   opened: number;
+  /** Checkouts waiting for a connection to the node (transaction mode's default_pool_size). */
+  waiting: number;
 }
+
+/** Parse messages remembered per pool key, at most. */
+const MAX_KNOWN_PARSES = 10_000;
 
 /** Databases whose connections are never kept: CREATE DATABASE needs its template unused. */
 const NEVER_POOLED = new Set(['template0', 'template1']);
@@ -46,6 +86,9 @@ export class PoolSet {
   private readonly perNode = new Map<number, number>();
   private readonly opening = new Map<number, number>();
   private readonly opened = new Map<number, number>();
+  private readonly groups = new Map<string, Group>();
+  /** Parse messages a server accepted, by pool key (transaction mode answers their repeats itself). */
+  private readonly parsed = new Map<string, Set<string>>();
   private stopped = false;
 
   constructor(
@@ -58,33 +101,119 @@ export class PoolSet {
     return this.lru.size;
   }
 
-  /** A pooled connection for the key, or a new one from `open`. */
-  async acquire(nodeId: number, key: string, open: () => Promise<BackendConnection>): Promise<{ conn: BackendConnection; reused: boolean }> {
-    const started = performance.now();
+  /** A server of this pool key accepted this Parse message (name, text and parameter types). */
+  parseAccepted(key: string, parse: Buffer): void {
+    let known = this.parsed.get(key);
+    if (!known) this.parsed.set(key, (known = new Set()));
+    // A bound on what a client's statement texts can make Sluice keep.
+    if (known.size >= MAX_KNOWN_PARSES) known.clear();
+    known.add(parse.toString('latin1'));
+  }
+
+  parseKnown(key: string, parse: Buffer): boolean {
+    return this.parsed.get(key)?.has(parse.toString('latin1')) ?? false;
+  }
+
+  /** An idle pooled connection for the key, taken at once (no await: transaction mode's hot path). */
+  takeIdle(key: string): BackendConnection | null {
     const stack = this.idle.get(key);
     while (stack && stack.length > 0) {
       const it = stack.pop()!;
       this.unidle(it);
-      if (!it.conn.isClosed) {
-        this.opts.waited?.((performance.now() - started) / 1000);
-        return { conn: it.conn, reused: true };
-      }
+      if (!it.conn.isClosed) return it.conn;
     }
+    return null;
+  }
+
+  /**
+   * A pooled connection for the key, or a new one from `open`. With a group limit (transaction
+   * mode), a checkout past it waits in line for a connection given back or closed.
+   */
+  async acquire(nodeId: number, key: string, open: () => Promise<BackendConnection>): Promise<{ conn: BackendConnection; reused: boolean }> {
+    const started = performance.now();
+    const idle = this.takeIdle(key);
+    if (idle) {
+      this.opts.waited?.((performance.now() - started) / 1000);
+      return { conn: idle, reused: true };
+    }
+    const r = this.opts.groupLimit > 0 ? await this.withinGroup(nodeId, key, open) : await this.openNew(nodeId, open, null);
+    this.opts.waited?.((performance.now() - started) / 1000);
+    return r;
+  }
+
+  private async openNew(nodeId: number, open: () => Promise<BackendConnection>, group: Group | null): Promise<{ conn: BackendConnection; reused: boolean }> {
     if ((this.perNode.get(nodeId) ?? 0) >= this.opts.maxPerNode) void this.evictOne(nodeId);
     this.count(this.perNode, nodeId, +1);
     this.count(this.opening, nodeId, +1);
+    if (group) group.open++;
     try {
       const conn = await this.openMakingRoom(nodeId, open);
       this.count(this.opened, nodeId, +1);
-      conn.socket.once('close', () => this.count(this.perNode, nodeId, -1));
-      this.opts.waited?.((performance.now() - started) / 1000);
+      conn.socket.once('close', () => {
+        this.count(this.perNode, nodeId, -1);
+        if (group) this.groupLost(group);
+      });
       return { conn, reused: false };
     } catch (err) {
       this.count(this.perNode, nodeId, -1);
+      if (group) this.groupLost(group);
       throw err;
     } finally {
       this.count(this.opening, nodeId, -1);
     }
+  }
+
+  private group(key: string): Group {
+    const name = groupOf(key);
+    let g = this.groups.get(name);
+    if (!g) this.groups.set(name, (g = { open: 0, waiters: [] }));
+    return g;
+  }
+
+  /** Transaction mode: a new connection while the group has room; else a place in its line. */
+  private withinGroup(nodeId: number, key: string, open: () => Promise<BackendConnection>): Promise<{ conn: BackendConnection; reused: boolean }> {
+    const g = this.group(key);
+    if (g.open < this.opts.groupLimit) return this.openNew(nodeId, open, g);
+    return new Promise((resolve, reject) => {
+      const w: Waiter = { nodeId, key, open, resolve, reject, timer: undefined };
+      if (this.opts.waitTimeoutMs > 0) {
+        w.timer = setTimeout(() => {
+          const i = g.waiters.indexOf(w);
+          if (i >= 0) g.waiters.splice(i, 1);
+          reject(this.opts.waitedTooLong?.() ?? new Error('timed out waiting for a server connection'));
+        }, this.opts.waitTimeoutMs);
+        w.timer.unref();
+      }
+      g.waiters.push(w);
+      // A connection idle in the group under other startup parameters makes room for this one.
+      this.evictIdleOf(groupOf(key));
+    });
+  }
+
+  /** A connection of the group closed (or failed to open): the first in line may open one. */
+  private groupLost(g: Group): void {
+    g.open--;
+    const w = g.waiters.shift();
+    if (!w) return;
+    clearTimeout(w.timer);
+    this.openNew(w.nodeId, w.open, g).then(w.resolve, w.reject);
+  }
+
+  /** Closes one idle connection of the group (its close lets the first in line open its own). */
+  private evictIdleOf(group: string): void {
+    for (const it of this.lru) {
+      if (groupOf(it.conn.poolKey) === group) return this.drop(it);
+    }
+  }
+
+  /**
+   * Transaction mode: a connection back between transactions, as it is (no reset: the session
+   * layer carries each client's state onto the connection it borrows), to the first in line of
+   * its group or idle.
+   */
+  giveBack(conn: BackendConnection): void {
+    if (this.stopped || !conn.atBoundary || conn.txStatus !== 'idle') return this.discard(conn);
+    this.putIdle(conn);
   }
 
   /**
@@ -110,10 +239,12 @@ export class PoolSet {
   /** Each node's connections now: idle in the pool, opening, and the rest in use by sessions. */
   counts(nodeCount: number): NodePoolCounts[] {
     const idle = new Array<number>(nodeCount).fill(0);
+    const waiting = new Array<number>(nodeCount).fill(0);
     for (const it of this.lru) if (it.conn.node.id < nodeCount) idle[it.conn.node.id]!++;
+    for (const g of this.groups.values()) for (const w of g.waiters) if (w.nodeId < nodeCount) waiting[w.nodeId]!++;
     return idle.map((i, node) => {
       const opening = this.opening.get(node) ?? 0;
-      return { idle: i, opening, inUse: Math.max(0, (this.perNode.get(node) ?? 0) - i - opening), opened: this.opened.get(node) ?? 0 };
+      return { idle: i, opening, inUse: Math.max(0, (this.perNode.get(node) ?? 0) - i - opening), opened: this.opened.get(node) ?? 0, waiting: waiting[node]! };
     });
   }
 
@@ -136,6 +267,7 @@ export class PoolSet {
       this.discard(conn);
       return;
     }
+    conn.carried.clear();
     this.putIdle(conn);
   }
 
@@ -144,6 +276,15 @@ export class PoolSet {
   }
 
   private putIdle(conn: BackendConnection): void {
+    const g = this.opts.groupLimit > 0 ? this.groups.get(groupOf(conn.poolKey)) : undefined;
+    if (g && g.waiters.length > 0) {
+      // Someone waits in this group: a connection with their parameters, or room to open one.
+      const w = g.waiters[0]!;
+      if (w.key !== conn.poolKey) return this.discard(conn);
+      g.waiters.shift();
+      clearTimeout(w.timer);
+      return w.resolve({ conn, reused: true });
+    }
     const it: Idle = { conn, timer: undefined };
     const handler: BackendHandler = {
       // An idle connection may still hear a notice or a parameter change; anything else (a FATAL
@@ -203,5 +344,11 @@ export class PoolSet {
   closeAll(): void {
     this.stopped = true;
     for (const it of [...this.lru]) this.drop(it);
+    for (const g of this.groups.values()) {
+      for (const w of g.waiters.splice(0)) {
+        clearTimeout(w.timer);
+        w.reject(new Error('Sluice is shutting down'));
+      }
+    }
   }
 }

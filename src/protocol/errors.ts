@@ -46,6 +46,16 @@ export const Errors = {
   onlineRecovery: () => fatal(SqlState.AdminShutdown, 'terminating connection due to online recovery', 'client_idle_limit_in_recovery'),
   adminShutdown: () => fatal(SqlState.AdminShutdown, 'terminating connection due to administrator command'),
   shuttingDown: () => fatal(SqlState.CannotConnectNow, 'the database system is shutting down'),
+  /** Transaction mode: no server connection of the client's pool became free in time (PgBouncer ends the client too). */
+  queryWaitTimeout: (seconds: number) =>
+    fatal(
+      SqlState.TooManyConnections,
+      'no server connection became free within query_wait_timeout',
+      `The client waited ${seconds} s for one of its pool's default_pool_size connections.`,
+      'Raise default_pool_size or query_wait_timeout, or keep transactions shorter.',
+    ),
+  /** Transaction mode: the connection a session was to start on could not be reset. */
+  resetFailed: (detail: string) => fatal(SqlState.ConnectionFailure, 'could not reset a pooled server connection', detail),
   /** A hold (pause, online recovery) that lasted its limit. */
   heldTooLong: (message: string, detail: string) => fatal(SqlState.CannotConnectNow, message, detail),
   internal: () => fatal(SqlState.InternalError, 'internal error in Sluice'),

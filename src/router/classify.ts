@@ -55,6 +55,7 @@ function classifyText(sql: string, lexed: Lexed): Statement {
   return statement('write', 'multi-statement query', {
     pinTransaction: parts.some((p) => p.kind === 'txBegin'),
     pinSession: parts.some((p) => p.pinSession),
+    pinsConnection: parts.find((p) => p.pinsConnection)?.pinsConnection,
     replay: replay.length > 0 ? replay : undefined,
     createsTemp: parts.map((p) => (p.kind === 'write' ? p.createsTemp : undefined)).find((n) => n !== undefined),
     functionsChanged: functionsChangedBy(parts),
@@ -127,6 +128,15 @@ function classifyTokens(t: Token[], sql: string): Statement {
       return functionDdl(t, 1) ?? statement('write', 'drop');
     case 'do':
       return statement('write', 'do', { functionsChanged: '*' });
+    case 'listen':
+      return statement('write', 'listen', { pinsConnection: 'LISTEN' });
+    case 'load':
+      return statement('write', 'load', { pinsConnection: 'LOAD' });
+    case 'declare':
+      // A cursor WITH HOLD outlives its transaction, on its connection.
+      return t.some((x, i) => x.depth === 0 && word(x, 'with') && word(t[i + 1], 'hold'))
+        ? statement('write', 'declare', { pinsConnection: 'WITH HOLD cursor' })
+        : statement('write', 'declare');
     default:
       return statement('write', first.text);
   }
@@ -234,6 +244,8 @@ function classifySet(t: Token[]): Statement {
   const defaults = t.some((x) => x.text === 'default_transaction_isolation' || x.text === 'characteristics');
   const serializable = defaults && t.some((x) => x.text.toLowerCase() === 'serializable');
   const name = word(t[1], 'session') ? t[2] : t[1];
+  if (word(name, 'role')) return statement('session', 'set', { pinsConnection: 'SET ROLE', replayKey: `set ${name!.text}` });
+  if (word(name, 'authorization')) return statement('session', 'set', { pinsConnection: 'SET SESSION AUTHORIZATION', replayKey: `set ${name!.text}` });
   // pg_temp in the search path makes the session's temporary schema (which only the primary can
   // create) the target of unqualified names, even for reads.
   if (name?.text === 'search_path' && /\bpg_temp\b/i.test(words)) return statement('session', 'set', { pinSession: true, replayKey: `set ${name.text}` });

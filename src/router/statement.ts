@@ -20,6 +20,12 @@ export type StatementKind =
   /** EXECUTE name: goes where its PREPARE's statement may go. */
   | 'execute';
 
+/**
+ * What a statement leaves on its server connection that cannot be carried to another: in
+ * transaction mode the session keeps that connection from then on (README "Pooling").
+ */
+export type ConnectionPin = 'LISTEN' | 'LOAD' | 'WITH HOLD cursor' | 'SET ROLE' | 'SET SESSION AUTHORIZATION' | 'advisory lock';
+
 /** What every statement carries, whatever its kind. */
 interface StatementBase {
   /** Why, in a few words (logs and tests); nothing decides on it. */
@@ -36,6 +42,8 @@ interface StatementBase {
   readonly pinTransaction?: boolean;
   /** Every later read of the session must go to the primary (e.g. default isolation serializable). */
   readonly pinSession?: boolean;
+  /** What it leaves on its connection that no other connection can be given. */
+  readonly pinsConnection?: ConnectionPin;
 }
 
 export interface ReadStatement extends StatementBase {

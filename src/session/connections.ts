@@ -50,6 +50,13 @@ export async function queryOnNode(h: PrimaryHost, node: NodeAddress, params: Rea
   }
 }
 
+/** Transaction mode: a connection another session changed, reset (DISCARD ALL); it carries nothing after. */
+export async function resetConnection(conn: BackendConnection): Promise<void> {
+  const [r] = await runQueries(conn, ['DISCARD ALL'], QUERY_LIMIT_MS);
+  if (r?.error) throw Errors.resetFailed(r.error.message);
+  conn.carried.clear();
+}
+
 /**
  * A closing session's backend connections. They go back to the pool only after a clean
  * Terminate at a protocol boundary (the pool resets them); anything else may have work in

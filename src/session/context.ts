@@ -31,6 +31,8 @@ export interface SessionContext extends PrimaryHost {
   /** The nodes as routing sees them now (up, role, weight, delay). */
   nodeViews(): readonly NodeView[];
   countSelect(node: number): void;
+  /** Transaction mode: a session keeps its server connection for good, for this reason. */
+  sessionPinned(reason: string): void;
   readonly replication: ReplicationMonitor;
   /** More than one node: a failover can move a session, so its state is kept for replay. */
   readonly canFailOver: boolean;

@@ -44,6 +44,8 @@ export class ExtendedBatch {
   readonly executed: string[] = [];
   /** Names closed by this batch. */
   readonly closedStatements: string[] = [];
+  /** Names parsed by this batch while the session still had a statement of that name (not closed). */
+  readonly reparsed = new Set<string>();
 
   get empty(): boolean {
     return this.held.length === 0;
@@ -77,6 +79,7 @@ export class ExtendedState {
         // A named statement lives for the session: keep its own copy, not the client's chunk.
         const parse = name !== '' ? Buffer.from(buf.subarray(start, end)) : buf.subarray(start, end);
         const ps: PreparedStatement = { name, sql, stmt: classify(sql), parse };
+        if (name !== '' && this.statements.has(name)) b.reparsed.add(name);
         this.statements.set(name, ps);
         b.statements.push(ps);
         return;

@@ -2,7 +2,7 @@
 // ReadyForQuery) it owes replies for, what it passes to the client and what it swallows, and the
 // statements prepared on it.
 import { serialize } from 'pg-protocol';
-import type { BackendConnection } from '../backend/connection';
+import type { BackendConnection, BackendHandler } from '../backend/connection';
 import { decodeFields } from '../protocol/backend';
 import { Backend, Frontend } from '../protocol/codes';
 import type { ExtendedState, Frame, PreparedStatement } from './extended';
@@ -17,6 +17,11 @@ function firstValue(buf: Buffer, start: number): string | null {
   const len = buf.readInt32BE(start + 7);
   return len < 0 ? null : buf.toString('utf8', start + 11, start + 11 + len);
 }
+
+const NONE: ReadonlySet<string> = new Set();
+
+/** A lent connection's handler until the pool or its next session takes it: it owes nobody anything. */
+const LENT: BackendHandler = { frame: () => undefined, closed: () => undefined };
 
 const isFatal = (buf: Buffer, start: number, end: number): boolean => decodeFields(buf, start, end).get('S') === 'FATAL';
 
@@ -70,9 +75,11 @@ export interface LinkOwner {
 }
 
 /**
- * A session's backend connection to one node, with the units it still owes replies for, in order.
- * It also remembers what of the session's state this node already has: which replay-log entries
- * ran here, which prepared statements exist here, whether a read transaction is open here.
+ * A session's use of one node: its backend connection, with the units it still owes replies for,
+ * in order. It also remembers what of the session's state this node already has: which
+ * replay-log entries ran here, which prepared statements exist here (kept on the connection
+ * itself), whether a read transaction is open here. In transaction mode the connection is lent
+ * back to the pool between transactions (detach) and another borrowed (attach).
  */
 export class NodeLink {
   private readonly units: Unit[] = [];
@@ -84,26 +91,52 @@ export class NodeLink {
   replaying = false;
   /** Sluice opened a transaction here for reads of the client's transaction. */
   inReadTransaction = false;
-  /** Protocol-level prepared statements (by name, '' = unnamed) that exist on this node. */
-  readonly prepared = new Map<string, PreparedStatement>();
   readonly batch: WriteBatch;
+  readonly nodeId: number;
+  private current: BackendConnection | null = null;
 
   constructor(
-    readonly conn: BackendConnection,
+    conn: BackendConnection,
     /** The session's primary link (a standby's link becomes it when that node is promoted). */
     public isPrimary: boolean,
     private readonly owner: LinkOwner,
   ) {
-    this.batch = new WriteBatch((b) => conn.write(b));
+    this.nodeId = conn.node.id;
+    this.batch = new WriteBatch((b) => this.conn.write(b));
+    this.attach(conn);
+  }
+
+  /** The backend connection (only while one is attached: a detached link sends nothing). */
+  get conn(): BackendConnection {
+    return this.current!;
+  }
+
+  get attached(): boolean {
+    return this.current !== null;
+  }
+
+  /** Protocol-level prepared statements (by name, '' = unnamed) that exist on this connection. */
+  get prepared(): Map<string, { readonly parse: Buffer }> {
+    return this.conn.carried.prepared;
+  }
+
+  /** Takes a connection to this node into the session: its replies come here from now on. */
+  attach(conn: BackendConnection): void {
+    this.current = conn;
     conn.setHandler({
       frame: (type, buf, start, end) => this.frame(type, buf, start, end),
-      chunkEnd: () => owner.chunkEnd(this),
-      closed: (err) => owner.linkClosed(this, err),
+      chunkEnd: () => this.owner.chunkEnd(this),
+      closed: (err) => this.owner.linkClosed(this, err),
     });
   }
 
-  get nodeId(): number {
-    return this.conn.node.id;
+  /** Lets the connection go (between transactions, nothing owed): the caller gives it back. */
+  detach(): BackendConnection {
+    const conn = this.conn;
+    this.batch.flush();
+    conn.setHandler(LENT);
+    this.current = null;
+    return conn;
   }
 
   get busy(): boolean {
@@ -169,16 +202,21 @@ export class NodeLink {
 
   /**
    * Parses here the statements a batch uses from earlier batches and this node lacks, in a
-   * swallowed unit queued (and answered) before the client's.
+   * swallowed unit queued (and answered) before the client's. A name the batch parses itself
+   * that this connection still holds from elsewhere (a statement closed on another node, or
+   * another session's in transaction mode) is closed first, unless the session itself still has
+   * a statement of that name (`live`): then the server's "already exists" is the client's answer,
+   * as on one server.
    */
-  prepare(statements: readonly PreparedStatement[], uses: { has(name: string): boolean }): void {
+  prepare(statements: readonly PreparedStatement[], uses: { has(name: string): boolean }, live: { has(name: string): boolean } = NONE): void {
     const own: Buffer[] = [];
     for (const ps of statements) {
       const here = this.prepared.get(ps.name);
-      if (here === ps) continue;
-      // A name this node still holds from an older statement (closed elsewhere) goes first;
-      // the unnamed statement is simply replaced by the next Parse.
-      if (here !== undefined && ps.name !== '') own.push(closeStatement(ps.name));
+      const parsedByBatch = !uses.has(ps.name);
+      if (here === ps || (here !== undefined && !parsedByBatch && here.parse.equals(ps.parse))) continue;
+      // A name this node still holds from an older statement goes first; the unnamed
+      // statement is simply replaced by the next Parse.
+      if (here !== undefined && ps.name !== '' && !(parsedByBatch && live.has(ps.name))) own.push(closeStatement(ps.name));
       if (uses.has(ps.name)) own.push(ps.parse);
       this.prepared.set(ps.name, ps);
     }
@@ -191,7 +229,7 @@ export class NodeLink {
    * shows them all, as one server would.
    */
   prepareAllNamed(ext: ExtendedState): void {
-    const named = [...ext.statements.values()].filter((ps) => ps.name !== '' && this.prepared.get(ps.name) !== ps);
+    const named = [...ext.statements.values()].filter((ps) => ps.name !== '' && !this.prepared.get(ps.name)?.parse.equals(ps.parse));
     if (named.length > 0) this.prepare(named, new Set(named.map((ps) => ps.name)));
   }
 
@@ -224,8 +262,10 @@ export class NodeLink {
     if (u === undefined || !u.forward) {
       // Outside any client exchange only the primary speaks for the session: notifications,
       // parameter changes and a shutdown's FATAL from it still reach the client; standbys'
-      // are theirs alone (a standby that goes away is just not used again).
-      let pass = this.isPrimary && (type === Backend.NotificationResponse || type === Backend.ParameterStatus || type === Backend.NoticeResponse);
+      // are theirs alone (a standby that goes away is just not used again). A parameter change
+      // in Sluice's own exchange is Sluice's (a replayed SET on a borrowed or new connection
+      // reports what the client already knows; a direct connection would say nothing).
+      let pass = this.isPrimary && (type === Backend.NotificationResponse || type === Backend.NoticeResponse || (type === Backend.ParameterStatus && u === undefined));
       if (type === Backend.ErrorResponse) {
         if (u) u.errored = true;
         const fatal = this.isPrimary && isFatal(buf, start, end);

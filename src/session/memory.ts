@@ -33,6 +33,11 @@ export class RouteState implements SessionView {
   wroteInSession = false;
   writtenTables = new Set<string>();
   readonly tempTables = new Set<string>();
+
+  /** The session made temporary tables (or functions over them) that only its own connection has. */
+  get hasTempObjects(): boolean {
+    return this.tempTables.size > 0 || this.tempFunctions.size > 0;
+  }
   readonly tempFunctions = new Set<string>();
   /** Replay-log sequence number when the current transaction began (undone on rollback). */
   txStartSeq = 0;
@@ -103,9 +108,18 @@ export interface LogEntry {
 export class ReplayLog {
   private entries: LogEntry[] = [];
   private seq = 0;
+  private trimmed = 0;
 
   get lastSeq(): number {
     return this.seq;
+  }
+
+  /**
+   * The position of the last entry taken out without a later one to undo it (a DEALLOCATE of a
+   * logged PREPARE): a connection that applied less than this still has what was taken out.
+   */
+  get trimmedAt(): number {
+    return this.trimmed;
   }
 
   get size(): number {
@@ -139,7 +153,10 @@ export class ReplayLog {
   /** Takes out the entry with this key, if any (DEALLOCATE of a logged PREPARE). */
   removeKey(key: string): LogEntry | undefined {
     const e = this.entries.find((x) => x.key === key);
-    if (e) this.remove(e.seq);
+    if (e) {
+      this.remove(e.seq);
+      this.trimmed = ++this.seq;
+    }
     return e;
   }
 

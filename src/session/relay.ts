@@ -16,7 +16,7 @@ import { readNode } from '../router/balancer';
 import { classify } from '../router/classify';
 import type { CompiledRouting } from '../router/options';
 import { bare, route } from '../router/route';
-import { sessionViewOf, Statement, statement, WriteStatement } from '../router/statement';
+import { ConnectionPin, sessionViewOf, Statement, statement, WriteStatement } from '../router/statement';
 import { assertNever } from '../util/assert-never';
 import { cancelOnNode } from '../backend/cancel';
 import { acquireOn, connectPrimary, errorFrame, isShutdown, KeptFatal, queryOnNode, releaseBackends } from './connections';
@@ -30,6 +30,13 @@ import { answerOwed, AvoidList, replayAll } from './node-loss';
 import { FunctionLookups, ReadYourWrites, SessionRouting } from './routing';
 import type { SessionSettings } from './settings';
 import type { StartupRequest } from './startup';
+import { poolKey } from '../pool/pool-key';
+
+/** Session-level advisory locks (the _xact_ ones end with their transaction and move nothing). */
+const SESSION_ADVISORY_LOCKS = new Set(['pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisory_lock', 'pg_try_advisory_lock_shared']);
+
+const PARSE_COMPLETE = Buffer.from([Backend.ParseComplete, 0, 0, 0, 4]);
+const READY_IDLE = Buffer.from([Backend.ReadyForQuery, 0, 0, 0, 5, 0x49]);
 
 const POISON_SQL = "DO $$BEGIN RAISE EXCEPTION 'a read of this transaction failed on a standby'; END$$";
 /** What a statement is when nothing routes it (load balancing off, no per-node tracing). */
@@ -125,6 +132,17 @@ export class Relay implements LinkOwner {
    * of a single-node pool pays nothing for routing).
    */
   private inspect: boolean;
+  /**
+   * Transaction mode: the session's connections go back to the pool between transactions and
+   * are borrowed again (brought up to the session's state) when the next one starts.
+   */
+  private readonly lending: boolean;
+  /** What made this session keep its connections for good in transaction mode (null: nothing). */
+  private pin: ConnectionPin | 'temporary table' | null = null;
+  /** Cancel requests for this session still on their way: its connections are not lent meanwhile. */
+  private cancelling = 0;
+  /** Pool keys of this session's startup parameters, by node. */
+  private readonly keys = new Map<number, string>();
 
   constructor(
     primaryConn: BackendConnection,
@@ -132,8 +150,9 @@ export class Relay implements LinkOwner {
     private readonly s: RelaySession,
     private readonly port: RelayPort,
   ) {
-    this.primary = this.link(primaryConn, true);
+    this.lending = ctx.config.pool_mode === 'transaction';
     this.memory = new SessionState(this.keepsState);
+    this.primary = this.link(primaryConn, true);
     this.avoid = new AvoidList(ctx.clock);
     this.ryw = new ReadYourWrites(ctx.replication);
     this.lookups = new FunctionLookups(ctx.clock, () => s.routing.catalog);
@@ -142,7 +161,7 @@ export class Relay implements LinkOwner {
 
   /** Session state is logged for other nodes to replay: with load balancing, and whenever a failover may move the session. */
   private get keepsState(): boolean {
-    return this.ctx.routing.loadBalance || this.ctx.canFailOver;
+    return this.lending || this.ctx.routing.loadBalance || this.ctx.canFailOver;
   }
 
   private wantsInspect(): boolean {
@@ -158,9 +177,177 @@ export class Relay implements LinkOwner {
   /** Makes a backend connection part of this session. */
   private link(conn: BackendConnection, isPrimary: boolean): NodeLink {
     const link = new NodeLink(conn, isPrimary, this);
+    this.takeUp(link, conn);
     this.links.set(link.nodeId, link);
     if (this.s.settings.values.log_per_node_statement) this.s.log.debug({ node: conn.node.id, backendPid: conn.processId }, 'backend attached');
     return link;
+  }
+
+  /** The client has its welcome: in transaction mode the session's connection goes back now. */
+  started(): void {
+    this.lendIdle();
+  }
+
+  // ---- Transaction mode: lending and borrowing connections ----------------------------------
+
+  /**
+   * A connection taken into the session (borrowed, or its first): what another session left on it
+   * is reset (DISCARD ALL, only when that session had changed anything), and the link learns how
+   * much of this session's replay log it already has (all of it when this session lent it last
+   * and took nothing out of the log since).
+   */
+  private takeUp(link: NodeLink, conn: BackendConnection): void {
+    if (!this.lending) return;
+    const c = conn.carried;
+    if (c.owner === this.memory && c.appliedSeq >= this.memory.replay.trimmedAt) {
+      link.appliedSeq = c.appliedSeq;
+      return;
+    }
+    if (c.dirty) {
+      link.runSwallowed('DISCARD ALL');
+      c.clear();
+    }
+    c.owner = null;
+    link.appliedSeq = 0;
+  }
+
+  /**
+   * Between transactions, with nothing owed or held: every connection of the session goes back to
+   * the pool (each remembers whose state it carries), unless something pinned the session.
+   */
+  private lendIdle(): void {
+    if (!this.lending || this.pin !== null || this.cancelling > 0 || this.port.closed) return;
+    if (this.state.txStatus !== 'idle' || !this.ext.batch.empty || this.ext.batchNode !== null || this.waiting.kind !== 'free') return;
+    let lent = false;
+    for (const l of this.links.values()) {
+      if (!l.attached || l.busy || l.replaying || l.inReadTransaction) continue;
+      const conn = l.detach();
+      const c = conn.carried;
+      c.owner = this.memory;
+      c.appliedSeq = l.isPrimary ? this.memory.replay.lastSeq : l.appliedSeq;
+      c.dirty ||= c.appliedSeq > 0;
+      this.ctx.pool.giveBack(conn);
+      lent = true;
+    }
+    // The node's chunk ends under another owner now: what it had for the client goes out here.
+    if (lent) this.port.flushClient();
+  }
+
+  /**
+   * A link whose connection was lent: one is borrowed for it, at once when the pool has one idle
+   * (true), else the message waits for it. The primary's is looked for where the primary is now
+   * (a failover while the session held nothing moves it, as if nothing happened).
+   */
+  private borrow(link: NodeLink): boolean {
+    const key = this.keyFor(link.nodeId);
+    const idle = this.ctx.pool.takeIdle(key);
+    if (idle) {
+      link.attach(idle);
+      this.takeUp(link, idle);
+      this.catchUp(link);
+      return true;
+    }
+    if (this.connecting.has(link.nodeId)) return false;
+    this.connecting.add(link.nodeId);
+    const address = this.ctx.node(link.nodeId);
+    const got = link.isPrimary ? connectPrimary(this.ctx, this.s.req.params) : address ? acquireOn(this.ctx, address, this.s.req.params) : Promise.reject(new Error('node left'));
+    got
+      .then(({ conn }) => {
+        if (this.port.closed) return void this.ctx.pool.giveBack(conn);
+        if (conn.isClosed) throw Errors.nodeLost(conn.node.id, 'a pooled connection closed as it was borrowed');
+        if (link.isPrimary && conn.node.id !== link.nodeId) return this.movePrimary(link, conn);
+        link.attach(conn);
+        this.takeUp(link, conn);
+        this.catchUp(link);
+      })
+      .catch((err: Error) => {
+        if (link.isPrimary) return this.port.end(errorFrame(err), err);
+        this.links.delete(link.nodeId);
+        this.avoid.add(link.nodeId);
+        this.s.log.warn({ node: link.nodeId, err: err.message }, 'cannot connect to node for reads; using the primary');
+      })
+      .finally(() => {
+        this.connecting.delete(link.nodeId);
+        this.wake();
+      });
+    return false;
+  }
+
+  /** A borrowed primary connection gets the session's state in swallowed units queued before the client's. */
+  private catchUp(link: NodeLink): void {
+    if (!link.isPrimary) return;
+    for (const e of this.memory.replay.since(link.appliedSeq)) link.runSwallowed(e.sql);
+    link.appliedSeq = this.memory.replay.lastSeq;
+  }
+
+  /** The primary moved while the session held no connection: its link is to the new one now. */
+  private movePrimary(old: NodeLink, conn: BackendConnection): void {
+    this.links.delete(old.nodeId);
+    const standby = this.links.get(conn.node.id);
+    if (standby) {
+      this.links.delete(standby.nodeId);
+      if (standby.attached) standby.conn.destroy();
+    }
+    this.primary = this.link(conn, true);
+    this.catchUp(this.primary);
+    if (this.waiting.kind === 'connecting' && this.waiting.plan.node === old.nodeId) this.waiting.plan.node = this.primary.nodeId;
+    this.s.log.info({ from: old.nodeId, to: this.primary.nodeId }, 'session moved to the new primary');
+  }
+
+  private keyFor(node: number): string {
+    let key = this.keys.get(node);
+    if (key === undefined) {
+      key = poolKey(node, this.s.req.params);
+      this.keys.set(node, key);
+    }
+    return key;
+  }
+
+  /** Transaction mode: something the session did stays on its connection; it keeps it from now on. */
+  private pinned(why: ConnectionPin | 'temporary table'): void {
+    if (!this.lending || this.pin !== null) return;
+    this.pin = why;
+    this.ctx.sessionPinned(why);
+    this.s.log.info({ reason: why }, 'session pinned to its server connection');
+  }
+
+  /**
+   * Transaction mode: a batch of named Parse messages and a Sync, from a session holding no
+   * connection, each one a server of its pool already accepted, for a session whose state is
+   * its startup's. libpq's PQprepare sends exactly that and blocks its thread for the answer
+   * (pgbench -M prepared): waiting for a connection there would wait on clients of that very
+   * thread. Sluice answers it; each statement is parsed where it is first used (prepare()).
+   */
+  private parsesKnown(): boolean {
+    const b = this.ext.batch;
+    if (!this.lending || this.primary.attached || this.state.txStatus !== 'idle' || this.ext.batchNode !== null) return false;
+    if (this.memory.replay.lastSeq !== 0 || b.held.length === 0 || this.active() !== null) return false;
+    const key = this.keyFor(this.primary.nodeId);
+    return b.held.every((h) => h.type === Frontend.Parse) && b.statements.every((ps) => ps.name !== '' && this.ctx.pool.parseKnown(key, ps.parse));
+  }
+
+  private acceptParses(): boolean {
+    const n = this.ext.batch.held.length;
+    const reply = Buffer.alloc(5 * n + 6);
+    for (let i = 0; i < n; i++) reply.set(PARSE_COMPLETE, 5 * i);
+    reply.set(READY_IDLE, 5 * n);
+    this.ext.synced(true);
+    this.port.toClient(reply, 0, reply.length);
+    this.port.flushClient();
+    return true;
+  }
+
+  /** A batch of Parse messages only, to the primary: what the server accepts is remembered for its pool. */
+  private noteParses(unit: Unit): void {
+    const b = this.ext.batch;
+    if (!b.held.every((h) => h.type === Frontend.Parse)) return;
+    const key = this.keyFor(this.primary.nodeId);
+    const parses = b.statements.filter((ps) => ps.name !== '').map((ps) => ps.parse);
+    const done = unit.done;
+    unit.done = (u) => {
+      done?.(u);
+      if (!u.errored) for (const p of parses) this.ctx.pool.parseAccepted(key, p);
+    };
   }
 
   // ---- What the client sends ----------------------------------------------------------------
@@ -227,6 +414,7 @@ export class Relay implements LinkOwner {
   /** Extended protocol: Flush or Sync sends what the batch holds to one node. */
   private batch(frame: Frame): boolean {
     const b = this.ext.batch;
+    if (frame.type === Frontend.Sync && this.parsesKnown()) return this.acceptParses();
     let node = this.ext.batchNode ?? this.ext.portalNode();
     let stmt: Statement = statement('read', 'extended batch');
     let wrote = false;
@@ -317,6 +505,7 @@ export class Relay implements LinkOwner {
       this.connectTo(p.node);
       return this.wait({ kind: 'connecting', plan: p });
     }
+    if (!link.attached && !this.borrow(link)) return this.wait({ kind: 'connecting', plan: p });
     const active = this.active();
     if (active && active !== link) return this.wait({ kind: 'nodeAnswering', node: active.nodeId, frame: p.frame, plan: p });
     if (p.lagCheck) {
@@ -338,9 +527,10 @@ export class Relay implements LinkOwner {
       // Statements the batch uses but this node lacks are prepared first, in a unit of their own
       // that is queued (and answered) before the client's.
       const b = this.ext.batch;
-      link.prepare(b.statements, b.uses);
+      link.prepare(b.statements, b.uses, b.reparsed);
       if (sessionViewOf(s) === 'statements' || b.statements.some((x) => sessionViewOf(x.stmt) === 'statements')) link.prepareAllNamed(this.ext);
       const unit = this.openUnit(link, s, sql);
+      if (this.lending && link.isPrimary && frame.type === Frontend.Sync && b.held.length > 0) this.noteParses(unit);
       this.rerunnable = null;
       if (link !== this.primary && !this.state.inTransaction) {
         unit.retry = { frames: [], statements: [...b.statements], uses: [...b.uses] };
@@ -571,11 +761,14 @@ export class Relay implements LinkOwner {
     const seqs = isPrimary ? this.memory.record(s, sql, this.links, this.primary, this.ext) : [];
     const functionsChanged = s.kind === 'write' ? s.functionsChanged : undefined;
     unit.done = (u) => {
-      const inTx = this.primary.conn.txStatus !== 'idle';
-      if (isPrimary && functionsChanged && !u.errored) this.lookups.changed(functionsChanged, inTx);
-      if (isPrimary && this.memory.settled(s, seqs, sentAt, !u.errored, inTx)) this.state.pinnedTransaction = true;
-      if (isPrimary) this.primaryReady(s, u);
-      else if (u.errored && this.state.inTransaction) this.standbyReadFailed(link);
+      if (!isPrimary) {
+        if (u.errored && this.state.inTransaction) this.standbyReadFailed(link);
+        return;
+      }
+      const inTx = link.conn.txStatus !== 'idle';
+      if (functionsChanged && !u.errored) this.lookups.changed(functionsChanged, inTx);
+      if (this.memory.settled(s, seqs, sentAt, !u.errored, inTx)) this.state.pinnedTransaction = true;
+      this.primaryReady(s, u);
     };
     link.open(unit);
     return unit;
@@ -587,6 +780,11 @@ export class Relay implements LinkOwner {
     if (s.kind === 'write' && (s.createsUnlogged || s.createsSequences || s.renamed)) this.noteRelations(s);
     this.state.sentToPrimary(s, sql, wrote || s.kind === 'write');
     if (wrote || s.kind === 'write') this.ryw.wrote();
+    if (this.lending) {
+      if (s.pinsConnection) this.pinned(s.pinsConnection);
+      else if (this.state.hasTempObjects) this.pinned('temporary table');
+      else if (s.kind === 'read' && s.functions.some((f) => SESSION_ADVISORY_LOCKS.has(bare(f)))) this.pinned('advisory lock');
+    }
   }
 
   /** DDL that makes relations routing keeps on the primary (unlogged tables, sequences), or renames one. */
@@ -650,6 +848,7 @@ export class Relay implements LinkOwner {
   /** A link finished its last forwarded unit, or its last unit of any kind. */
   linkSettled(): void {
     this.wake();
+    this.lendIdle();
   }
 
   fatalSeen(): void {
@@ -749,7 +948,7 @@ export class Relay implements LinkOwner {
     if (old) {
       // This session's standby link to the promoted node: the new link replaces it.
       this.links.delete(old.nodeId);
-      old.conn.destroy();
+      if (old.attached) old.conn.destroy();
     }
     this.primary = this.link(conn, true);
     replayAll(this.primary, this.memory.replay, this.s.log);
@@ -775,7 +974,7 @@ export class Relay implements LinkOwner {
       }
       answerOwed(this.primary, this.ext, link.nodeId, owed, (l, st, sql) => this.openUnit(l, st, sql));
     }
-    link.conn.destroy();
+    if (link.attached) link.conn.destroy();
     this.wake();
   }
 
@@ -785,23 +984,35 @@ export class Relay implements LinkOwner {
     this.avoid.add(link.nodeId);
     this.links.delete(link.nodeId);
     this.s.log.warn({ node: link.nodeId, reason }, 'node no longer used by this session');
-    link.conn.destroy();
+    if (link.attached) link.conn.destroy();
   }
 
   /** A node left service: this session's connection to it goes (and what it owed is answered). */
   nodeDown(id: number): void {
-    this.links.get(id)?.conn.destroy(new Error(`node ${id} left service`));
+    const link = this.links.get(id);
+    if (link?.attached) link.conn.destroy(new Error(`node ${id} left service`));
+    else if (link && !link.isPrimary) this.links.delete(id);
   }
 
   /** Cancels what this session's backend connections are running (a CancelRequest for it). */
   cancel(): void {
-    for (const l of this.links.values()) cancelOnNode(l.conn, this.s.log);
+    for (const l of this.links.values()) {
+      if (!l.attached) continue;
+      // Transaction mode: the connection stays this session's until the request was delivered,
+      // so that it cannot reach a statement of whoever borrows the connection next.
+      this.cancelling++;
+      cancelOnNode(l.conn, this.s.log, () => {
+        this.cancelling--;
+        this.lendIdle();
+      });
+    }
   }
 
   /** The session ends: its backend connections go back to the pool (clean) or are closed. */
   close(clean: boolean): void {
     this.lookups.taken();
-    releaseBackends(this.ctx, [...this.links.values()].map((l) => l.conn), clean, this.s.req.database, this.s.log);
+    const attached = [...this.links.values()].filter((l) => l.attached).map((l) => l.conn);
+    releaseBackends(this.ctx, attached, clean, this.s.req.database, this.s.log);
     this.links.clear();
   }
 

@@ -13,7 +13,7 @@ import { Framer, FrameSink } from '../protocol/framer';
 import { decodeParse, decodeQuery, decodeStartupPacket } from '../protocol/frontend';
 import { ProtocolError } from '../protocol/reader';
 import { assertNever } from '../util/assert-never';
-import { connectPrimary } from './connections';
+import { connectPrimary, resetConnection } from './connections';
 import { Relay, RelayPort } from './relay';
 import { SessionRouting } from './routing';
 import { AuthInbox, checkStartup, encodeWelcome, StartupDropped, StartupRequest, unencryptedAfter, unsupportedProtocol } from './startup';
@@ -133,14 +133,14 @@ export class Session implements RelayPort {
   }
 
   private forEachBackend(f: (b: BackendConnection) => void): void {
-    if (this.relay) for (const l of this.relay.links.values()) f(l.conn);
+    if (this.relay) for (const l of this.relay.links.values()) if (l.attached) f(l.conn);
   }
 
   /** Writes the batched client frames; a full server socket pauses the client (write-batch.ts). */
   private flushToServer(): void {
     if (!this.relay) return;
     for (const l of this.relay.links.values()) {
-      if (l.flush() || this.waitingForServer || l.conn.isClosed) continue;
+      if (!l.attached || l.flush() || this.waitingForServer || l.conn.isClosed) continue;
       this.waitingForServer = true;
       this.client.pause();
       untilWritable(l.conn.socket, () => {
@@ -250,6 +250,10 @@ export class Session implements RelayPort {
         this.ctx.pool.release(conn, req.database).catch(() => undefined);
         return;
       }
+      // Transaction mode: a connection another session changed is reset before its parameters
+      // are the client's welcome (the server reports each one it puts back).
+      if (conn.carried.dirty) await resetConnection(conn);
+      if (this.closed) return void this.ctx.pool.giveBack(conn);
       if (this.ctx.routing.loadBalance) await this.routing.load(req, conn);
       if (this.closed) return;
       this.relay = new Relay(
@@ -262,6 +266,7 @@ export class Session implements RelayPort {
       this.secretKey = this.ctx.registry.newSecret(this);
       this.client.write(encodeWelcome(conn, this.secretKey));
       this.state = { kind: 'ready', req };
+      this.relay.started();
       this.log.debug({ user: req.user, database: req.database, client: this.client.address, ssl: this.client.ssl, node: node.id, backendPid: conn.processId, reused, lbNode: this.routing.lbNode }, 'session started');
       this.idle.set(this.settings.values.client_idle_limit);
       this.client.resume();
@@ -385,7 +390,7 @@ export class Session implements RelayPort {
   info(): SessionInfo {
     const req = 'req' in this.state ? this.state.req : undefined;
     const r = this.state.kind === 'ready' ? this.relay : null;
-    const links = r ? [...r.links.values()] : [];
+    const links = r ? [...r.links.values()].filter((l) => l.attached) : [];
     const held = r?.holding ?? null;
     const busy = held !== null || links.some((l) => l.busy);
     return {

@@ -1,0 +1,137 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import t from 'tap';
+import type { Client } from 'pg';
+import { RawClient, serialize } from '../helpers/raw-client';
+import { clusterWithSluice, startSluice } from '../helpers/sluice';
+import { parseExposition, sampleValue } from '../helpers/prometheus';
+
+// Transaction mode: twenty clients on a pool of two server connections, each borrowing one per
+// transaction. What a session did must follow it to every connection it borrows (its settings,
+// SQL and protocol prepared statements), never leak to another client, and what cannot move
+// (temporary tables, advisory locks, LISTEN) keeps the session on its connection.
+
+const run = promisify(execFile);
+const POOL = 2;
+const env = clusterWithSluice(1, { weights: [1, 0], pool_mode: 'transaction', default_pool_size: POOL, query_wait_timeout: 30 });
+
+/** The server connections Sluice holds to the primary for the test's (database, user). */
+const serverConnections = () => env.cluster.psql(0, "select count(*) from pg_stat_activity where backend_type = 'client backend' and usename = 'postgres' and application_name = '' and pid <> pg_backend_pid()");
+
+async function clients(n: number): Promise<Client[]> {
+  const out: Client[] = [];
+  for (let i = 0; i < n; i++) out.push(await env.sluice.client());
+  return out;
+}
+
+t.test('twenty clients on two connections each keep their own settings and prepared statements', async (t) => {
+  const cs = await clients(20);
+  const pids = new Set<number>();
+  await Promise.all(cs.map((c, i) => c.query(`set work_mem = '${i + 1}MB'`)));
+  await Promise.all(cs.map((c, i) => c.query(`prepare own_${i} as select $1::int * ${i + 1} as v`)));
+  for (let round = 0; round < 5; round++) {
+    const rows = await Promise.all(
+      cs.map(async (c, i) => {
+        const wm = (await c.query('show work_mem')).rows[0].work_mem as string;
+        const sqlPrepared = (await c.query(`execute own_${i}(${round})`)).rows[0].v as number;
+        const protocol = (await c.query({ name: 'shared_name', text: `select $1::int + ${i} as v`, values: [round] })).rows[0].v as number;
+        pids.add((await c.query('select pg_backend_pid() as p')).rows[0].p as number);
+        return [wm, sqlPrepared, protocol];
+      }),
+    );
+    t.same(
+      rows,
+      cs.map((_, i) => [`${i + 1}MB`, round * (i + 1), round + i]),
+      `round ${round}: every client sees its own setting and statements`,
+    );
+  }
+  t.ok(pids.size <= POOL, `the statements ran on ${pids.size} server connections`);
+  t.ok(Number(await serverConnections()) <= POOL, 'the primary holds at most default_pool_size connections for them');
+  await Promise.all(cs.map((c) => c.end()));
+});
+
+t.test('a rolled-back SET, RESET ALL and DISCARD ALL behave as on one server, and never leak', async (t) => {
+  const [a, b] = await clients(2);
+  await a!.query("set statement_timeout = '7s'");
+  await a!.query('begin');
+  await a!.query("set statement_timeout = '9s'");
+  await a!.query('rollback');
+  t.equal((await b!.query('show statement_timeout')).rows[0].statement_timeout, '0', 'the other client never sees it');
+  t.equal((await a!.query('show statement_timeout')).rows[0].statement_timeout, '7s', 'the rolled-back SET is undone');
+  await a!.query('reset all');
+  t.equal((await a!.query('show statement_timeout')).rows[0].statement_timeout, '0', 'RESET ALL');
+  await a!.query("set search_path = 'nowhere'");
+  await a!.query('prepare gone as select 1');
+  await a!.query('discard all');
+  t.equal((await a!.query('show search_path')).rows[0].search_path, '"$user", public', 'DISCARD ALL resets settings');
+  await t.rejects(a!.query('execute gone'), /prepared statement "gone" does not exist/, 'and prepared statements');
+  await a!.end();
+  await b!.end();
+});
+
+t.test('a temporary table and a session advisory lock keep the session on its connection', async (t) => {
+  // One pinned client at a time: a pool of two, and the other clients need the second one.
+  for (const pin of ['temporary table', 'advisory lock'] as const) {
+    const [held, other] = await clients(2);
+    t.teardown(() => Promise.all([held!.end(), other!.end()]).then(() => undefined, () => undefined));
+    if (pin === 'temporary table') {
+      await held!.query('create temp table mine (x int)');
+      await held!.query('insert into mine values (1)');
+    } else {
+      await held!.query('select pg_advisory_lock(4242)');
+    }
+    const pid = (await held!.query('select pg_backend_pid() as p')).rows[0].p as number;
+    // Other clients run meanwhile on the connection left, many times over.
+    const others = await clients(5);
+    for (let i = 0; i < 3; i++) await Promise.all([other!, ...others].map((c) => c.query('select 1')));
+    await Promise.all(others.map((c) => c.end()));
+    t.equal((await held!.query('select pg_backend_pid() as p')).rows[0].p, pid, `${pin}: the session stays on its connection`);
+    if (pin === 'temporary table') t.same((await held!.query('select x from mine')).rows, [{ x: 1 }], 'its temporary table is still there');
+    else t.same((await held!.query('select pg_advisory_unlock(4242) as u')).rows, [{ u: true }], 'it can unlock what it locked');
+    const metrics = parseExposition((await env.sluice.server.metrics.scrape()).body);
+    t.equal(sampleValue(metrics, 'sluice_session_pins_total', { reason: pin }), 1, `${pin}: counted`);
+    t.ok(env.sluice.logs.some((l) => l.msg === 'session pinned to its server connection' && l.reason === pin), `${pin}: logged with its reason`);
+    await held!.end();
+    await other!.end();
+  }
+});
+
+t.test('ParameterStatus as a direct connection sends it: once for a SET, none for a change of connection', async (t) => {
+  const statuses = async (port: number) => {
+    const c = await RawClient.startup(port);
+    const others = await clients(2);
+    try {
+      const seen = () => c.frames.filter((f) => f.type === 'S').length;
+      const atStart = seen();
+      c.send(serialize.query("set application_name = 'seen_once'"));
+      await c.until(() => c.readyCount() === 2);
+      // The other clients take the connections; this client's next statements borrow again.
+      await Promise.all(others.map((o) => o.query("set application_name = 'someone_else'; select pg_sleep(0.05)")));
+      for (let i = 0; i < 3; i++) {
+        c.send(serialize.query('select 1'));
+        await c.until(() => c.readyCount() === 3 + i);
+      }
+      return { atStart, after: seen() - atStart };
+    } finally {
+      c.close();
+      await Promise.all(others.map((o) => o.end()));
+    }
+  };
+  const direct = await statuses(env.cluster.port(0));
+  const through = await statuses(env.sluice.port);
+  t.same(through, direct, `ParameterStatus messages: ${JSON.stringify(through)} through Sluice, ${JSON.stringify(direct)} direct`);
+});
+
+t.test('pgbench with 100 clients on 10 server connections: zero failed transactions', async (t) => {
+  const sluice = await startSluice(env.cluster, { weights: [1, 0], pool_mode: 'transaction', default_pool_size: 10 });
+  t.teardown(() => sluice.stop());
+  const conn = ['-h', '127.0.0.1', '-p', String(sluice.port), '-U', 'postgres', 'postgres'];
+  await run('pgbench', ['-i', '-q', '-h', '127.0.0.1', '-p', String(env.cluster.port(0)), '-U', 'postgres', 'postgres']);
+  for (const args of [['-M', 'simple'], ['-M', 'extended'], ['-M', 'prepared'], ['-S', '-M', 'simple'], ['-S', '-M', 'prepared']]) {
+    const { stdout } = await run('pgbench', ['-n', '-c', '100', '-j', '2', '-t', '20', ...args, ...conn], { maxBuffer: 1 << 24 });
+    t.equal(Number(/number of failed transactions: (\d+)/.exec(stdout)?.[1]), 0, `pgbench ${args.join(' ')}: none failed`);
+    t.match(stdout, /number of transactions actually processed: 2000\/2000/);
+  }
+  const opened = sluice.server.poolCounts()[0]!.opened;
+  t.ok(opened <= 10, `${opened} server connections opened for 10,000 transactions of 100 clients`);
+});
