@@ -20,6 +20,11 @@ BACKEND=${BACKEND:-tcp}
 # Subsets, for a quick look: e.g. TARGETS="direct sluice pgbouncer" WORKLOADS="select-simple".
 TARGETS=${TARGETS:-}
 WORKLOADS=${WORKLOADS:-}
+# Transaction mode: sluice-tx and pgbouncer-tx lend connections per transaction from a pool of
+# TX_POOL_SIZE; the tx-* workloads (200 and 100 clients) run on them and direct only. TX_IDLE_CLIENTS
+# idle clients measure sluice-tx's memory (they hold no server connection).
+TX_POOL_SIZE=${TX_POOL_SIZE:-20}
+TX_IDLE_CLIENTS=${TX_IDLE_CLIENTS:-10000}
 # A/B against another build: BASELINE_DIST=/path/to/its/dist adds the targets base-sluice and
 # base-sluice-lb, run by that build in the same rounds (build it from a worktree of the commit).
 BASELINE_DIST=${BASELINE_DIST:-}
@@ -30,7 +35,7 @@ pids=()
 cleanup() {
   # PgBouncer and pgpool run under runuser, which does not pass signals on: stop them by the
   # pids they write themselves.
-  for f in "$work/pgbouncer.pid" "$work/pgpool.pid"; do
+  for f in "$work/pgbouncer.pid" "$work/pgbouncer-tx.pid" "$work/pgpool.pid"; do
     [ -f "$f" ] && pids+=("$(tr -cd 0-9 <"$f")")
   done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -50,7 +55,8 @@ wait_port() { # port [log]
 
 base=$(free_port)
 # A primary and one streaming standby: the standby serves the load-balanced runs.
-PG_FAST=1 PG_SOCKETS=1 PG_MAX_CONNECTIONS=$((IDLE_CLIENTS + 100)) bash "$root/scripts/cluster.sh" create "$work/cluster" "$base" 1 >/dev/null
+max_clients=$((IDLE_CLIENTS > 200 ? IDLE_CLIENTS : 200))
+PG_FAST=1 PG_SOCKETS=1 PG_MAX_CONNECTIONS=$((max_clients + 100)) bash "$root/scripts/cluster.sh" create "$work/cluster" "$base" 1 >/dev/null
 pgbench -i -q -s "$SCALE" -h 127.0.0.1 -p "$base" -U postgres postgres >/dev/null 2>&1
 until [ "$(psql -h 127.0.0.1 -p $((base + 1)) -U postgres -Atc 'select count(*) from pgbench_branches' postgres 2>/dev/null)" = "$SCALE" ]; do sleep 0.2; done
 declare -A port=([direct]=$base)
@@ -71,7 +77,7 @@ declare -A proc=()
 start_sluice() { # name backends-toml [dist]
   port[$1]=$(free_port)
   printf 'listen_addresses = "127.0.0.1"\nport = %s\nnum_init_children = %s\nlog_min_messages = "warning"\n%s\n%s\n' \
-    "${port[$1]}" $((IDLE_CLIENTS + 16)) "$admin_toml" "$2" >"$work/$1.toml"
+    "${port[$1]}" $((max_clients + 16)) "$admin_toml" "$2" >"$work/$1.toml"
   node "${3:-$root/dist}/cli.js" -f "$work/$1.toml" >"$work/$1.log" 2>&1 &
   pids+=($!)
   proc[$1]=$!
@@ -80,6 +86,7 @@ start_sluice() { # name backends-toml [dist]
 node_toml() { printf '[[backend]]\nhostname = "%s"\nport = %s\nweight = %s\n' "$backend_host" "$1" "$2"; }
 start_sluice sluice-route "$(node_toml "$base" 1; node_toml $((base + 1)) 0)"
 start_sluice sluice-lb "$(node_toml "$base" 1; node_toml $((base + 1)) 1)"
+start_sluice sluice-tx "$(printf 'pool_mode = "transaction"\ndefault_pool_size = %s\nmax_client_conn = %s\n' "$TX_POOL_SIZE" $((TX_IDLE_CLIENTS + 300)); node_toml "$base" 1)"
 if [ -n "$BASELINE_DIST" ]; then
   start_sluice base-sluice "$(node_toml "$base" 1)" "$BASELINE_DIST"
   start_sluice base-sluice-lb "$(node_toml "$base" 1; node_toml $((base + 1)) 1)" "$BASELINE_DIST"
@@ -120,17 +127,28 @@ listen_port = ${port[pgbouncer]}
 auth_type = trust
 auth_file = $work/userlist.txt
 pool_mode = session
-max_client_conn = 200
+max_client_conn = 300
 default_pool_size = 32
 unix_socket_dir =
 logfile = $work/pgbouncer.log
 pidfile = $work/pgbouncer.pid
 INI
   echo '"postgres" ""' >"$work/userlist.txt"
-  chown postgres: "$work"/pgbouncer.ini "$work"/userlist.txt 2>/dev/null || true
+  # The same in transaction mode, with its prepared statement support on where it has one (1.21+;
+  # Debian bookworm's 1.18 has none, and pgbench -M prepared fails through it).
+  port[pgbouncer-tx]=$(free_port)
+  prepared=''
+  printf '1.21\n%s\n' "$(pgbouncer --version | awk 'NR == 1 {print $2}')" | sort -V -C && prepared='\nmax_prepared_statements = 200'
+  sed -e "s/^listen_port = .*/listen_port = ${port[pgbouncer-tx]}/" -e 's/^pool_mode = .*/pool_mode = transaction/' \
+    -e "s/^default_pool_size = .*/default_pool_size = $TX_POOL_SIZE$prepared/" \
+    -e "s|pgbouncer\.\(log\|pid\)|pgbouncer-tx.\1|" "$work/pgbouncer.ini" >"$work/pgbouncer-tx.ini"
+  chown postgres: "$work"/pgbouncer.ini "$work"/pgbouncer-tx.ini "$work"/userlist.txt 2>/dev/null || true
   run_pg pgbouncer "$work/pgbouncer.ini" >/dev/null 2>&1 &
   pids+=($!)
+  run_pg pgbouncer "$work/pgbouncer-tx.ini" >/dev/null 2>&1 &
+  pids+=($!)
   wait_port "${port[pgbouncer]}"
+  wait_port "${port[pgbouncer-tx]}"
 fi
 
 pgpool_bin=$(command -v pgpool || true)
@@ -165,6 +183,7 @@ CONF
 fi
 
 [ -f "$work/pgbouncer.pid" ] && proc[pgbouncer]=$(tr -cd 0-9 <"$work/pgbouncer.pid")
+[ -f "$work/pgbouncer-tx.pid" ] && proc[pgbouncer-tx]=$(tr -cd 0-9 <"$work/pgbouncer-tx.pid")
 [ -f "$work/pgpool.pid" ] && proc[pgpool]=$(tr -cd 0-9 <"$work/pgpool.pid")
 
 # CPU time (user + system, in clock ticks) of a proxy: its process and, for pgpool, the children
@@ -180,13 +199,14 @@ cpu_ticks() { # main-pid
 }
 
 targets=()
-for t in direct sluice base-sluice sluice-route sluice-lb base-sluice-lb node-floor pgbouncer pgpool; do
+for t in direct sluice base-sluice sluice-route sluice-lb base-sluice-lb sluice-tx node-floor pgbouncer pgbouncer-tx pgpool; do
   [ -n "${port[$t]:-}" ] || continue
   [ -z "$TARGETS" ] || [[ " $TARGETS " == *" $t "* ]] || continue
   targets+=("$t")
 done
 workloads=()
-for w in "select-simple|-S -c 16 -j 2 -M simple" "select-extended|-S -c 16 -j 2 -M extended" "tpcb|-c 8 -j 2 -M simple" "select-connect|-S -C -c 8 -j 2"; do
+for w in "select-simple|-S -c 16 -j 2 -M simple" "select-extended|-S -c 16 -j 2 -M extended" "tpcb|-c 8 -j 2 -M simple" "select-connect|-S -C -c 8 -j 2" \
+  "tx-select-prepared|-S -M prepared -c 200 -j 2" "tx-tpcb|-c 100 -j 2 -M simple"; do
   [ -z "$WORKLOADS" ] || [[ " $WORKLOADS " == *" ${w%%|*} "* ]] || continue
   workloads+=("$w")
 done
@@ -197,6 +217,8 @@ for round in $(seq 1 "$ROUNDS"); do
   for w in "${workloads[@]}"; do
     name=${w%%|*}; flags=${w#*|}
     for target in "${targets[@]}"; do
+      # The transaction-mode workloads: many clients, for the poolers that lend connections.
+      [[ $name != tx-* || $target =~ ^(direct|sluice-tx|pgbouncer-tx)$ ]] || continue
       before=$([ -n "${proc[$target]:-}" ] && cpu_ticks "${proc[$target]}" || echo 0)
       # shellcheck disable=SC2086
       out=$(pgbench -n $flags -T "$DURATION" -h 127.0.0.1 -p "${port[$target]}" -U postgres postgres 2>&1 || true)
@@ -208,7 +230,9 @@ for round in $(seq 1 "$ROUNDS"); do
       # Proxy CPU per transaction in µs (0 for direct: there is no proxy).
       cpu=$(awk -v d=$((after - before)) -v hz="$tick_hz" -v n="${txs:-0}" 'BEGIN { printf "%.1f", (n > 0 ? d * 1e6 / hz / n : 0) }')
       echo "$name $target ${tps:-0} ${lat:-0} ${failed:-?} $cpu" >>"$results"
-      echo "round $round $name $target: ${tps:-0} tps, ${lat:-?} ms, failed ${failed:-?}, proxy CPU ${cpu} µs/tx" >&2
+      # Server connections the target holds right after the run (a pooler keeps them idle).
+      conns=$(psql -h 127.0.0.1 -p "$base" -U postgres -Atc "select count(*) - 1 from pg_stat_activity where backend_type = 'client backend' and datname = 'postgres'" postgres 2>/dev/null || echo '?')
+      echo "round $round $name $target: ${tps:-0} tps, ${lat:-?} ms, failed ${failed:-?}, proxy CPU ${cpu} µs/tx, server connections after ${conns}" >&2
     done
   done
 done
@@ -230,3 +254,8 @@ after=$(node "$root/bench/idle-clients.mjs" "${port[sluice]}" "$IDLE_CLIENTS" "$
 echo
 # RSS before includes garbage left by the pgbench runs, so it can exceed the figure after.
 echo "Sluice RSS: $((after / 1024)) MiB with $IDLE_CLIENTS idle clients connected (it was $((before / 1024)) MiB after the pgbench runs)"
+if [ -n "${proc[sluice-tx]:-}" ] && [ "$TX_IDLE_CLIENTS" -gt 0 ]; then
+  before=$(rss "${proc[sluice-tx]}")
+  after=$(node "$root/bench/idle-clients.mjs" "${port[sluice-tx]}" "$TX_IDLE_CLIENTS" "${proc[sluice-tx]}")
+  echo "Sluice RSS in transaction mode: $((after / 1024)) MiB with $TX_IDLE_CLIENTS idle clients on $TX_POOL_SIZE server connections ($(( (after - before) / TX_IDLE_CLIENTS )) KiB each; $((before / 1024)) MiB before)"
+fi

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t, { Test } from 'tap';
-import { clusterWithSluice } from '../helpers/sluice';
+import { clusterWithSluice, startSluice, TestSluice } from '../helpers/sluice';
 
 // JDBC (pgjdbc) and psycopg (3 and 2) applications, run once directly against the primary and
 // once through Sluice with reads balanced over two standbys: each prints a transcript of what it
@@ -26,13 +26,20 @@ async function transcript(cmd: string, args: string[]): Promise<string> {
   return r.stderr ? `${r.stdout ?? ''}\n--- stderr ---\n${r.stderr}` : (r.stdout ?? '');
 }
 
-async function sideBySide(t: Test, cmd: string, args: (port: number) => string[], expect: RegExp[]): Promise<void> {
+async function sideBySide(t: Test, cmd: string, args: (port: number) => string[], expect: RegExp[], sluice: TestSluice = env.sluice): Promise<void> {
   const direct = await transcript(cmd, args(env.cluster.port(0)));
   for (const re of expect) t.match(direct, re, `the probe exercises ${re.source}`);
-  const before = env.sluice.server.selectCount[1]! + env.sluice.server.selectCount[2]!;
-  const through = await transcript(cmd, args(env.sluice.port));
+  const before = sluice.server.selectCount[1]! + sluice.server.selectCount[2]!;
+  const through = await transcript(cmd, args(sluice.port));
   t.equal(through, direct, 'the same transcript through Sluice as directly');
-  t.ok(env.sluice.server.selectCount[1]! + env.sluice.server.selectCount[2]! > before, 'some reads went to the standbys');
+  t.ok(sluice.server.selectCount[1]! + sluice.server.selectCount[2]! > before, 'some reads went to the standbys');
+}
+
+/** A second Sluice in transaction mode, for the same probes: a few server connections for all their sessions. */
+async function transactionMode(t: Test): Promise<TestSluice> {
+  const s = await startSluice(env.cluster, { weights: [0, 1, 1], pool_mode: 'transaction', default_pool_size: 4 });
+  t.teardown(() => s.stop());
+  return s;
 }
 
 t.test('JDBC (pgjdbc): the same transcript through Sluice as directly', { skip: !existsSync(JDBC_JAR) && `${JDBC_JAR} missing` }, async (t) => {
@@ -56,4 +63,12 @@ t.test('psycopg 3 and psycopg2: the same transcript through Sluice as directly',
     /cancel: 57014 within 5 s True/,
     /psycopg2 notifies \[\('p2_channel', 'from psycopg2'\)\]/,
   ]);
+});
+
+t.test('JDBC in transaction mode: the same transcript as directly', { skip: !existsSync(JDBC_JAR) && `${JDBC_JAR} missing` }, async (t) => {
+  await sideBySide(t, 'java', (port) => ['-cp', JDBC_JAR, join(FIXTURES, 'DriverProbe.java'), String(port)], [], await transactionMode(t));
+});
+
+t.test('psycopg 3 and psycopg2 in transaction mode: the same transcript as directly', { skip: !existsSync(PYTHON) && `${PYTHON} missing` }, async (t) => {
+  await sideBySide(t, PYTHON, (port) => [join(FIXTURES, 'psycopg_probe.py'), String(port)], [], await transactionMode(t));
 });

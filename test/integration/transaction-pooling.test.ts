@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import type { Client } from 'pg';
 import { RawClient, serialize } from '../helpers/raw-client';
-import { clusterWithSluice, startSluice } from '../helpers/sluice';
+import { clusterWithSluice, startSluice, waitFor } from '../helpers/sluice';
 import { parseExposition, sampleValue } from '../helpers/prometheus';
 
 // Transaction mode: twenty clients on a pool of two server connections, each borrowing one per
@@ -94,6 +94,30 @@ t.test('a temporary table and a session advisory lock keep the session on its co
     await held!.end();
     await other!.end();
   }
+});
+
+t.test("a cancel stops its client's statement and never another client's on the same connections", async (t) => {
+  const [sleeper, busy, watcher] = await clients(3);
+  const { processID, secretKey } = sleeper as unknown as { processID: number; secretKey: number };
+  const sleeping = sleeper!.query('select pg_sleep(30)');
+  await waitFor('the sleep running', async () => (await env.cluster.psql(0, "select count(*) from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'")) === '1');
+  // The other client keeps borrowing the second connection while the cancel is on its way.
+  let stop = false;
+  const loop = (async () => {
+    let n = 0;
+    while (!stop) n += (await busy!.query('select pg_sleep(0.001), 1 as one')).rows.length;
+    return n;
+  })();
+  const raw = await RawClient.open(env.sluice.port);
+  raw.send(serialize.cancel(processID, secretKey));
+  await raw.waitClosed();
+  await t.rejects(sleeping, { code: '57014' }, 'the sleeping client gets 57014');
+  // After the cancel, the sleeper's old connection serves others; none of their statements is hit.
+  for (let i = 0; i < 20; i++) await watcher!.query('select pg_sleep(0.001)');
+  stop = true;
+  t.ok((await loop) > 0, 'the other client ran throughout, never cancelled');
+  t.same((await sleeper!.query('select 1 as ok')).rows, [{ ok: 1 }], 'the cancelled client goes on');
+  await Promise.all([sleeper!.end(), busy!.end(), watcher!.end()]);
 });
 
 t.test('ParameterStatus as a direct connection sends it: once for a SET, none for a change of connection', async (t) => {
