@@ -141,7 +141,7 @@ INI
   printf '1.21\n%s\n' "$(pgbouncer --version | awk 'NR == 1 {print $2}')" | sort -V -C && prepared='\nmax_prepared_statements = 200'
   sed -e "s/^listen_port = .*/listen_port = ${port[pgbouncer-tx]}/" -e 's/^pool_mode = .*/pool_mode = transaction/' \
     -e "s/^default_pool_size = .*/default_pool_size = $TX_POOL_SIZE$prepared/" \
-    -e "s|pgbouncer\.\(log\|pid\)|pgbouncer-tx.\1|" "$work/pgbouncer.ini" >"$work/pgbouncer-tx.ini"
+    -e "s#pgbouncer\.\(log\|pid\)#pgbouncer-tx.\1#" "$work/pgbouncer.ini" >"$work/pgbouncer-tx.ini"
   chown postgres: "$work"/pgbouncer.ini "$work"/pgbouncer-tx.ini "$work"/userlist.txt 2>/dev/null || true
   run_pg pgbouncer "$work/pgbouncer.ini" >/dev/null 2>&1 &
   pids+=($!)
@@ -198,6 +198,9 @@ cpu_ticks() { # main-pid
   echo "$total"
 }
 
+# Client connections the primary serves now (the poolers keep theirs open between runs).
+server_conns() { psql -h 127.0.0.1 -p "$base" -U postgres -Atc "select count(*) - 1 from pg_stat_activity where backend_type = 'client backend' and datname = 'postgres'" postgres 2>/dev/null || echo 0; }
+
 targets=()
 for t in direct sluice base-sluice sluice-route sluice-lb base-sluice-lb sluice-tx node-floor pgbouncer pgbouncer-tx pgpool; do
   [ -n "${port[$t]:-}" ] || continue
@@ -219,6 +222,7 @@ for round in $(seq 1 "$ROUNDS"); do
     for target in "${targets[@]}"; do
       # The transaction-mode workloads: many clients, for the poolers that lend connections.
       [[ $name != tx-* || $target =~ ^(direct|sluice-tx|pgbouncer-tx)$ ]] || continue
+      conns_before=$(server_conns)
       before=$([ -n "${proc[$target]:-}" ] && cpu_ticks "${proc[$target]}" || echo 0)
       # shellcheck disable=SC2086
       out=$(pgbench -n $flags -T "$DURATION" -h 127.0.0.1 -p "${port[$target]}" -U postgres postgres 2>&1 || true)
@@ -230,9 +234,8 @@ for round in $(seq 1 "$ROUNDS"); do
       # Proxy CPU per transaction in µs (0 for direct: there is no proxy).
       cpu=$(awk -v d=$((after - before)) -v hz="$tick_hz" -v n="${txs:-0}" 'BEGIN { printf "%.1f", (n > 0 ? d * 1e6 / hz / n : 0) }')
       echo "$name $target ${tps:-0} ${lat:-0} ${failed:-?} $cpu" >>"$results"
-      # Server connections the target holds right after the run (a pooler keeps them idle).
-      conns=$(psql -h 127.0.0.1 -p "$base" -U postgres -Atc "select count(*) - 1 from pg_stat_activity where backend_type = 'client backend' and datname = 'postgres'" postgres 2>/dev/null || echo '?')
-      echo "round $round $name $target: ${tps:-0} tps, ${lat:-?} ms, failed ${failed:-?}, proxy CPU ${cpu} µs/tx, server connections after ${conns}" >&2
+      conns_after=$(server_conns)
+      echo "round $round $name $target: ${tps:-0} tps, ${lat:-?} ms, failed ${failed:-?}, proxy CPU ${cpu} µs/tx, server connections opened $((conns_after - conns_before)) (all targets hold $conns_after)" >&2
     done
   done
 done
