@@ -14,6 +14,7 @@ import { Errors } from '../protocol/errors';
 import { decodeQuery } from '../protocol/frontend';
 import { readNode } from '../router/balancer';
 import { classify } from '../router/classify';
+import { isPlainQuery } from '../router/quick-look';
 import type { CompiledRouting } from '../router/options';
 import { bare, route } from '../router/route';
 import { ConnectionPin, sessionViewOf, Statement, statement, WriteStatement } from '../router/statement';
@@ -162,6 +163,15 @@ export class Relay implements LinkOwner {
   /** Session state is logged for other nodes to replay: with load balancing, and whenever a failover may move the session. */
   private get keepsState(): boolean {
     return this.lending || this.ctx.routing.loadBalance || this.ctx.canFailOver;
+  }
+
+  /**
+   * Statements are read only for what they change in the session, not to route them (transaction
+   * mode with one node to use): a statement that changes nothing needs no reading at all.
+   */
+  private get readsOnly(): boolean {
+    const v = this.s.settings.values;
+    return this.lending && !this.ctx.routing.loadBalance && !this.ctx.canFailOver && !v.notice_per_node_statement && !v.log_per_node_statement;
   }
 
   private wantsInspect(): boolean {
@@ -404,7 +414,9 @@ export class Relay implements LinkOwner {
       const sql = decodeQuery(buf, start, end);
       if (local.matches(sql)) return this.answerLocally(sql, { type: Frontend.Query, buf, start, end });
     }
-    if (!this.inspect) return this.proceed(this.plan(this.primary.nodeId, UNROUTED, '', { type: Frontend.Query, buf, start, end }));
+    if (!this.inspect || (this.readsOnly && isPlainQuery(buf, start, end))) {
+      return this.proceed(this.plan(this.primary.nodeId, UNROUTED, '', { type: Frontend.Query, buf, start, end }));
+    }
     const sql = decodeQuery(buf, start, end);
     const frame = { type: Frontend.Query, buf, start, end };
     const p = this.decide(classify(sql), sql, frame);
