@@ -21,6 +21,8 @@ export interface PoolSample {
   inUse: number;
   opening: number;
   opened: number;
+  /** Checkouts waiting for a connection (transaction mode's default_pool_size). */
+  waiting: number;
 }
 
 /** What scrape-time gauges and counters read (server.ts wires it to the live components). */
@@ -155,6 +157,16 @@ export class Metrics {
           this.set({ node: node(p.node), state: 'in_use' }, p.inUse);
           this.set({ node: node(p.node), state: 'opening' }, p.opening);
         }
+      },
+    });
+    new Gauge({
+      name: 'sluice_pool_waiting_clients',
+      help: 'Transaction mode: clients waiting for a server connection to the node (its (database, user) pool is at default_pool_size).',
+      labelNames: ['node'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of source.pools()) this.set({ node: node(p.node) }, p.waiting);
       },
     });
     new Counter({

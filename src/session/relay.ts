@@ -36,6 +36,9 @@ import { poolKey } from '../pool/pool-key';
 /** Session-level advisory locks (the _xact_ ones end with their transaction and move nothing). */
 const SESSION_ADVISORY_LOCKS = new Set(['pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisory_lock', 'pg_try_advisory_lock_shared']);
 
+/** Transaction mode: a client waiting this long for a server connection gets a NOTICE. */
+const WAIT_NOTICE_MS = 5_000;
+
 const PARSE_COMPLETE = Buffer.from([Backend.ParseComplete, 0, 0, 0, 4]);
 const READY_IDLE = Buffer.from([Backend.ReadyForQuery, 0, 0, 0, 5, 0x49]);
 
@@ -259,6 +262,14 @@ export class Relay implements LinkOwner {
     }
     if (this.connecting.has(link.nodeId)) return false;
     this.connecting.add(link.nodeId);
+    // A client kept waiting is told why (as PgBouncer 1.25 does), once, while it still waits.
+    const told = this.ctx.clock.setTimeout(() => {
+      if (!this.connecting.has(link.nodeId) || this.port.closed) return;
+      const c = this.ctx.config;
+      const n = encodeNotice(Backend.NoticeResponse, 'NOTICE', '00000', 'waiting for a server connection', `All ${c.default_pool_size} server connections of this pool (node ${link.nodeId}, database, user) are in use; the statement runs when one is free, or fails after query_wait_timeout (${c.query_wait_timeout} s).`);
+      this.port.toClient(n, 0, n.length);
+      this.port.flushClient();
+    }, WAIT_NOTICE_MS);
     const address = this.ctx.node(link.nodeId);
     const got = link.isPrimary ? connectPrimary(this.ctx, this.s.req.params) : address ? acquireOn(this.ctx, address, this.s.req.params) : Promise.reject(new Error('node left'));
     got
@@ -277,6 +288,7 @@ export class Relay implements LinkOwner {
         this.s.log.warn({ node: link.nodeId, err: err.message }, 'cannot connect to node for reads; using the primary');
       })
       .finally(() => {
+        this.ctx.clock.clearTimeout(told);
         this.connecting.delete(link.nodeId);
         this.wake();
       });

@@ -3,6 +3,7 @@ import { fakeCluster, FakeCluster } from '../helpers/fake-backend';
 import { fieldsOf, RawClient, serialize } from '../helpers/raw-client';
 import { waitFor } from '../helpers/sluice';
 import { statusFacts } from '../../src/http/status';
+import { FakeClock } from '../helpers/fake-clock';
 
 // The session core as transcripts (pgpool's pgproto tests are the model): frontend messages in,
 // the exact messages each node receives and the exact replies the client gets out, against
@@ -187,4 +188,28 @@ t.test('a Query held across a reconnect: the primary dies while the session is i
   t.same(await s.send(1, q('select 1')), ['T', 'D node1', 'C SELECT 1', 'Z I'], 'the statement waited and ran on the new primary');
   t.same(next.transcript(), ['Q set search_path = app', 'Q select 1'], "the session's state first");
   s.close();
+});
+
+t.test('transaction mode: a client waiting for a connection is told why after 5 s, and served when one is free', async (t) => {
+  const clock = new FakeClock();
+  const f = await fakeCluster(1, { pool_mode: 'transaction', default_pool_size: 1 }, { clock });
+  t.teardown(() => f.stop());
+  const a = await Session.open(f);
+  const b = await Session.open(f);
+  t.same(await a.send(1, q('begin')), ['C BEGIN', 'Z T'], 'a holds the one connection');
+  b.c.send(q('select 1'));
+  await waitFor('b in line', () => f.sluice.server.poolCounts()[0]!.waiting === 1);
+  clock.tick(4_999);
+  t.notOk(b.c.frames.slice(-1).some((x) => x.type === 'N'), 'no word before 5 s');
+  clock.tick(1);
+  await b.c.until(() => b.c.frames.some((x) => x.type === 'N'));
+  const notice = b.c.frames.find((x) => x.type === 'N')!;
+  t.equal(fieldsOf(notice).get('M'), 'waiting for a server connection');
+  t.match(fieldsOf(notice).get('D'), /All 1 server connections of this pool/);
+  await a.send(1, q('commit'));
+  await b.c.until(() => b.c.readyCount() === 2);
+  t.same(b.replies().slice(-5), ['N', 'T', 'D node0', 'C SELECT 1', 'Z I'], 'then its statement ran');
+  t.same(f.nodes[0]!.transcript(), ['Q begin', 'Q commit', 'Q select 1'], 'one connection served both, in turn');
+  a.close();
+  b.close();
 });

@@ -20,7 +20,7 @@ t.test('scrape-time gauges and counters follow the source; the text parses', asy
   const source: MetricsSource = {
     nodes: () => nodes,
     sessions: () => ({ active: 2, idle: 5, waiting: 1 }),
-    pools: () => [{ node: 0, idle: 3, inUse: 2, opening: 1, opened: 7 }],
+    pools: () => [{ node: 0, idle: 3, inUse: 2, opening: 1, opened: 7, waiting: 4 }],
     errorClasses: () => new Map([['42', 4]]),
   };
   const m = new Metrics(source);
@@ -39,6 +39,7 @@ t.test('scrape-time gauges and counters follow the source; the text parses', asy
   t.equal(sampleValue(s, 'sluice_sessions', { state: 'waiting' }), 1);
   t.equal(sampleValue(s, 'sluice_pool_connections', { node: '0', state: 'in_use' }), 2);
   t.equal(sampleValue(s, 'sluice_backend_connections_opened_total', { node: '0' }), 7);
+  t.equal(sampleValue(s, 'sluice_pool_waiting_clients', { node: '0' }), 4);
   t.equal(sampleValue(s, 'sluice_errors_total', { class: '42' }), 4);
   t.equal(sampleValue(s, 'sluice_failovers_total'), 1);
   t.equal(sampleValue(s, 'sluice_statement_duration_seconds_count', { node: '0' }), 2);
