@@ -2,12 +2,6 @@ import type { OnReadOpts, Socket } from 'node:net';
 
 /** A new socket's first slab: room for many small protocol exchanges, little memory when idle. */
 const BASE_SLAB = 16 * 1024;
-/**
- * A client's first slab is smaller: a client's messages are small and an idle client keeps its
- * slab for its whole life (with 10,000 idle clients in transaction mode, 16 KiB each was most of
- * Sluice's memory). A bulk upload grows it as any slab grows.
- */
-const CLIENT_SLAB = 4 * 1024;
 /** Bulk transfers (COPY, large results) grow the slab up to this, as Node's own 64 KB reads. */
 const MAX_SLAB = 256 * 1024;
 /** A window smaller than this is not worth a read: the rest of the slab is left unused. */
@@ -34,8 +28,8 @@ export class SlabReads {
   /** Chunks that arrived before anyone listened (a node is not expected to speak first). */
   private early: Buffer[] = [];
 
-  constructor(private readonly base = BASE_SLAB) {
-    this.slab = Buffer.allocUnsafe(base);
+  constructor() {
+    this.slab = Buffer.allocUnsafe(BASE_SLAB);
   }
 
   /** The `onread` option for net.connect or a Socket. */
@@ -59,7 +53,7 @@ export class SlabReads {
     this.off += this.last;
     this.last = 0;
     if (filled || this.slab.length - this.off < MIN_WINDOW) {
-      const size = filled ? Math.min(this.slab.length * 2, MAX_SLAB) : this.base;
+      const size = filled ? Math.min(this.slab.length * 2, MAX_SLAB) : BASE_SLAB;
       this.slab = Buffer.allocUnsafe(size);
       this.off = 0;
     }
@@ -113,7 +107,7 @@ export function acceptWithSlabReads(accepted: Socket): Socket {
   const fields = onreadFields(accepted);
   const handle = (accepted as unknown as { _handle?: { useUserBuffer?: (b: Buffer) => void } })._handle;
   if (fields && typeof handle?.useUserBuffer === 'function' && !accepted.destroyed) {
-    const reads = new SlabReads(CLIENT_SLAB);
+    const reads = new SlabReads();
     const o = reads.options();
     const gen = o.buffer as () => Buffer;
     const first = gen();

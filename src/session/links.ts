@@ -94,6 +94,12 @@ export class NodeLink {
   readonly batch: WriteBatch;
   readonly nodeId: number;
   private current: BackendConnection | null = null;
+  /** Made once: transaction mode attaches a connection per transaction. */
+  private readonly handler: BackendHandler = {
+    frame: (type, buf, start, end) => this.frame(type, buf, start, end),
+    chunkEnd: () => this.owner.chunkEnd(this),
+    closed: (err) => this.owner.linkClosed(this, err),
+  };
 
   constructor(
     conn: BackendConnection,
@@ -123,11 +129,7 @@ export class NodeLink {
   /** Takes a connection to this node into the session: its replies come here from now on. */
   attach(conn: BackendConnection): void {
     this.current = conn;
-    conn.setHandler({
-      frame: (type, buf, start, end) => this.frame(type, buf, start, end),
-      chunkEnd: () => this.owner.chunkEnd(this),
-      closed: (err) => this.owner.linkClosed(this, err),
-    });
+    conn.setHandler(this.handler);
   }
 
   /** Lets the connection go (between transactions, nothing owed): the caller gives it back. */

@@ -445,6 +445,11 @@ export class Relay implements LinkOwner {
     if (!this.inspect) {
       node = this.primary.nodeId;
       stmt = UNROUTED;
+    } else if (this.readsOnly) {
+      // Nothing to route: the batch goes to the primary; what it changes in the session is
+      // what its first statement that is not a plain read says (a Parse of a SET, say).
+      node = this.primary.nodeId;
+      stmt = b.statements.find((p) => p.stmt.kind !== 'read')?.stmt ?? UNROUTED;
     } else if (node === null) {
       node = this.primary.nodeId;
       const reads = b.statements.length > 0 && b.statements.every((p) => p.stmt.kind === 'read');
