@@ -62,7 +62,7 @@ export class ReplicationMonitor {
     private readonly open: (node: NodeInfo) => Promise<BackendConnection>,
     /** Replaced by a reload (reconfigure). */
     private opts: ReplicationOptions,
-    /** After each check; `changed` when what routing uses changed. */
+    /** With true as soon as a node's figures that routing uses changed; with false after each whole check. */
     private readonly measured: (changed: boolean) => void,
     private readonly log: Logger,
   ) {
@@ -125,11 +125,12 @@ export class ReplicationMonitor {
     if (this.measuredPrimary !== undefined && this.measuredPrimary !== primary.id) this.commits.restart(primaryLsn);
     this.measuredPrimary = primary.id;
     const stats = new Map(p[1]!.map((r) => [r[0]!, r]));
-    let changed = false;
+    // Routing sees each node's new figures as soon as they are known, not once the slowest node
+    // answered: a standby back under delay_threshold gets reads from the moment Sluice knows it.
     await Promise.all(
       this.nodes.map(async (n) => {
         if (n.id === pid) {
-          changed = this.set(n.id, { delayBytes: 0, delayMs: null, state: '', syncState: '', replayLsn: primaryLsn, delayed: false }) || changed;
+          if (this.set(n.id, { delayBytes: 0, delayMs: null, state: '', syncState: '', replayLsn: primaryLsn, delayed: false })) this.measured(true);
           return;
         }
         const stat = stats.get(n.applicationName);
@@ -145,10 +146,10 @@ export class ReplicationMonitor {
         const delayBytes = Math.max(0, primaryLsn - replayLsn);
         const delayed =
           this.opts.thresholdMs > 0 ? (delayMs ?? 0) > this.opts.thresholdMs : this.opts.thresholdBytes > 0 && delayBytes > this.opts.thresholdBytes;
-        changed = this.set(n.id, { delayBytes, delayMs, state: stat?.[1] ?? '', syncState: stat?.[2] ?? '', replayLsn, delayed }) || changed;
+        if (this.set(n.id, { delayBytes, delayMs, state: stat?.[1] ?? '', syncState: stat?.[2] ?? '', replayLsn, delayed })) this.measured(true);
       }),
     );
-    this.measured(changed);
+    this.measured(false);
   }
 
   /** Records a node's figures; true when what routing uses (delayed, delay) changed. */
