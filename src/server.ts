@@ -1,3 +1,7 @@
+// The composition root: it builds every component from the config, wires them to one another
+// (the hosts and contexts the layers below ask for), and owns the listening sockets, the live
+// sessions and shutdown. One concern, read top to bottom; its parts that are not wiring live in
+// src/server/ (the reload's application, the metrics' view).
 import { createServer, Server as NetServer, Socket } from 'node:net';
 import { AdminCommands } from './admin/commands';
 import type { AdminHost, ShutdownMode } from './admin/host';

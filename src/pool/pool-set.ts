@@ -87,6 +87,8 @@ export class PoolSet {
   private readonly opening = new Map<number, number>();
   private readonly opened = new Map<number, number>();
   private readonly groups = new Map<string, Group>();
+  /** Each pool key's group, found once (a give-back looks it up every transaction). */
+  private readonly groupByKey = new Map<string, Group>();
   /** Parse messages a server accepted, by pool key (transaction mode answers their repeats itself). */
   private readonly parsed = new Map<string, Set<string>>();
   private stopped = false;
@@ -164,10 +166,20 @@ export class PoolSet {
   }
 
   private group(key: string): Group {
+    let g = this.groupByKey.get(key);
+    if (g) return g;
     const name = groupOf(key);
-    let g = this.groups.get(name);
+    g = this.groups.get(name);
     if (!g) this.groups.set(name, (g = { open: 0, waiters: [] }));
+    this.groupByKey.set(key, g);
     return g;
+  }
+
+  /** The first in line of the group, out of the line (its timer stopped); undefined when none waits. */
+  private nextWaiter(g: Group): Waiter | undefined {
+    const w = g.waiters.shift();
+    if (w) clearTimeout(w.timer);
+    return w;
   }
 
   /** Transaction mode: a new connection while the group has room; else a place in its line. */
@@ -186,23 +198,21 @@ export class PoolSet {
       }
       g.waiters.push(w);
       // A connection idle in the group under other startup parameters makes room for this one.
-      this.evictIdleOf(groupOf(key));
+      this.evictIdleOf(g);
     });
   }
 
   /** A connection of the group closed (or failed to open): the first in line may open one. */
   private groupLost(g: Group): void {
     g.open--;
-    const w = g.waiters.shift();
-    if (!w) return;
-    clearTimeout(w.timer);
-    this.openNew(w.nodeId, w.open, g).then(w.resolve, w.reject);
+    const w = this.nextWaiter(g);
+    if (w) this.openNew(w.nodeId, w.open, g).then(w.resolve, w.reject);
   }
 
   /** Closes one idle connection of the group (its close lets the first in line open its own). */
-  private evictIdleOf(group: string): void {
+  private evictIdleOf(g: Group): void {
     for (const it of this.lru) {
-      if (groupOf(it.conn.poolKey) === group) return this.drop(it);
+      if (this.groupByKey.get(it.conn.poolKey) === g) return this.drop(it);
     }
   }
 
@@ -276,14 +286,11 @@ export class PoolSet {
   }
 
   private putIdle(conn: BackendConnection): void {
-    const g = this.opts.groupLimit > 0 ? this.groups.get(groupOf(conn.poolKey)) : undefined;
+    const g = this.opts.groupLimit > 0 ? this.groupByKey.get(conn.poolKey) : undefined;
     if (g && g.waiters.length > 0) {
       // Someone waits in this group: a connection with their parameters, or room to open one.
-      const w = g.waiters[0]!;
-      if (w.key !== conn.poolKey) return this.discard(conn);
-      g.waiters.shift();
-      clearTimeout(w.timer);
-      return w.resolve({ conn, reused: true });
+      if (g.waiters[0]!.key !== conn.poolKey) return this.discard(conn);
+      return this.nextWaiter(g)!.resolve({ conn, reused: true });
     }
     const it: Idle = { conn, timer: undefined };
     const handler: BackendHandler = {

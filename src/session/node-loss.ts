@@ -70,14 +70,17 @@ export function answerOwed(
   primary.flush();
 }
 
-/** A session's new primary link gets the session's whole state, queued before anything else. */
-export function replayAll(link: NodeLink, replay: ReplayLog, log: Logger): void {
-  const entries = replay.since(0);
+/**
+ * A primary link gets the session's state it lacks (all of it on a new connection), queued before
+ * anything else: no round trip of its own. Returns how many statements were replayed.
+ */
+export function replayMissing(link: NodeLink, replay: ReplayLog, log: Logger): number {
+  const entries = replay.since(link.appliedSeq);
   for (const e of entries) {
     link.runSwallowed(e.sql, (u) => {
-      if (u.errored) log.warn({ node: link.nodeId, statement: e.sql }, 'session state could not be replayed on the new primary');
+      if (u.errored) log.warn({ node: link.nodeId, statement: e.sql }, 'session state could not be replayed on the primary');
     });
   }
   link.appliedSeq = replay.lastSeq;
-  log.info({ node: link.nodeId, replayed: entries.length }, 'session moved to the new primary');
+  return entries.length;
 }

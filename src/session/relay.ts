@@ -27,7 +27,7 @@ import { describeHold, Hold, HoldReason } from './hold';
 import { LinkOwner, NodeLink, Unit } from './links';
 import { answerLocal, commandName, LocalSession, mayBeLocal } from './local-commands';
 import { RouteState, SessionState } from './memory';
-import { answerOwed, AvoidList, replayAll } from './node-loss';
+import { answerOwed, AvoidList, replayMissing } from './node-loss';
 import { FunctionLookups, ReadYourWrites, SessionRouting } from './routing';
 import type { SessionSettings } from './settings';
 import type { StartupRequest } from './startup';
@@ -255,9 +255,7 @@ export class Relay implements LinkOwner {
     const key = this.keyFor(link.nodeId);
     const idle = this.ctx.pool.takeIdle(key);
     if (idle) {
-      link.attach(idle);
-      this.takeUp(link, idle);
-      this.catchUp(link);
+      this.attachBorrowed(link, idle);
       return true;
     }
     if (this.connecting.has(link.nodeId)) return false;
@@ -277,9 +275,7 @@ export class Relay implements LinkOwner {
         if (this.port.closed) return void this.ctx.pool.giveBack(conn);
         if (conn.isClosed) throw Errors.nodeLost(conn.node.id, 'a pooled connection closed as it was borrowed');
         if (link.isPrimary && conn.node.id !== link.nodeId) return this.movePrimary(link, conn);
-        link.attach(conn);
-        this.takeUp(link, conn);
-        this.catchUp(link);
+        this.attachBorrowed(link, conn);
       })
       .catch((err: Error) => {
         if (link.isPrimary) return this.port.end(errorFrame(err), err);
@@ -295,11 +291,14 @@ export class Relay implements LinkOwner {
     return false;
   }
 
-  /** A borrowed primary connection gets the session's state in swallowed units queued before the client's. */
-  private catchUp(link: NodeLink): void {
-    if (!link.isPrimary) return;
-    for (const e of this.memory.replay.since(link.appliedSeq)) link.runSwallowed(e.sql);
-    link.appliedSeq = this.memory.replay.lastSeq;
+  /**
+   * A borrowed connection taken into its link, brought up to the session's state: the primary's
+   * at once, in units queued before the client's; a standby's before it serves (prepareStandby).
+   */
+  private attachBorrowed(link: NodeLink, conn: BackendConnection): void {
+    link.attach(conn);
+    this.takeUp(link, conn);
+    if (link.isPrimary) replayMissing(link, this.memory.replay, this.s.log);
   }
 
   /** The primary moved while the session held no connection: its link is to the new one now. */
@@ -311,7 +310,7 @@ export class Relay implements LinkOwner {
       if (standby.attached) standby.conn.destroy();
     }
     this.primary = this.link(conn, true);
-    this.catchUp(this.primary);
+    replayMissing(this.primary, this.memory.replay, this.s.log);
     if (this.waiting.kind === 'connecting' && this.waiting.plan.node === old.nodeId) this.waiting.plan.node = this.primary.nodeId;
     this.s.log.info({ from: old.nodeId, to: this.primary.nodeId }, 'session moved to the new primary');
   }
@@ -980,7 +979,8 @@ export class Relay implements LinkOwner {
       if (old.attached) old.conn.destroy();
     }
     this.primary = this.link(conn, true);
-    replayAll(this.primary, this.memory.replay, this.s.log);
+    const replayed = replayMissing(this.primary, this.memory.replay, this.s.log);
+    this.s.log.info({ node: this.primary.nodeId, replayed }, 'session moved to the new primary');
   }
 
   /**
