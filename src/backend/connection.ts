@@ -31,6 +31,11 @@ export class CarriedState {
   appliedSeq = 0;
   /** Session statements (SET, PREPARE, ...) ran here: another session must reset it first. */
   dirty = false;
+  /**
+   * The owner may have called nextval or setval here: the values currval and lastval return are
+   * the connection's, so another session must not find them (DISCARD SEQUENCES first).
+   */
+  sequences = false;
   /** Protocol-level prepared statements here, by name ('' = unnamed), as their Parse message. */
   readonly prepared = new Map<string, { readonly parse: Buffer }>();
 
@@ -39,7 +44,13 @@ export class CarriedState {
     this.owner = null;
     this.appliedSeq = 0;
     this.dirty = false;
+    this.sequences = false;
     this.prepared.clear();
+  }
+
+  /** Another session must not find what is here: it resets the connection first. */
+  get foreign(): boolean {
+    return this.dirty || this.sequences;
   }
 }
 

@@ -1,7 +1,8 @@
 import { BackendConnection, BackendHandler } from '../backend/connection';
 import { runQueries } from '../backend/query';
 import { BackendStartupError } from '../backend/connect';
-import { Backend } from '../protocol/codes';
+import { cancelOnNode } from '../backend/cancel';
+import { Backend, Frontend } from '../protocol/codes';
 import { SqlState } from '../protocol/sqlstate';
 import type { Logger } from '../log/logger';
 
@@ -69,6 +70,9 @@ const MAX_KNOWN_PARSES = 10_000;
 /** Databases whose connections are never kept: CREATE DATABASE needs its template unused. */
 const NEVER_POOLED = new Set(['template0', 'template1']);
 
+const COPY_FAIL = Buffer.concat([Buffer.from([Frontend.CopyFail, 0, 0, 0, 24]), Buffer.from('client disconnected\0')]);
+const SYNC = Buffer.from([Frontend.Sync, 0, 0, 0, 4]);
+
 interface Idle {
   conn: BackendConnection;
   timer: NodeJS.Timeout | undefined;
@@ -116,11 +120,30 @@ export class PoolSet {
     return this.parsed.get(key)?.has(parse.toString('latin1')) ?? false;
   }
 
-  /** An idle pooled connection for the key, taken at once (no await: transaction mode's hot path). */
-  takeIdle(key: string): BackendConnection | null {
+  /**
+   * An idle pooled connection for the key, taken at once (no await: transaction mode's hot path).
+   * Transaction mode names the borrowing session: the connection it gave back last is taken
+   * first (its state is already there: no reset, nothing replayed, its sequence values still
+   * current), then one no session left anything on, then the newest.
+   */
+  takeIdle(key: string, owner: object | null = null): BackendConnection | null {
     const stack = this.idle.get(key);
-    while (stack && stack.length > 0) {
-      const it = stack.pop()!;
+    if (!stack) return null;
+    let best = stack.length - 1;
+    if (owner !== null) {
+      let score = -1;
+      for (let i = stack.length - 1; i >= 0 && score < 3; i--) {
+        const c = stack[i]!.conn.carried;
+        const s = c.owner === owner ? (c.sequences ? 3 : 2) : c.foreign ? 0 : 1;
+        if (s > score) {
+          score = s;
+          best = i;
+        }
+      }
+    }
+    while (stack.length > 0) {
+      const it = best === stack.length - 1 ? stack.pop()! : stack.splice(best, 1)[0]!;
+      best = stack.length - 1;
       this.unidle(it);
       if (!it.conn.isClosed) return it.conn;
     }
@@ -279,6 +302,46 @@ export class PoolSet {
     }
     conn.carried.clear();
     this.putIdle(conn);
+  }
+
+  /**
+   * A connection whose client left in the middle of an exchange (a statement running, rows on
+   * their way, a COPY from the client, a batch without its Sync): the statement is cancelled, a
+   * COPY from the client failed (the server ignores CopyFail outside COPY), the batch synced, and
+   * every reply still owed read and dropped; then it is reset and pooled like any other. It goes
+   * back only once the cancel request was delivered (it can never reach the next borrower's
+   * statement), and is closed when all that takes longer than the reset timeout.
+   */
+  recover(conn: BackendConnection, database: string): void {
+    if (conn.isClosed) return;
+    if (conn.atBoundary) return void this.release(conn, database).catch(() => undefined);
+    if (this.stopped) return this.discard(conn);
+    const timer = setTimeout(() => {
+      this.log.warn({ node: conn.node.id, backendPid: conn.processId }, 'connection of a vanished client did not finish in time; closed');
+      conn.destroy();
+    }, this.opts.resetTimeoutMs);
+    timer.unref();
+    let delivered = false;
+    const settle = () => {
+      if (!delivered || conn.awaitingReady > 0 || conn.isClosed) return;
+      clearTimeout(timer);
+      this.release(conn, database).catch(() => undefined);
+    };
+    conn.setHandler({
+      frame: (type) => {
+        if (type === Backend.ReadyForQuery) settle();
+      },
+      closed: () => clearTimeout(timer),
+    });
+    conn.write(COPY_FAIL);
+    if (conn.unsynced) {
+      conn.write(SYNC);
+      conn.noteSent(Frontend.Sync);
+    }
+    cancelOnNode(conn, this.log, () => {
+      delivered = true;
+      settle();
+    });
   }
 
   discard(conn: BackendConnection): void {

@@ -131,7 +131,9 @@ function classifyTokens(t: Token[], sql: string): Statement {
     case 'listen':
       return statement('write', 'listen', { pinsConnection: 'LISTEN' });
     case 'load':
-      return statement('write', 'load', { pinsConnection: 'LOAD' });
+      // A loaded library stays loaded (nothing unloads it) and may take over settings of its
+      // prefix: every connection the session uses loads it too, in order with its SETs.
+      return statement('session', 'load');
     case 'declare':
       // A cursor WITH HOLD outlives its transaction, on its connection.
       return t.some((x, i) => x.depth === 0 && word(x, 'with') && word(t[i + 1], 'hold'))

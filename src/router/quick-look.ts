@@ -24,16 +24,11 @@ const LONGEST_KEYWORD = 9;
  * any letter case).
  */
 export function isPlainQuery(buf: Buffer, start: number, end: number): boolean {
-  let i = start + 5;
   const last = end - 1; // the text's terminating zero
-  while (i < last && (buf[i] === 0x20 || buf[i] === 0x0a || buf[i] === 0x09 || buf[i] === 0x0d)) i++;
-  let word = '';
-  for (; i < last && word.length <= LONGEST_KEYWORD; i++) {
-    const c = buf[i]! | 0x20;
-    if (c < 0x61 || c > 0x7a) break;
-    word += String.fromCharCode(c);
-  }
+  let i = skipSpace(buf, start + 5, last);
+  const word = wordAt(buf, i, last);
   if (!PLAIN.has(word)) return false;
+  i += word.length;
   let tail = last;
   while (tail > i && (buf[tail - 1] === 0x20 || buf[tail - 1] === 0x0a || buf[tail - 1] === 0x09 || buf[tail - 1] === 0x0d || buf[tail - 1] === 0x3b)) tail--;
   for (let j = i; j < tail; j++) {
@@ -48,8 +43,54 @@ export function isPlainQuery(buf: Buffer, start: number, end: number): boolean {
   return true;
 }
 
+function skipSpace(buf: Buffer, i: number, last: number): number {
+  while (i < last && (buf[i] === 0x20 || buf[i] === 0x0a || buf[i] === 0x09 || buf[i] === 0x0d)) i++;
+  return i;
+}
+
+/** The keyword at i, in lower case (letters only; longer than any keyword looked for: cut). */
+function wordAt(buf: Buffer, i: number, last: number): string {
+  let word = '';
+  for (; i < last && word.length <= LONGEST_KEYWORD; i++) {
+    const c = buf[i]! | 0x20;
+    if (c < 0x61 || c > 0x7a) break;
+    word += String.fromCharCode(c);
+  }
+  return word;
+}
+
 function matchesAt(buf: Buffer, at: number, end: number, word: string): boolean {
   if (at + word.length > end) return false;
   for (let k = 0; k < word.length; k++) if ((buf[at + k]! | 0x20) !== word.charCodeAt(k)) return false;
   return true;
+}
+
+/**
+ * First keywords of statements that cannot call nextval or setval unless their text names them
+ * (a function a SELECT calls is not seen: as with pgpool's function lists, its name is the hint).
+ */
+const NO_SEQUENCE_VALUES = new Set(['select', 'values', 'table', 'show', 'fetch', 'move', 'close', 'begin', 'start', 'commit', 'end', 'rollback', 'abort', 'savepoint', 'release', 'set', 'reset', 'listen', 'unlisten', 'notify', 'discard', 'deallocate', 'prepare', 'lock', 'vacuum', 'analyze', 'checkpoint']);
+const SEQUENCE_WRITERS = /nextval|setval/i;
+const FIRST_WORD = /^\s*([a-z]+)/i;
+
+/**
+ * True when the statement may leave sequence values on its connection (what currval and lastval
+ * return there): it may run nextval or setval, by name or through a column default.
+ */
+export function mayUseSequences(sql: string): boolean {
+  const word = FIRST_WORD.exec(sql)?.[1]?.toLowerCase();
+  return word === undefined || !NO_SEQUENCE_VALUES.has(word) || SEQUENCE_WRITERS.test(sql);
+}
+
+/** mayUseSequences for a Query message's bytes, without decoding them. */
+export function queryMayUseSequences(buf: Buffer, start: number, end: number): boolean {
+  const last = end - 1;
+  const at = skipSpace(buf, start + 5, last);
+  const word = wordAt(buf, at, last);
+  if (!NO_SEQUENCE_VALUES.has(word)) return true;
+  for (let j = at + word.length; j < last; j++) {
+    const c = buf[j]! | 0x20;
+    if ((c === 0x6e /* n */ && matchesAt(buf, j, last, 'nextval')) || (c === 0x73 /* s */ && matchesAt(buf, j, last, 'setval'))) return true;
+  }
+  return false;
 }

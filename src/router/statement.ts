@@ -9,7 +9,7 @@ export type StatementKind =
   | 'read'
   /** Primary only. */
   | 'write'
-  /** Session state (SET, RESET, DISCARD, PREPARE, DEALLOCATE): primary now, replayed elsewhere. */
+  /** Session state (SET, RESET, DISCARD, PREPARE, DEALLOCATE, LOAD): primary now, replayed elsewhere. */
   | 'session'
   /** BEGIN / START TRANSACTION. */
   | 'txBegin'
@@ -24,7 +24,7 @@ export type StatementKind =
  * What a statement leaves on its server connection that cannot be carried to another: in
  * transaction mode the session keeps that connection from then on (README "Pooling").
  */
-export type ConnectionPin = 'LISTEN' | 'LOAD' | 'WITH HOLD cursor' | 'SET ROLE' | 'SET SESSION AUTHORIZATION' | 'advisory lock';
+export type ConnectionPin = 'LISTEN' | 'WITH HOLD cursor' | 'SET ROLE' | 'SET SESSION AUTHORIZATION' | 'advisory lock';
 
 /** What every statement carries, whatever its kind. */
 interface StatementBase {

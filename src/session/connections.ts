@@ -8,8 +8,6 @@ import { Errors } from '../protocol/errors';
 import { SqlState } from '../protocol/sqlstate';
 import { poolKey } from '../pool/pool-key';
 import type { PoolSet } from '../pool/pool-set';
-import { cancelOnNode } from '../backend/cancel';
-import type { Logger } from '../log/logger';
 import { runQueries } from '../backend/query';
 import type { Clock } from '../util/clock';
 
@@ -58,19 +56,12 @@ export async function resetConnection(conn: BackendConnection): Promise<void> {
 }
 
 /**
- * A closing session's backend connections. They go back to the pool only after a clean
- * Terminate at a protocol boundary (the pool resets them); anything else may have work in
- * flight, so those are cancelled and closed.
+ * A closing session's backend connections go back to the pool: reset at once when nothing is in
+ * flight (an open transaction is rolled back by the reset), else once what they still owe is
+ * cancelled and drained (PoolSet.recover). A client that vanishes costs no server connection.
  */
-export function releaseBackends(h: PrimaryHost, conns: readonly BackendConnection[], clean: boolean, database: string, log: Logger): void {
-  for (const conn of conns) {
-    if (clean && conn.atBoundary) {
-      h.pool.release(conn, database).catch(() => undefined);
-    } else {
-      if (conn.awaitingReady > 0) cancelOnNode(conn, log);
-      h.pool.discard(conn);
-    }
-  }
+export function releaseBackends(h: PrimaryHost, conns: readonly BackendConnection[], database: string): void {
+  for (const conn of conns) h.pool.recover(conn, database);
 }
 
 /** The node did not answer (as opposed to answering with an error about this session). */

@@ -116,7 +116,8 @@ export class ReplayLog {
 
   /**
    * The position of the last entry taken out without a later one to undo it (a DEALLOCATE of a
-   * logged PREPARE): a connection that applied less than this still has what was taken out.
+   * logged PREPARE), or of the last restart: a connection that applied less than this may still
+   * have what was taken out (transaction mode resets it before the session uses it again).
    */
   get trimmedAt(): number {
     return this.trimmed;
@@ -147,7 +148,7 @@ export class ReplayLog {
   /** DISCARD ALL / RESET ALL: everything before is moot; the statement itself is replayed. */
   restart(sql: string): void {
     this.entries = [];
-    this.append(sql, undefined);
+    this.trimmed = this.append(sql, undefined);
   }
 
   /** Takes out the entry with this key, if any (DEALLOCATE of a logged PREPARE). */
@@ -232,7 +233,9 @@ export class SessionState {
       this.replay.restart(sql);
       this.sqlPrepared.clear();
       ext.forgetStatements();
-      for (const l of links.values()) l.prepared.clear();
+      // A link whose connection is lent out (transaction mode) gets it reset when it is borrowed
+      // again: restart() made what it applied obsolete.
+      for (const l of links.values()) if (l.attached) l.prepared.clear();
       return [];
     }
     if (s.kind === 'session' && s.name !== undefined) {
@@ -242,7 +245,7 @@ export class SessionState {
         // DEALLOCATE name: its PREPARE leaves the log (the log stays as small as the session's
         // live state), and the standbys that already ran that PREPARE get the DEALLOCATE now.
         const e = this.replay.removeKey(`prepare ${s.name}`);
-        if (e) for (const l of links.values()) if (l !== primary && l.appliedSeq >= e.seq) l.runSwallowed(sql);
+        if (e) for (const l of links.values()) if (l !== primary && l.attached && l.appliedSeq >= e.seq) l.runSwallowed(sql);
         return [];
       }
     }

@@ -14,7 +14,7 @@ import { Errors } from '../protocol/errors';
 import { decodeQuery } from '../protocol/frontend';
 import { readNode } from '../router/balancer';
 import { classify } from '../router/classify';
-import { isPlainQuery } from '../router/quick-look';
+import { isPlainQuery, mayUseSequences, queryMayUseSequences } from '../router/quick-look';
 import type { CompiledRouting } from '../router/options';
 import { bare, route } from '../router/route';
 import { ConnectionPin, sessionViewOf, Statement, statement, WriteStatement } from '../router/statement';
@@ -145,6 +145,8 @@ export class Relay implements LinkOwner {
   private pin: ConnectionPin | 'temporary table' | null = null;
   /** Cancel requests for this session still on their way: its connections are not lent meanwhile. */
   private cancelling = 0;
+  /** Since the primary's connection was borrowed, a statement may have called nextval or setval. */
+  private sequencesUsed = false;
   /** Pool keys of this session's startup parameters, by node. */
   private readonly keys = new Map<number, string>();
 
@@ -219,6 +221,9 @@ export class Relay implements LinkOwner {
     if (c.dirty) {
       link.runSwallowed('DISCARD ALL');
       c.clear();
+    } else if (c.sequences) {
+      link.runSwallowed('DISCARD SEQUENCES');
+      c.sequences = false;
     }
     c.owner = null;
     link.appliedSeq = 0;
@@ -239,6 +244,10 @@ export class Relay implements LinkOwner {
       c.owner = this.memory;
       c.appliedSeq = l.isPrimary ? this.memory.replay.lastSeq : l.appliedSeq;
       c.dirty ||= c.appliedSeq > 0;
+      if (l.isPrimary) {
+        c.sequences ||= this.sequencesUsed;
+        this.sequencesUsed = false;
+      }
       this.ctx.pool.giveBack(conn);
       lent = true;
     }
@@ -253,7 +262,7 @@ export class Relay implements LinkOwner {
    */
   private borrow(link: NodeLink): boolean {
     const key = this.keyFor(link.nodeId);
-    const idle = this.ctx.pool.takeIdle(key);
+    const idle = this.ctx.pool.takeIdle(key, this.memory);
     if (idle) {
       this.attachBorrowed(link, idle);
       return true;
@@ -565,7 +574,10 @@ export class Relay implements LinkOwner {
         this.rerunnable = unit;
       }
     }
-    if (link === this.primary) this.notePrimary(s, sql, p.wrote);
+    if (link === this.primary) {
+      this.notePrimary(s, sql, p.wrote);
+      if (this.lending && !this.sequencesUsed) this.sequencesUsed = this.mayUseSequences(frame);
+    }
     const retry = link === this.primary ? undefined : this.rerunnable?.retry;
     if (retry) retry.frames.push(...this.ext.batch.held, frame);
     link.sendHeld(this.ext);
@@ -573,6 +585,15 @@ export class Relay implements LinkOwner {
     if (frame.type === Frontend.Query) link.prepared.delete('');
     if (frame.type === Frontend.Sync) this.ext.synced(this.state.txStatus === 'idle');
     else if (frame.type === Frontend.Flush) this.ext.batchNode = link.nodeId;
+  }
+
+  /** The message (to the primary) may leave sequence values on its connection (currval, lastval). */
+  private mayUseSequences(frame: Frame): boolean {
+    if (frame.type === Frontend.Query) return queryMayUseSequences(frame.buf, frame.start, frame.end);
+    if (frame.type !== Frontend.Sync && frame.type !== Frontend.Flush) return true;
+    const b = this.ext.batch;
+    // An Execute of a portal whose statement is unknown here counts as one that may.
+    return b.held.some((h) => h.type === Frontend.Execute) && (b.executed.length === 0 || b.executed.some(mayUseSequences));
   }
 
   /** SHOW POOL_* and PGPOOL ...: answered by Sluice in the session's order, after every earlier reply. */
@@ -1032,16 +1053,23 @@ export class Relay implements LinkOwner {
       this.cancelling++;
       cancelOnNode(l.conn, this.s.log, () => {
         this.cancelling--;
-        this.lendIdle();
+        if (this.port.closed && this.cancelling === 0) this.releaseLinks();
+        else this.lendIdle();
       });
     }
   }
 
-  /** The session ends: its backend connections go back to the pool (clean) or are closed. */
-  close(clean: boolean): void {
+  /** The session ends: its backend connections go back to the pool (see releaseBackends). */
+  close(): void {
     this.lookups.taken();
+    // A cancel request of this session still on its way: its connections wait for it (it could
+    // otherwise reach the statement of whoever borrows them next).
+    if (this.cancelling === 0) this.releaseLinks();
+  }
+
+  private releaseLinks(): void {
     const attached = [...this.links.values()].filter((l) => l.attached).map((l) => l.conn);
-    releaseBackends(this.ctx, attached, clean, this.s.req.database, this.s.log);
+    releaseBackends(this.ctx, attached, this.s.req.database);
     this.links.clear();
   }
 

@@ -252,7 +252,7 @@ export class Session implements RelayPort {
       }
       // Transaction mode: a connection another session changed is reset before its parameters
       // are the client's welcome (the server reports each one it puts back).
-      if (conn.carried.dirty) await resetConnection(conn);
+      if (conn.carried.foreign) await resetConnection(conn);
       if (this.closed) return void this.ctx.pool.giveBack(conn);
       if (this.ctx.routing.loadBalance) await this.routing.load(req, conn);
       if (this.closed) return;
@@ -285,7 +285,7 @@ export class Session implements RelayPort {
     if (type === Frontend.Terminate) {
       this.framer.halted = true;
       this.flushToServer();
-      this.close('client terminated', undefined, true);
+      this.close('client terminated');
       return true;
     }
     const v = this.settings.values;
@@ -440,9 +440,9 @@ export class Session implements RelayPort {
   }
 
   /**
-   * Ends the session; `clean`: after the client's Terminate (see releaseBackends).
+   * Ends the session (its backend connections go back to the pool: see releaseBackends).
    */
-  close(reason: string, err?: Error, clean = false): void {
+  close(reason: string, err?: Error): void {
     if (this.state.kind === 'closed') return;
     this.state = { kind: 'closed' };
     this.framer.halted = true;
@@ -451,7 +451,7 @@ export class Session implements RelayPort {
     this.idle.stop();
     this.recoveryIdle.stop();
     if (this.secretKey !== 0) this.ctx.registry.forgetSecret(this.secretKey);
-    this.relay?.close(clean);
+    this.relay?.close();
     if (this.hasSlot) {
       this.hasSlot = false;
       this.ctx.registry.releaseSlot();

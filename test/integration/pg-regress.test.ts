@@ -8,10 +8,10 @@ import { createCluster, TestCluster } from '../helpers/cluster';
 import { SCRIPTS, startSluice, waitFor } from '../helpers/sluice';
 
 // PostgreSQL's own regression suite (pg_regress, the parallel schedule: 200-odd test files of
-// psql sessions that nobody on this team wrote), run once directly against the primary and once
-// through Sluice with reads balanced to two synchronous standbys (remote_apply) and
-// read_your_writes on. Every output must be identical, but for the one difference a pool of
-// reused server connections cannot avoid.
+// psql sessions that nobody on this team wrote), run once directly against the primary, then
+// through Sluice with reads balanced to two standbys: synchronous (remote_apply), in transaction
+// mode, and asynchronous with read_your_writes. Every output must be identical, but for the
+// differences named below, each with its cause.
 
 const run = promisify(execFile);
 let cluster: TestCluster;
@@ -90,13 +90,30 @@ const KNOWN: Record<string, { direct: string[]; through: string[] }> = {
 const VALUES_ONLY = new Set(['stats.out']);
 const valueLine = (l: string) => /^[\s|tf0-9]*$/.test(l);
 
+// Transaction mode only: what a server connection keeps that Sluice can neither see nor carry to
+// the next connection a session borrows. Whether these files differ depends on which connection
+// each statement borrowed (pg_regress runs eight sessions on four connections); when they do,
+// every error through Sluice that the direct run lacks is this one (the other lines, the direct
+// run's errors included, are what follows from it).
+// - sequence.sql and constraints.sql call currval() in a statement after the one that called
+//   nextval(): the value is the server connection's, and it was lent to another session in
+//   between (Sluice then resets it with DISCARD SEQUENCES: no session sees another's value).
+// - triggers.sql uses refint.so, whose C code caches each trigger's plans in the server
+//   process's memory, the cascading UPDATE's new key values included: a connection that ran the
+//   trigger for another session first answers with that session's plan.
+const TX_MAY_DIFFER: Record<string, RegExp> = {
+  'sequence.out': /^ERROR: {2}currval of sequence "sequence_test" is not yet defined in this session$/,
+  'constraints.out': /^ERROR: {2}currval of sequence "insert_seq" is not yet defined in this session$/,
+  'triggers.out': /^ERROR: {2}(tuple references non-existent key|"check_fkeys2_fkey_restrict": tuple is referenced in "fkeys")$/,
+};
+
 let direct: Map<string, string>;
 
 /** Runs the schedule through a new Sluice and compares every output with the direct run. */
-async function throughSluice(t: Test, name: string): Promise<void> {
+async function throughSluice(t: Test, name: string, transactionMode = false): Promise<void> {
   // Scope session sends the most reads to the standbys that still gives a suite of sessions its
   // own writes back (scope cluster only ever moves reads from a standby to the primary).
-  const sluice = await startSluice(cluster, { weights: [0, 1, 1], read_your_writes: true, read_your_writes_scope: 'session' });
+  const sluice = await startSluice(cluster, { weights: [0, 1, 1], read_your_writes: true, read_your_writes_scope: 'session', ...(transactionMode ? { pool_mode: 'transaction', default_pool_size: 4 } : {}) });
   let through: Map<string, string>;
   try {
     through = await pgRegress(name, sluice.port);
@@ -110,6 +127,12 @@ async function throughSluice(t: Test, name: string): Promise<void> {
     const s = through.get(file) ?? '';
     if (s === d) continue;
     const diff = { direct: minus(d, s), through: minus(s, d) };
+    const mayDiffer = transactionMode ? TX_MAY_DIFFER[file] : undefined;
+    if (mayDiffer) {
+      const errors = diff.through.filter((l) => l.startsWith('ERROR:'));
+      t.ok(errors.length > 0 && errors.every((l) => mayDiffer.test(l)), `${file}: only what a server connection keeps differs`, diff);
+      continue;
+    }
     if (VALUES_ONLY.has(file)) {
       t.ok([...diff.direct, ...diff.through].every(valueLine), `${file}: only counter values differ`, diff);
       continue;
@@ -126,6 +149,10 @@ t.test('directly against the primary', async (t) => {
 
 t.test('through Sluice, reads on two synchronous standbys (remote_apply): every output the same', async (t) => {
   await throughSluice(t, 'through-sync');
+});
+
+t.test('through Sluice in transaction mode (eight sessions on four connections), reads on the standbys: every output the same but what a connection keeps', async (t) => {
+  await throughSluice(t, 'through-tx', true);
 });
 
 t.test('through Sluice, reads on two asynchronous standbys, read_your_writes: every output the same', async (t) => {

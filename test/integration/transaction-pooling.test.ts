@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import t from 'tap';
 import type { Client } from 'pg';
-import { RawClient, serialize } from '../helpers/raw-client';
+import { fieldsOf, RawClient, serialize } from '../helpers/raw-client';
 import { clusterWithSluice, startSluice, waitFor } from '../helpers/sluice';
 import { parseExposition, sampleValue } from '../helpers/prometheus';
 
@@ -17,6 +17,17 @@ const env = clusterWithSluice(1, { weights: [1, 0], pool_mode: 'transaction', de
 
 /** The server connections Sluice holds to the primary for the test's (database, user). */
 const serverConnections = () => env.cluster.psql(0, "select count(*) from pg_stat_activity where backend_type = 'client backend' and usename = 'postgres' and application_name = '' and pid <> pg_backend_pid()");
+
+/** Runs a simple Query on a raw client: the first column of each row, up to its ReadyForQuery. */
+async function rawValues(c: RawClient, sql: string): Promise<string[]> {
+  const from = c.frames.length;
+  c.send(serialize.query(sql));
+  await c.until((f) => f.type === 'Z', 10_000, from);
+  const got = c.frames.slice(from);
+  const error = got.find((f) => f.type === 'E');
+  if (error) throw new Error(`${sql}: ${fieldsOf(error).get('M')}`);
+  return got.filter((f) => f.type === 'D').map((f) => f.body.subarray(6, 6 + f.body.readInt32BE(2)).toString());
+}
 
 async function clients(n: number): Promise<Client[]> {
   const out: Client[] = [];
@@ -93,6 +104,69 @@ t.test('a temporary table and a session advisory lock keep the session on its co
     t.ok(env.sluice.logs.some((l) => l.msg === 'session pinned to its server connection' && l.reason === pin), `${pin}: logged with its reason`);
     await held!.end();
     await other!.end();
+  }
+});
+
+t.test('sequence values (currval, lastval) stay with their session and never reach another', async (t) => {
+  await env.cluster.psql(0, 'create sequence if not exists tx_seq');
+  const [a, b, c] = await clients(3);
+  const pid = async (x: Client) => (await x.query('select pg_backend_pid() as p')).rows[0].p as number;
+  // c holds one of the two connections in a transaction; a's nextval takes the other.
+  await c!.query('begin');
+  const cPid = await pid(c!);
+  const v = (await a!.query("select nextval('tx_seq') as v")).rows[0].v as string;
+  const aPid = await pid(a!);
+  t.not(aPid, cPid, 'a runs on the other connection');
+  await c!.query('commit');
+  // Both connections idle now: b takes the one that carries nothing of a's.
+  t.equal(await pid(b!), cPid, 'another client borrows the connection a left nothing on');
+  t.same((await a!.query("select currval('tx_seq') as c, lastval() as l")).rows, [{ c: v, l: v }], "a's currval and lastval are its own, on the connection it left them on");
+  // Now b can only borrow the connection a's value is on: it must not see it.
+  await c!.query('begin');
+  await t.rejects(b!.query("select currval('tx_seq')"), { code: '55000', message: /currval of sequence "tx_seq" is not yet defined in this session/ }, "b never sees a's value");
+  t.equal(await pid(b!), aPid, "b ran on a's connection");
+  await c!.query('commit');
+  await Promise.all([a!.end(), b!.end(), c!.end()]);
+});
+
+t.test('a client that vanishes in a transaction, mid-result, mid-COPY or mid-batch leaves its connection rolled back, drained and pooled', async (t) => {
+  await env.cluster.psql(0, 'create table if not exists vanish (x int)');
+  const frame = (type: string) => (f: { type: string }) => f.type === type;
+  const cases: [string, (c: RawClient) => Promise<void>][] = [
+    ['in a transaction', async () => undefined],
+    ['mid-result', async (c) => {
+      const from = c.frames.length;
+      c.send(serialize.query('select g from generate_series(1, 10000000) g'));
+      await c.until(frame('D'), 10_000, from);
+    }],
+    ['mid-COPY from the client', async (c) => {
+      const from = c.frames.length;
+      c.send(serialize.query('copy vanish from stdin'), serialize.copyData(Buffer.from('2\n')));
+      await c.until(frame('G'), 10_000, from);
+    }],
+    ['mid-batch, its statement running, no Sync', async (c) => {
+      c.send(serialize.parse({ text: 'select pg_sleep(30)' }), serialize.bind(), serialize.execute(), serialize.flush());
+      await waitFor('the sleep running', async () => (await env.cluster.psql(0, "select count(*) from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'")) === '1');
+    }],
+  ];
+  for (const [what, leave] of cases) {
+    const c = await RawClient.startup(env.sluice.port);
+    const from = c.frames.length;
+    c.send(serialize.query('begin; insert into vanish values (1); select pg_backend_pid()'));
+    const row = await c.until(frame('D'), 10_000, from);
+    await c.until(frame('Z'), 10_000, from);
+    const pid = row.body.subarray(6).toString();
+    await leave(c);
+    c.close();
+    await waitFor(`${what}: its server connection idle again`, async () => (await env.cluster.psql(0, `select state from pg_stat_activity where pid = ${pid}`)) === 'idle');
+    // Both pooled connections at once (clients with the same startup parameters, so the same
+    // pool key): the vanished client's is one of them, and clean.
+    const both = await Promise.all([RawClient.startup(env.sluice.port), RawClient.startup(env.sluice.port)]);
+    await Promise.all(both.map((b) => rawValues(b, 'begin')));
+    const seen = await Promise.all(both.map((b) => rawValues(b, 'select pg_backend_pid(); select count(*) from vanish; show transaction_isolation')));
+    await Promise.all(both.map((b) => rawValues(b, 'commit').then(() => b.close())));
+    t.ok(seen.some(([p]) => String(p) === pid), `${what}: the connection went back to the pool (pids ${seen.map(([p]) => p).join(', ')}, vanished ${pid})`);
+    t.same(seen.map(([, n, iso]) => [n, iso]), [['0', 'read committed'], ['0', 'read committed']], `${what}: rolled back, and nothing of it reaches the next client`);
   }
 });
 

@@ -84,6 +84,7 @@ const cases: [string, StatementKind, string?][] = [
   ['execute p', 'execute'],
   ['deallocate p', 'session'],
   ['listen ch', 'write'],
+  ["load 'plpgsql'", 'session'],
   ['notify ch', 'write'],
   ['declare c cursor for select 1', 'write'],
   ['fetch 1 from c', 'write'],

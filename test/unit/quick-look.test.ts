@@ -1,6 +1,6 @@
 import t from 'tap';
 import { serialize } from 'pg-protocol';
-import { isPlainQuery } from '../../src/router/quick-look';
+import { isPlainQuery, mayUseSequences, queryMayUseSequences } from '../../src/router/quick-look';
 
 // The first look transaction mode takes at a Query: anything it clears must leave nothing on its
 // connection; anything it cannot clear goes to the classifier.
@@ -50,5 +50,28 @@ t.test('anything that may set, prepare, pin or span statements is left to the cl
     'selectx 1',
   ]) {
     t.notOk(plain(sql), sql || '(empty)');
+  }
+});
+
+t.test('statements that may leave sequence values (currval, lastval) on their connection', async (t) => {
+  const bytes = (sql: string) => {
+    const q = serialize.query(sql);
+    return queryMayUseSequences(Buffer.concat([Buffer.from('xx'), q]), 2, 2 + q.length);
+  };
+  for (const [sql, may] of [
+    ["select nextval('s')", true],
+    ["SELECT setval('s', 3)", true],
+    ['insert into t (x) values (1)', true],
+    ['with x as (insert into t default values returning id) select * from x', true],
+    ['execute p(1)', true],
+    ['call proc()', true],
+    ["select currval('s'), lastval()", false],
+    ['select abalance from pgbench_accounts where aid = 1', false],
+    ['  commit', false],
+    ['set work_mem = 1', false],
+    ['', true],
+  ] as const) {
+    t.equal(mayUseSequences(sql), may, `text: ${sql || '(empty)'}`);
+    t.equal(bytes(sql), may, `bytes: ${sql || '(empty)'}`);
   }
 });
