@@ -7,7 +7,7 @@ import { isSessionParameter, PGPOOL_ONLY, SettingError } from '../session/settin
 import { fixed6, timestamp } from './format';
 import type { AdminHost } from './host';
 import { configItems } from './pool-status';
-import { healthRow, nodeRows, poolRows } from './views';
+import { healthRow, nodeRows, poolRows, processStatus } from './views';
 
 const TEXT_OID = 25;
 
@@ -85,7 +85,7 @@ export class ShowCommands implements LocalCommands {
         return resultSet(
           ['pool_pid', 'start_time', 'client_connection_count', 'database', 'username', 'backend_connection_time', 'pool_counter', 'status'],
           h.sessions().map((s) => [
-            String(s.id), timestamp(s.startedAt), '1', s.database, s.user, timestamp(s.backends[0]?.connectedAt), '1', s.status,
+            String(s.id), timestamp(s.startedAt), '1', s.database, s.user, timestamp(s.backends[0]?.connectedAt), '1', processStatus(s),
           ]),
         );
       case 'pools':

@@ -100,6 +100,14 @@ export function healthRow(h: AdminHost, id: number): string[] {
 }
 
 /**
+ * pgpool's status of a session, and in transaction mode what keeps it on its server connection
+ * ("Idle (pinned: LISTEN)"): pcp_proc_info's fields are fixed, so the status says it.
+ */
+export function processStatus(s: SessionInfo): string {
+  return s.pinnedBy ? `${s.status} (pinned: ${s.pinnedBy})` : s.status;
+}
+
+/**
  * pcp_proc_info / SHOW POOL_POOLS: one row per session and configured node, pgpool 4.3's 17
  * values (pool_pid, process_start_time, client_connection_count, pool_id, backend_id, database,
  * username, backend_connection_time, client_connection_time, client_disconnection_time,
@@ -128,7 +136,7 @@ export function poolRows(h: AdminHost, sessions: readonly SessionInfo[]): string
         b ? '1' : '0',
         String(b?.processId ?? 0),
         b ? '1' : '0',
-        s.status,
+        processStatus(s),
       ]);
     }
   }

@@ -43,7 +43,7 @@ export function statusFacts(h: HttpHost): Record<string, unknown> {
         pool: pools[n.id] ?? { idle: 0, inUse: 0, opening: 0 },
       };
     }),
-    sessions: { total: sessions.length, byStatus, held: held.length, waiting: held.slice(0, 20).map((s) => ({ session: s.id, waitingFor: s.waitingFor })) },
+    sessions: { total: sessions.length, byStatus, held: held.length, pinned: sessions.filter((s) => s.pinnedBy !== null).length, waiting: held.slice(0, 20).map((s) => ({ session: s.id, waitingFor: s.waitingFor })) },
     events: h.recentEvents().map((e) => ({ time: e.time.toISOString(), kind: e.kind, node: e.node, message: e.message })),
   };
 }

@@ -28,7 +28,7 @@ export interface PoolSample {
 /** What scrape-time gauges and counters read (server.ts wires it to the live components). */
 export interface MetricsSource {
   nodes(): readonly NodeSample[];
-  sessions(): { active: number; idle: number; waiting: number };
+  sessions(): { active: number; idle: number; waiting: number; pinned: number };
   pools(): readonly PoolSample[];
   /** Errors the nodes sent to clients, by SQLSTATE class (the code's first two characters). */
   errorClasses(): ReadonlyMap<string, number>;
@@ -143,6 +143,14 @@ export class Metrics {
         this.set({ state: 'active' }, s.active);
         this.set({ state: 'idle' }, s.idle);
         this.set({ state: 'waiting' }, s.waiting);
+      },
+    });
+    new Gauge({
+      name: 'sluice_sessions_pinned',
+      help: 'Transaction mode: sessions kept on their server connection (a temporary table, a session advisory lock, LISTEN, ...; sluice_session_pins_total says why).',
+      registers,
+      collect() {
+        this.set(source.sessions().pinned);
       },
     });
     new Gauge({

@@ -130,6 +130,8 @@ function classifyTokens(t: Token[], sql: string): Statement {
       return statement('write', 'do', { functionsChanged: '*' });
     case 'listen':
       return statement('write', 'listen', { pinsConnection: 'LISTEN' });
+    case 'unlisten':
+      return statement('write', 'unlisten', t[1]?.text === '*' ? { releasesPin: 'LISTEN' } : {});
     case 'load':
       // A loaded library stays loaded (nothing unloads it) and may take over settings of its
       // prefix: every connection the session uses loads it too, in order with its SETs.

@@ -26,6 +26,9 @@ export type StatementKind =
  */
 export type ConnectionPin = 'LISTEN' | 'WITH HOLD cursor' | 'SET ROLE' | 'SET SESSION AUTHORIZATION' | 'advisory lock';
 
+/** Every reason a session keeps its connection: what a statement says, and what the session made (README "Pooling"). */
+export type PinReason = ConnectionPin | 'temporary table';
+
 /** What every statement carries, whatever its kind. */
 interface StatementBase {
   /** Why, in a few words (logs and tests); nothing decides on it. */
@@ -44,6 +47,8 @@ interface StatementBase {
   readonly pinSession?: boolean;
   /** What it leaves on its connection that no other connection can be given. */
   readonly pinsConnection?: ConnectionPin;
+  /** What it takes off its connection for certain (UNLISTEN *: every LISTEN). */
+  readonly releasesPin?: ConnectionPin;
 }
 
 export interface ReadStatement extends StatementBase {

@@ -29,8 +29,9 @@ export function metricsSource(h: HttpHost): MetricsSource {
       });
     },
     sessions: () => {
-      const out = { active: 0, idle: 0, waiting: 0 };
+      const out = { active: 0, idle: 0, waiting: 0, pinned: 0 };
       for (const s of h.sessions()) {
+        if (s.pinnedBy !== null) out.pinned++;
         if (s.status === 'Idle') out.idle++;
         else if (s.status === 'Wait for connection') out.waiting++;
         else out.active++;

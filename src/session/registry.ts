@@ -122,4 +122,6 @@ export interface SessionInfo {
   atBoundary: boolean;
   /** What the client's held message waits for (null: none is held). */
   waitingFor: string | null;
+  /** Transaction mode: what keeps the session on its server connection (null: nothing). */
+  pinnedBy: string | null;
 }

@@ -17,7 +17,7 @@ import { classify } from '../router/classify';
 import { isPlainQuery, mayUseSequences, queryMayUseSequences } from '../router/quick-look';
 import type { CompiledRouting } from '../router/options';
 import { bare, route } from '../router/route';
-import { ConnectionPin, sessionViewOf, Statement, statement, WriteStatement } from '../router/statement';
+import { PinReason, sessionViewOf, Statement, statement, WriteStatement } from '../router/statement';
 import { assertNever } from '../util/assert-never';
 import { cancelOnNode } from '../backend/cancel';
 import { acquireOn, connectPrimary, errorFrame, isShutdown, KeptFatal, queryOnNode, releaseBackends } from './connections';
@@ -141,8 +141,11 @@ export class Relay implements LinkOwner {
    * are borrowed again (brought up to the session's state) when the next one starts.
    */
   private readonly lending: boolean;
-  /** What made this session keep its connections for good in transaction mode (null: nothing). */
-  private pin: ConnectionPin | 'temporary table' | null = null;
+  /**
+   * What makes this session keep its connections in transaction mode, in the order it happened
+   * (empty: nothing). A reason goes when its state is gone for certain (DISCARD ALL, ...).
+   */
+  private readonly pins = new Set<PinReason>();
   /** Cancel requests for this session still on their way: its connections are not lent meanwhile. */
   private cancelling = 0;
   /** Since the primary's connection was borrowed, a statement may have called nextval or setval. */
@@ -234,7 +237,7 @@ export class Relay implements LinkOwner {
    * the pool (each remembers whose state it carries), unless something pinned the session.
    */
   private lendIdle(): void {
-    if (!this.lending || this.pin !== null || this.cancelling > 0 || this.port.closed) return;
+    if (!this.lending || this.pins.size > 0 || this.cancelling > 0 || this.port.closed) return;
     if (this.state.txStatus !== 'idle' || !this.ext.batch.empty || this.ext.batchNode !== null || this.waiting.kind !== 'free') return;
     let lent = false;
     for (const l of this.links.values()) {
@@ -334,11 +337,28 @@ export class Relay implements LinkOwner {
   }
 
   /** Transaction mode: something the session did stays on its connection; it keeps it from now on. */
-  private pinned(why: ConnectionPin | 'temporary table'): void {
-    if (!this.lending || this.pin !== null) return;
-    this.pin = why;
+  private pinned(why: PinReason): void {
+    if (!this.lending || this.pins.has(why)) return;
+    this.pins.add(why);
     this.ctx.sessionPinned(why);
     this.s.log.info({ reason: why }, 'session pinned to its server connection');
+  }
+
+  /** What made the session keep its connection is gone for certain after this statement succeeded. */
+  private unpinAfter(s: Statement): void {
+    if (this.pins.size === 0) return;
+    const before = [...this.pins];
+    if (s.kind === 'session' && s.discards === 'all') this.pins.clear();
+    else if (s.kind === 'session' && s.discards === 'temp') this.pins.delete('temporary table');
+    else if (s.releasesPin) this.pins.delete(s.releasesPin);
+    else if (s.functions.some((f) => bare(f) === 'pg_advisory_unlock_all')) this.pins.delete('advisory lock');
+    if (this.pins.size < before.length) this.s.log.info({ released: before.filter((p) => !this.pins.has(p)), still: [...this.pins] }, this.pins.size === 0 ? 'session no longer pinned to its server connection' : 'session pin released');
+  }
+
+  /** The first thing that pins the session to its connection (transaction mode), if any. */
+  get pinnedBy(): PinReason | null {
+    for (const p of this.pins) return p;
+    return null;
   }
 
   /**
@@ -817,6 +837,7 @@ export class Relay implements LinkOwner {
       const inTx = link.conn.txStatus !== 'idle';
       if (functionsChanged && !u.errored) this.lookups.changed(functionsChanged, inTx);
       if (this.memory.settled(s, seqs, sentAt, !u.errored, inTx)) this.state.pinnedTransaction = true;
+      if (!u.errored) this.unpinAfter(s);
       this.primaryReady(s, u);
     };
     link.open(unit);

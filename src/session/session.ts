@@ -406,6 +406,7 @@ export class Session implements RelayPort {
       backends: links.map((l) => ({ node: l.nodeId, processId: l.conn.processId, connectedAt: new Date(l.conn.createdAt) })),
       atBoundary: !r || r.atBoundary,
       waitingFor: held && describeHold(held.reason),
+      pinnedBy: r?.pinnedBy ?? null,
     };
   }
 

@@ -80,7 +80,7 @@ t.test('a rolled-back SET, RESET ALL and DISCARD ALL behave as on one server, an
   await b!.end();
 });
 
-t.test('a temporary table and a session advisory lock keep the session on its connection', async (t) => {
+t.test('a temporary table and a session advisory lock keep the session on its connection, shown by the admin views, until DISCARD ALL or pg_advisory_unlock_all', async (t) => {
   // One pinned client at a time: a pool of two, and the other clients need the second one.
   for (const pin of ['temporary table', 'advisory lock'] as const) {
     const [held, other] = await clients(2);
@@ -102,6 +102,18 @@ t.test('a temporary table and a session advisory lock keep the session on its co
     const metrics = parseExposition((await env.sluice.server.metrics.scrape()).body);
     t.equal(sampleValue(metrics, 'sluice_session_pins_total', { reason: pin }), 1, `${pin}: counted`);
     t.ok(env.sluice.logs.some((l) => l.msg === 'session pinned to its server connection' && l.reason === pin), `${pin}: logged with its reason`);
+    const statuses = async (show: string, column: string) => (await other!.query(show)).rows.map((r) => r[column] as string);
+    t.ok((await statuses('show pool_processes', 'status')).includes(`Idle (pinned: ${pin})`), `${pin}: SHOW POOL_PROCESSES says why the session keeps its connection`);
+    t.ok((await statuses('show pool_pools', 'status')).includes(`Idle (pinned: ${pin})`), `${pin}: and SHOW POOL_POOLS (pcp_proc_info's rows)`);
+    // What pinned it is gone for certain: the connection is lent again (two clients in
+    // transactions at once get both connections, the held one's among them).
+    await held!.query(pin === 'temporary table' ? 'discard all' : 'select pg_advisory_unlock_all()');
+    t.notOk((await statuses('show pool_processes', 'status')).some((st) => st.includes('pinned')), `${pin}: the pin is lifted`);
+    const pair = await clients(2);
+    await Promise.all(pair.map((c) => c.query('begin')));
+    const pids = await Promise.all(pair.map(async (c) => (await c.query('select pg_backend_pid() as p')).rows[0].p as number));
+    await Promise.all(pair.map((c) => c.query('commit').then(() => c.end())));
+    t.ok(pids.includes(pid), `${pin}: its connection serves other clients again (${pids.join(', ')}; it was ${pid})`);
     await held!.end();
     await other!.end();
   }

@@ -85,6 +85,7 @@ const cases: [string, StatementKind, string?][] = [
   ['deallocate p', 'session'],
   ['listen ch', 'write'],
   ["load 'plpgsql'", 'session'],
+  ['unlisten *', 'write'],
   ['notify ch', 'write'],
   ['declare c cursor for select 1', 'write'],
   ['fetch 1 from c', 'write'],

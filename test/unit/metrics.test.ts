@@ -19,7 +19,7 @@ t.test('scrape-time gauges and counters follow the source; the text parses', asy
   let nodes = [node(0, { statements: { select: 3, insert: 2 } }), node(1, { delayBytes: 4096, delaySeconds: 0.25 })];
   const source: MetricsSource = {
     nodes: () => nodes,
-    sessions: () => ({ active: 2, idle: 5, waiting: 1 }),
+    sessions: () => ({ active: 2, idle: 5, waiting: 1, pinned: 3 }),
     pools: () => [{ node: 0, idle: 3, inUse: 2, opening: 1, opened: 7, waiting: 4 }],
     errorClasses: () => new Map([['42', 4]]),
   };
@@ -37,6 +37,7 @@ t.test('scrape-time gauges and counters follow the source; the text parses', asy
   t.equal(sampleValue(s, 'sluice_node_replication_delay_seconds', { node: '0' }), undefined, 'unknown delay: no series');
   t.equal(sampleValue(s, 'sluice_statements_total', { node: '0', class: 'select' }), 3);
   t.equal(sampleValue(s, 'sluice_sessions', { state: 'waiting' }), 1);
+  t.equal(sampleValue(s, 'sluice_sessions_pinned', {}), 3);
   t.equal(sampleValue(s, 'sluice_pool_connections', { node: '0', state: 'in_use' }), 2);
   t.equal(sampleValue(s, 'sluice_backend_connections_opened_total', { node: '0' }), 7);
   t.equal(sampleValue(s, 'sluice_pool_waiting_clients', { node: '0' }), 4);
