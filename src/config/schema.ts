@@ -29,6 +29,12 @@ export const topLevel = {
   max_client_conn: int(10000, 1, 1000000, { reload: 'restart' }),
   /** PgBouncer's: seconds a client waits for a server connection before it is given an error; 0 = forever. */
   query_wait_timeout: int(120, 0, INT_MAX),
+  /**
+   * PgBouncer's: in transaction mode, the most protocol-level prepared statements Sluice keeps
+   * on one server connection (the least recently used is closed past it; a client's statement
+   * is parsed again where it runs next); 0 = no limit.
+   */
+  max_prepared_statements: int(200, 0, INT_MAX),
   connection_life_time: int(0, 0, INT_MAX),
   client_idle_limit: int(0, 0, INT_MAX),
   authentication_timeout: int(60, 0, INT_MAX),

@@ -210,19 +210,46 @@ export class NodeLink {
    * a statement of that name (`live`): then the server's "already exists" is the client's answer,
    * as on one server.
    */
-  prepare(statements: readonly PreparedStatement[], uses: { has(name: string): boolean }, live: { has(name: string): boolean } = NONE): void {
+  prepare(statements: readonly PreparedStatement[], uses: { has(name: string): boolean }, live: { has(name: string): boolean } = NONE, limit = 0): void {
     const own: Buffer[] = [];
+    const prepared = this.prepared;
     for (const ps of statements) {
-      const here = this.prepared.get(ps.name);
+      const here = prepared.get(ps.name);
       const parsedByBatch = !uses.has(ps.name);
-      if (here === ps || (here !== undefined && !parsedByBatch && here.parse.equals(ps.parse))) continue;
+      if (here === ps || (here !== undefined && !parsedByBatch && here.parse.equals(ps.parse))) {
+        if (limit > 0) {
+          // Used now: the most recently used (the map's order is the eviction order).
+          prepared.delete(ps.name);
+          prepared.set(ps.name, here);
+        }
+        continue;
+      }
       // A name this node still holds from an older statement goes first; the unnamed
       // statement is simply replaced by the next Parse.
       if (here !== undefined && ps.name !== '' && !(parsedByBatch && live.has(ps.name))) own.push(closeStatement(ps.name));
       if (uses.has(ps.name)) own.push(ps.parse);
-      this.prepared.set(ps.name, ps);
+      prepared.delete(ps.name);
+      prepared.set(ps.name, ps);
     }
+    if (limit > 0 && prepared.size > limit) this.evictPrepared(own, statements, limit);
     if (own.length > 0) this.runSwallowedMessages(own);
+  }
+
+  /**
+   * max_prepared_statements: the least recently used named statements this connection holds,
+   * past the limit, are closed (ahead of the batch, in Sluice's own unit); never one the batch
+   * parses or uses. A session that uses one again has it parsed again where it runs.
+   */
+  private evictPrepared(own: Buffer[], statements: readonly PreparedStatement[], limit: number): void {
+    const prepared = this.prepared;
+    let excess = prepared.size - limit;
+    for (const name of prepared.keys()) {
+      if (excess <= 0) break;
+      if (name === '' || statements.some((ps) => ps.name === name)) continue;
+      own.unshift(closeStatement(name));
+      prepared.delete(name);
+      excess--;
+    }
   }
 
   /**

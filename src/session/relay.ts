@@ -584,7 +584,7 @@ export class Relay implements LinkOwner {
       // Statements the batch uses but this node lacks are prepared first, in a unit of their own
       // that is queued (and answered) before the client's.
       const b = this.ext.batch;
-      link.prepare(b.statements, b.uses, b.reparsed);
+      link.prepare(b.statements, b.uses, b.reparsed, this.lending ? this.ctx.config.max_prepared_statements : 0);
       if (sessionViewOf(s) === 'statements' || b.statements.some((x) => sessionViewOf(x.stmt) === 'statements')) link.prepareAllNamed(this.ext);
       const unit = this.openUnit(link, s, sql);
       if (this.lending && link.isPrimary && frame.type === Frontend.Sync && b.held.length > 0) this.noteParses(unit);

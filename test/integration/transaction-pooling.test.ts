@@ -232,6 +232,32 @@ t.test('ParameterStatus as a direct connection sends it: once for a SET, none fo
   t.same(through, direct, `ParameterStatus messages: ${JSON.stringify(through)} through Sluice, ${JSON.stringify(direct)} direct`);
 });
 
+t.test('max_prepared_statements: a server connection keeps at most that many; a statement closed there is parsed again where it runs', async (t) => {
+  const sluice = await startSluice(env.cluster, { weights: [1, 0], pool_mode: 'transaction', default_pool_size: 1, max_prepared_statements: 3 });
+  t.teardown(() => sluice.stop());
+  const [a, b] = [await sluice.client(), await sluice.client()];
+  // Six statements each, on one server connection that keeps three: every round evicts.
+  for (let round = 0; round < 3; round++) {
+    const got = await Promise.all(
+      [a, b].map(async (c, who) => {
+        const out: number[] = [];
+        for (let i = 0; i < 6; i++) out.push((await c.query({ name: `s${i}`, text: `select $1::int + ${i} + ${who * 100} as v`, values: [round] })).rows[0].v as number);
+        return out;
+      }),
+    );
+    t.same(got, [0, 1].map((who) => [0, 1, 2, 3, 4, 5].map((i) => round + i + who * 100)), `round ${round}: every statement answers as its own client prepared it`);
+  }
+  // A session with no statements of its own reads the connection's (Sluice adds none to the view).
+  const c = await sluice.client();
+  const held = Number((await c.query('select count(*) as n from pg_prepared_statements')).rows[0].n);
+  t.ok(held <= 3, `the server connection holds ${held} prepared statements`);
+  await Promise.all([a.end(), b.end(), c.end()]);
+  const conn = ['-h', '127.0.0.1', '-p', String(sluice.port), '-U', 'postgres', 'postgres'];
+  await run('pgbench', ['-i', '-q', '-h', '127.0.0.1', '-p', String(env.cluster.port(0)), '-U', 'postgres', 'postgres']);
+  const { stdout } = await run('pgbench', ['-n', '-c', '8', '-j', '2', '-t', '20', '-M', 'prepared', ...conn], { maxBuffer: 1 << 24 });
+  t.equal(Number(/number of failed transactions: (\d+)/.exec(stdout)?.[1]), 0, 'pgbench TPC-B -M prepared (seven statements) on a connection that keeps three: none failed');
+});
+
 t.test('pgbench with 100 clients on 10 server connections: zero failed transactions', async (t) => {
   const sluice = await startSluice(env.cluster, { weights: [1, 0], pool_mode: 'transaction', default_pool_size: 10 });
   t.teardown(() => sluice.stop());
