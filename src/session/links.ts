@@ -293,8 +293,9 @@ export class NodeLink {
       // parameter changes and a shutdown's FATAL from it still reach the client; standbys'
       // are theirs alone (a standby that goes away is just not used again). A parameter change
       // in Sluice's own exchange is Sluice's (a replayed SET on a borrowed or new connection
-      // reports what the client already knows; a direct connection would say nothing).
-      let pass = this.isPrimary && (type === Backend.NotificationResponse || type === Backend.NoticeResponse || (type === Backend.ParameterStatus && u === undefined));
+      // reports what the client already knows; a direct connection would say nothing), and so
+      // is a notice there (a replayed LOAD warns again of what the client was warned of once).
+      let pass = this.isPrimary && (type === Backend.NotificationResponse || ((type === Backend.ParameterStatus || type === Backend.NoticeResponse) && u === undefined));
       if (type === Backend.ErrorResponse) {
         if (u) u.errored = true;
         const fatal = this.isPrimary && isFatal(buf, start, end);
