@@ -25,8 +25,9 @@ WORKLOADS=${WORKLOADS:-}
 # idle clients measure sluice-tx's memory (they hold no server connection).
 TX_POOL_SIZE=${TX_POOL_SIZE:-20}
 TX_IDLE_CLIENTS=${TX_IDLE_CLIENTS:-10000}
-# A/B against another build: BASELINE_DIST=/path/to/its/dist adds the targets base-sluice and
-# base-sluice-lb, run by that build in the same rounds (build it from a worktree of the commit).
+# A/B against another build: BASELINE_DIST=/path/to/its/dist adds the targets base-sluice,
+# base-sluice-lb and base-sluice-tx, run by that build in the same rounds (build it from a
+# worktree of the commit).
 BASELINE_DIST=${BASELINE_DIST:-}
 
 work=$(mktemp -d /tmp/sluice-bench.XXXXXX)
@@ -90,6 +91,7 @@ start_sluice sluice-tx "$(printf 'pool_mode = "transaction"\ndefault_pool_size =
 if [ -n "$BASELINE_DIST" ]; then
   start_sluice base-sluice "$(node_toml "$base" 1)" "$BASELINE_DIST"
   start_sluice base-sluice-lb "$(node_toml "$base" 1; node_toml $((base + 1)) 1)" "$BASELINE_DIST"
+  start_sluice base-sluice-tx "$(printf 'pool_mode = "transaction"\ndefault_pool_size = %s\nmax_client_conn = %s\n' "$TX_POOL_SIZE" $((TX_IDLE_CLIENTS + 300)); node_toml "$base" 1)" "$BASELINE_DIST"
 fi
 
 port[sluice]=$(free_port)
@@ -202,7 +204,7 @@ cpu_ticks() { # main-pid
 server_conns() { psql -h 127.0.0.1 -p "$base" -U postgres -Atc "select count(*) - 1 from pg_stat_activity where backend_type = 'client backend' and datname = 'postgres'" postgres 2>/dev/null || echo 0; }
 
 targets=()
-for t in direct sluice base-sluice sluice-route sluice-lb base-sluice-lb sluice-tx node-floor pgbouncer pgbouncer-tx pgpool; do
+for t in direct sluice base-sluice sluice-route sluice-lb base-sluice-lb sluice-tx base-sluice-tx node-floor pgbouncer pgbouncer-tx pgpool; do
   [ -n "${port[$t]:-}" ] || continue
   [ -z "$TARGETS" ] || [[ " $TARGETS " == *" $t "* ]] || continue
   targets+=("$t")
@@ -221,7 +223,7 @@ for round in $(seq 1 "$ROUNDS"); do
     name=${w%%|*}; flags=${w#*|}
     for target in "${targets[@]}"; do
       # The transaction-mode workloads: many clients, for the poolers that lend connections.
-      [[ $name != tx-* || $target =~ ^(direct|sluice-tx|pgbouncer-tx)$ ]] || continue
+      [[ $name != tx-* || $target =~ ^(direct|sluice-tx|base-sluice-tx|pgbouncer-tx)$ ]] || continue
       conns_before=$(server_conns)
       before=$([ -n "${proc[$target]:-}" ] && cpu_ticks "${proc[$target]}" || echo 0)
       # shellcheck disable=SC2086
