@@ -58,6 +58,7 @@ function classifyText(sql: string, lexed: Lexed): Statement {
     pinsConnection: parts.find((p) => p.pinsConnection)?.pinsConnection,
     replay: replay.length > 0 ? replay : undefined,
     createsTemp: parts.map((p) => (p.kind === 'write' ? p.createsTemp : undefined)).find((n) => n !== undefined),
+    tempParents: parts.flatMap((p) => (p.kind === 'write' ? (p.tempParents ?? []) : [])),
     functionsChanged: functionsChangedBy(parts),
   });
 }

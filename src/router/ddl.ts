@@ -67,7 +67,16 @@ export function classifyCreate(t: Token[]): Statement {
     const sequences = sequence && name ? [name] : name ? columnSequences(t, name) : [];
     return statement('write', 'create', sequences.length > 0 ? { createsSequences: sequences } : {});
   }
-  return statement('write', temp ? 'create temp table' : 'create unlogged table', temp ? { createsTemp: name } : { createsUnlogged: name });
+  return statement('write', temp ? 'create temp table' : 'create unlogged table', temp ? { createsTemp: name, tempParents: inherited(t, i + 1) } : { createsUnlogged: name });
+}
+
+/** CREATE TEMP TABLE ... INHERITS (a, s.b): the parents' names (a read of a parent reads the child's rows too). */
+function inherited(t: Token[], from: number): string[] | undefined {
+  const k = t.findIndex((x, j) => j >= from && x.depth === 0 && word(x, 'inherits'));
+  if (k < 0 || t[k + 1]?.text !== '(') return undefined;
+  const out: string[] = [];
+  for (let j = k + 2; j < t.length && t[j]!.depth > 0; j++) if (t[j]!.kind === 'word' || t[j]!.kind === 'ident') out.push(t[j]!.text);
+  return out;
 }
 
 const SERIAL_TYPES = new Set(['serial', 'serial4', 'bigserial', 'serial8', 'smallserial', 'serial2']);

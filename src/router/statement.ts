@@ -67,6 +67,11 @@ export interface WriteStatement extends StatementBase {
   /** CREATE TEMP TABLE / SELECT INTO TEMP: the new temporary table. */
   readonly createsTemp?: string;
   /**
+   * CREATE TEMP TABLE ... INHERITS: the (permanent) parents, whose reads now include the
+   * temporary child's rows, which only the session's own connection has.
+   */
+  readonly tempParents?: readonly string[];
+  /**
    * A relation that is temporary when one of `from` is: ALTER TABLE t RENAME TO name, and a view
    * over a temporary relation (PostgreSQL makes that view temporary too).
    */

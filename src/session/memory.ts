@@ -56,6 +56,7 @@ export class RouteState implements SessionView {
     if (s.pinSession) this.pinnedSession = true;
     if (s.kind === 'write') {
       if (s.createsTemp) this.tempTables.add(s.createsTemp);
+      for (const parent of s.tempParents ?? []) this.tempTables.add(bare(parent));
       if (s.tempIf?.from.some((r) => this.tempTables.has(bare(r)))) this.tempTables.add(s.tempIf.name);
       if (s.definesFunctions && this.tempTables.size > 0 && mentionsAny(sql, this.tempTables)) for (const f of s.definesFunctions) this.tempFunctions.add(f);
     }

@@ -144,6 +144,9 @@ const table: [string, string][] = [
   ['update t set a = a where a = 1', 'P'],
   ['delete from t where a = 100', 'P'],
   ['select * from t', 'S'],
+  // A temporary child's rows are part of every read of its permanent parent: only here.
+  ['create temp table t_child () inherits (t)', 'P'],
+  ['select * from t', 'P'],
 ];
 
 t.test('routing table: simple protocol, one session', async (t) => {

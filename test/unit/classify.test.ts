@@ -191,6 +191,9 @@ t.test('details that drive routing', async (t) => {
   t.equal(classify('create temp table tt (a int)').createsTemp, 'tt');
   t.equal(classify('create temporary table if not exists tt2 as select 1').createsTemp, 'tt2');
   t.equal(classify('select 1 into temporary table tt3').createsTemp, 'tt3');
+  t.same(classify('create temp table c () inherits (p, s.q) on commit drop').tempParents, ['p', 's', 'q'], 'the parents of a temporary child');
+  t.same(classify('create table x (a int); create temp table c () inherits (p)').tempParents, ['p'], 'in a multi-statement query');
+  t.equal(classify('create temp table c (a int)').tempParents, undefined);
   t.equal(classify('create unlogged table u (a int)').createsUnlogged, 'u');
   t.same(classify('insert into public.t values (1)').writeTables, ['t']);
   t.same(classify('update only t set a = 1').writeTables, ['t']);
