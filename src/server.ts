@@ -34,6 +34,7 @@ import type { ReplicationMonitor } from './cluster/replication';
 import type { Config } from './config/load';
 import type { Logger } from './log/logger';
 import { PoolSet } from './pool/pool-set';
+import { lendsAnywhere, poolModeOf } from './pool/pool-key';
 import { CompiledRouting, routingOptions } from './router/options';
 import { loadParser } from './router/parse-tree';
 import { Errors } from './protocol/errors';
@@ -121,7 +122,9 @@ export class Server implements AdminHost, HttpHost {
     this.commands = new AdminCommands(this);
     this.pcp = new PcpServer(this, this.commands, log.child({ component: 'pcp' }));
     this.pool = new PoolSet(this.poolOptions(config), log.child({ component: 'pool' }));
-    this.registry = new SessionRegistry(config.pool_mode === 'transaction' ? config.max_client_conn : config.num_init_children, config.reserved_connections);
+    // Clients in transaction mode hold no server connection between transactions: max_client_conn
+    // bounds them (with any [[pool]] in transaction mode, every client counts against it).
+    this.registry = new SessionRegistry(lendsAnywhere(config) ? config.max_client_conn : config.num_init_children, config.reserved_connections);
     this.routing = routingOptions(config);
     this.catalogs = new CatalogCache(config.relcache_expire * 1000, log.child({ component: 'catalog' }), this.clock);
     this.selectCount = config.backend.map(() => 0);
@@ -222,7 +225,7 @@ export class Server implements AdminHost, HttpHost {
       resetQueries: c.reset_query_list.split(';').map((q) => q.trim()).filter(Boolean),
       resetTimeoutMs: 10_000,
       waited: (seconds: number) => this.metrics.clientWait.observe(0, seconds),
-      groupLimit: c.pool_mode === 'transaction' ? c.default_pool_size : 0,
+      groupLimit: c.default_pool_size,
       waitTimeoutMs: c.query_wait_timeout * 1000,
       waitedTooLong: () => Errors.queryWaitTimeout(c.query_wait_timeout),
     };
@@ -341,6 +344,7 @@ export class Server implements AdminHost, HttpHost {
         return server.cluster.topology.nodes.length > 1;
       },
       openBackend: this.openBackend,
+      lends: (params) => poolModeOf(server.config_, params.get('database') ?? '', params.get('user') ?? '') === 'transaction',
       gate: this.gate,
       admission: this.admission,
       backendStats: this.backendStats,

@@ -35,6 +35,11 @@ export function diffConfig(old: Config, next: Config): ConfigDiff {
   for (const name of ['pcp_user', 'user', 'hba'] as const) {
     if (JSON.stringify(old[name]) !== JSON.stringify(next[name])) d.changed.push(name);
   }
+  if (JSON.stringify(old.pool) !== JSON.stringify(next.pool)) {
+    // A session's pool mode is decided when it starts, as the global pool_mode's is.
+    d.changed.push('pool');
+    d.restartOnly.push('pool');
+  }
   if (old.configDir !== next.configDir) d.restartOnly.push('the config file');
   return d;
 }

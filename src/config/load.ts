@@ -14,6 +14,7 @@ export type Config = Infer<typeof topLevel> & {
   readonly pcp_user: readonly Infer<typeof sections.pcp_user>[];
   readonly user: readonly Infer<typeof sections.user>[];
   readonly hba: readonly Infer<typeof sections.hba>[];
+  readonly pool: readonly Infer<typeof sections.pool>[];
   /** Where the file was (relative script paths resolve from here); '' for an inline config. */
   readonly configDir: string;
   /** Keys the file set whose feature is not built yet: said once at start-up. */
@@ -158,6 +159,7 @@ export function buildConfig(raw: Record<string, unknown>, configDir: string): Co
     pcp_user: section('pcp_user', raw.pcp_user, pending),
     user: section('user', raw.user, pending),
     hba: section('hba', raw.hba, pending),
+    pool: section('pool', raw.pool, pending),
     configDir,
     pendingKeys: Object.freeze([...new Set(pending)]),
   };

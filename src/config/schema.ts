@@ -173,6 +173,16 @@ export const userKeys = {
   password: str('', { required: true }),
 } satisfies SpecTable;
 
+/**
+ * [[pool]]: pool_mode for some databases and users (PgBouncer sets it per database and per user);
+ * the first entry that matches a client's (database, user) decides, else the global pool_mode.
+ */
+export const poolKeys = {
+  database: str('all'),
+  user: str('all'),
+  pool_mode: oneOf(['session', 'transaction'] as const, 'session', { required: true }),
+} satisfies SpecTable;
+
 export const hbaKeys = {
   type: oneOf(['local', 'host', 'hostssl', 'hostnossl'] as const, 'host'),
   database: str('all'),
@@ -188,6 +198,7 @@ export const sections = {
   pcp_user: pcpUserKeys,
   user: userKeys,
   hba: hbaKeys,
+  pool: poolKeys,
 } as const;
 
 export const BACKEND_FLAGS = ['ALLOW_TO_FAILOVER', 'DISALLOW_TO_FAILOVER', 'ALWAYS_PRIMARY'] as const;

@@ -1,3 +1,5 @@
+import type { Config } from '../config/load';
+
 /**
  * Backend connections are pooled per (node, database, user) and, within that, per the client's
  * other startup parameters. A reused connection therefore started with exactly the client's
@@ -7,4 +9,20 @@
 export function poolKey(nodeId: number, params: ReadonlyMap<string, string>): string {
   const rest = [...params].filter(([k]) => k !== 'user' && k !== 'database').sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return `${nodeId}\u0000${params.get('database') ?? ''}\u0000${params.get('user') ?? ''}\u0000${rest.map(([k, v]) => `${k}=${v}`).join('\u0000')}`;
+}
+
+/**
+ * The pool mode of a client's (database, user): the first [[pool]] entry that matches (either
+ * may be "all"), else the global pool_mode.
+ */
+export function poolModeOf(config: Pick<Config, 'pool' | 'pool_mode'>, database: string, user: string): Config['pool_mode'] {
+  for (const p of config.pool) {
+    if ((p.database === 'all' || p.database === database) && (p.user === 'all' || p.user === user)) return p.pool_mode;
+  }
+  return config.pool_mode;
+}
+
+/** Whether any client can be in transaction mode. */
+export function lendsAnywhere(config: Pick<Config, 'pool' | 'pool_mode'>): boolean {
+  return config.pool_mode === 'transaction' || config.pool.some((p) => p.pool_mode === 'transaction');
 }

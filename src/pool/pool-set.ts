@@ -18,7 +18,8 @@ export interface PoolOptions {
   waited?: (seconds: number) => void;
   /**
    * Transaction mode (default_pool_size): the most connections per (node, database, user),
-   * open or opening; past it a checkout waits in line for one given back. 0: no such limit.
+   * open or opening, for a checkout that asks for the limit; past it a checkout waits in line
+   * for one given back.
    */
   groupLimit: number;
   /** How long a checkout may wait in that line (query_wait_timeout, ms); 0 = forever. */
@@ -154,14 +155,14 @@ export class PoolSet {
    * A pooled connection for the key, or a new one from `open`. With a group limit (transaction
    * mode), a checkout past it waits in line for a connection given back or closed.
    */
-  async acquire(nodeId: number, key: string, open: () => Promise<BackendConnection>): Promise<{ conn: BackendConnection; reused: boolean }> {
+  async acquire(nodeId: number, key: string, open: () => Promise<BackendConnection>, limited = false): Promise<{ conn: BackendConnection; reused: boolean }> {
     const started = performance.now();
     const idle = this.takeIdle(key);
     if (idle) {
       this.opts.waited?.((performance.now() - started) / 1000);
       return { conn: idle, reused: true };
     }
-    const r = this.opts.groupLimit > 0 ? await this.withinGroup(nodeId, key, open) : await this.openNew(nodeId, open, null);
+    const r = limited ? await this.withinGroup(nodeId, key, open) : await this.openNew(nodeId, open, null);
     this.opts.waited?.((performance.now() - started) / 1000);
     return r;
   }
@@ -349,7 +350,8 @@ export class PoolSet {
   }
 
   private putIdle(conn: BackendConnection): void {
-    const g = this.opts.groupLimit > 0 ? this.groupByKey.get(conn.poolKey) : undefined;
+    // Only a limited checkout makes a group (transaction mode's pools).
+    const g = this.groupByKey.get(conn.poolKey);
     if (g && g.waiters.length > 0) {
       // Someone waits in this group: a connection with their parameters, or room to open one.
       if (g.waiters[0]!.key !== conn.poolKey) return this.discard(conn);

@@ -25,12 +25,14 @@ export interface PrimaryHost {
   /** Whether a node that could not be reached is down (checked at once, failed over if so). */
   confirmDown(node: number, shutdown: boolean): Promise<boolean>;
   openBackend(node: NodeAddress, params: ReadonlyMap<string, string>, key: string): Promise<BackendConnection>;
+  /** Whether clients of these startup parameters are in transaction mode (their pool is limited). */
+  lends(params: ReadonlyMap<string, string>): boolean;
 }
 
 /** A backend connection to a node for a session's startup parameters: pooled, or new. */
 export function acquireOn(h: PrimaryHost, node: NodeAddress, params: ReadonlyMap<string, string>): Promise<{ conn: BackendConnection; reused: boolean }> {
   const key = poolKey(node.id, params);
-  return h.pool.acquire(node.id, key, () => h.openBackend(node, params, key));
+  return h.pool.acquire(node.id, key, () => h.openBackend(node, params, key), h.lends(params));
 }
 
 /**

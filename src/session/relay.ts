@@ -159,7 +159,7 @@ export class Relay implements LinkOwner {
     private readonly s: RelaySession,
     private readonly port: RelayPort,
   ) {
-    this.lending = ctx.config.pool_mode === 'transaction';
+    this.lending = ctx.lends(s.req.params);
     this.memory = new SessionState(this.keepsState);
     this.primary = this.link(primaryConn, true);
     this.avoid = new AvoidList(ctx.clock);

@@ -258,6 +258,23 @@ t.test('max_prepared_statements: a server connection keeps at most that many; a 
   t.equal(Number(/number of failed transactions: (\d+)/.exec(stdout)?.[1]), 0, 'pgbench TPC-B -M prepared (seven statements) on a connection that keeps three: none failed');
 });
 
+t.test('[[pool]]: transaction mode for one user, session mode (the global pool_mode) for another', async (t) => {
+  await env.cluster.psql(0, "do $$ begin if not exists (select from pg_roles where rolname = 'tx_user') then create role tx_user login; end if; end $$");
+  const sluice = await startSluice(env.cluster, { weights: [1, 0], pool_mode: 'session', default_pool_size: 1, pool: [{ user: 'tx_user', pool_mode: 'transaction' }] });
+  t.teardown(() => sluice.stop());
+  const pid = async (c: Client) => (await c.query('select pg_backend_pid() as p')).rows[0].p as number;
+  const lending = await Promise.all([1, 2, 3].map(() => sluice.client({ user: 'tx_user' })));
+  const lent = new Set<number>();
+  for (const c of lending) lent.add(await pid(c));
+  t.equal(lent.size, 1, 'three tx_user clients take turns on one server connection (default_pool_size 1)');
+  const keeping = await Promise.all([1, 2].map(() => sluice.client()));
+  const kept = await Promise.all(keeping.map(pid));
+  t.equal(new Set(kept).size, 2, 'two postgres clients hold a connection each, as pgpool does');
+  t.same(await Promise.all(keeping.map(pid)), kept, 'and keep it');
+  t.notOk(kept.some((p) => lent.has(p)), 'the pools are apart');
+  await Promise.all([...lending, ...keeping].map((c) => c.end()));
+});
+
 t.test('pgbench with 100 clients on 10 server connections: zero failed transactions', async (t) => {
   const sluice = await startSluice(env.cluster, { weights: [1, 0], pool_mode: 'transaction', default_pool_size: 10 });
   t.teardown(() => sluice.stop());

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { buildConfig, ConfigError, parseConfig } from '../../src/config/load';
+import { lendsAnywhere, poolModeOf } from '../../src/pool/pool-key';
 
 const minimal = '[[backend]]\nhostname = "127.0.0.1"\nport = 5432\n';
 
@@ -70,4 +71,25 @@ t.test('security keys: hba rules, stored secrets and trusted proxies are checked
 
 t.test('__proto__ keys are refused', async (t) => {
   t.throws(() => parseConfig('__proto__ = 1\n' + minimal, '/'), ConfigError);
+});
+
+t.test('[[pool]]: pool_mode per database and user, the first entry that matches decides', async (t) => {
+  const c = parseConfig(
+    `pool_mode = "session"
+[[pool]]
+user = "batch"
+pool_mode = "session"
+[[pool]]
+database = "app"
+pool_mode = "transaction"
+` + minimal,
+    '/',
+  );
+  t.equal(poolModeOf(c, 'app', 'web'), 'transaction', 'the database entry');
+  t.equal(poolModeOf(c, 'app', 'batch'), 'session', 'an earlier user entry wins');
+  t.equal(poolModeOf(c, 'postgres', 'web'), 'session', 'no entry: the global pool_mode');
+  t.ok(lendsAnywhere(c), 'some clients are in transaction mode');
+  t.notOk(lendsAnywhere(parseConfig(minimal, '/')), 'none by default');
+  t.throws(() => parseConfig(`[[pool]]\ndatabase = "x"\n` + minimal, '/'), /key "pool\[0\]\.pool_mode": required/);
+  t.throws(() => parseConfig(`[[pool]]\npool_mode = "statement"\n` + minimal, '/'), /key "pool\[0\]\.pool_mode"/);
 });
