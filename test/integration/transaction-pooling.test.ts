@@ -119,6 +119,33 @@ t.test('a temporary table and a session advisory lock keep the session on its co
   }
 });
 
+t.test('LISTEN/NOTIFY: a listener keeps its connection and hears every notification as directly; NOTIFY in a transaction arrives at commit; UNLISTEN * lets the connection go', async (t) => {
+  const [listener, notifier, other] = await clients(3);
+  const heard: { channel: string; payload?: string; processId: number }[] = [];
+  listener!.on('notification', (n) => heard.push({ channel: n.channel, payload: n.payload, processId: n.processId }));
+  await listener!.query('listen tx_channel');
+  const listening = (await listener!.query('select pg_backend_pid() as p')).rows[0].p as number;
+  // The pool's other connection serves everyone else meanwhile.
+  const notifierPid = async () => (await notifier!.query('select pg_backend_pid() as p')).rows[0].p as number;
+  await notifier!.query("notify tx_channel, 'one'");
+  await notifier!.query('begin');
+  const inTx = await notifierPid();
+  await notifier!.query("notify tx_channel, 'two'");
+  // A round trip of the listener's own: a committed notification would come with it.
+  await listener!.query('select 1');
+  t.same(heard.map((h) => h.payload), ['one'], 'a NOTIFY inside a transaction is not heard before its commit');
+  await notifier!.query('commit');
+  await waitFor('both notifications', () => heard.length === 2);
+  t.same(heard.map((h) => [h.channel, h.payload]), [['tx_channel', 'one'], ['tx_channel', 'two']], 'channels and payloads as sent, in order');
+  t.equal(heard[1]!.processId, inTx, "with the notifying server process's id, as PostgreSQL sends it");
+  t.not(inTx, listening, 'the notifier ran on the other connection');
+  t.equal((await listener!.query('select pg_backend_pid() as p')).rows[0].p, listening, 'the listener kept its connection');
+  t.ok((await other!.query('show pool_processes')).rows.some((r) => r.status === 'Idle (pinned: LISTEN)'), 'shown as pinned by LISTEN');
+  await listener!.query('unlisten *');
+  t.notOk((await other!.query('show pool_processes')).rows.some((r) => String(r.status).includes('pinned')), 'UNLISTEN * lifts the pin');
+  await Promise.all([listener!.end(), notifier!.end(), other!.end()]);
+});
+
 t.test('sequence values (currval, lastval) stay with their session and never reach another', async (t) => {
   await env.cluster.psql(0, 'create sequence if not exists tx_seq');
   const [a, b, c] = await clients(3);
