@@ -70,18 +70,34 @@ function parse(argv: string[]): Args {
   return a;
 }
 
+/** Reads one line; an input that ends first (no terminal, nothing piped) is an error, not a hang. */
 function ask(question: string): Promise<string> {
   const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: process.stdin.isTTY });
-  return new Promise((resolve) => rl.question(question, (v) => (rl.close(), resolve(v))));
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    rl.question(question, (v) => {
+      answered = true;
+      rl.close();
+      resolve(v);
+    });
+    rl.once('close', () => answered || reject(new Error('no password was given (the input ended)')));
+  });
 }
 
-/** -W prompts; else .pcppass (looked up as localhost for a socket folder, as pgpool does); -w: empty. */
+/**
+ * -W prompts; else .pcppass (looked up as localhost for a socket folder, as pgpool does); -w:
+ * empty. Without either and without a terminal there is nobody to ask: a script gets an error
+ * and exit 1, not a prompt it cannot see.
+ */
 async function password(a: Args): Promise<string> {
   if (!a.prompt) {
     const host = a.host === '' || a.host === '/tmp' ? 'localhost' : a.host;
     const found = pcpPassword(host, a.port, a.user, (m) => process.stderr.write(`WARNING: ${m}\n`));
     if (found !== undefined) return found;
     if (a.noPassword) return '';
+    if (!process.stdin.isTTY) {
+      throw new Error(`no password for PCP user "${a.user}" at ${host}:${a.port}: add a line host:port:user:password to PCPPASSFILE (or ~/.pcppass), or run with -W on a terminal`);
+    }
   }
   return ask('Password: ');
 }

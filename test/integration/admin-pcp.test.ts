@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import t from 'tap';
 import { pcpResponse } from '../../src/admin/pcp/auth';
@@ -245,6 +246,22 @@ t.test('sluicectl: the same facts, --json, exit codes a script can trust', async
   t.equal((await sluicectl(port(), pass, 'frobnicate')).code, 2, 'a usage error exits 2');
   const denied = await runProgram(process.execPath, [require.resolve('../../dist/ctl.js'), 'node-count', '-h', '127.0.0.1', '-p', String(port()), '-U', PCP_USER, '-w'], { PCPPASSFILE: '/nonexistent' });
   t.equal(denied.code, 1, 'authentication failure exits 1');
+  // No password anywhere and no terminal to ask on (a script, cron): an error and exit 1, not a
+  // prompt nobody sees; -W with an input that ends: the same.
+  const ctl = (...args: string[]) =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const p = spawn(process.execPath, [require.resolve('../../dist/ctl.js'), 'node-count', '-h', '127.0.0.1', '-p', String(port()), '-U', 'nobody', ...args], { env: { ...process.env, PCPPASSFILE: '/nonexistent' }, stdio: ['pipe', 'pipe', 'pipe'] });
+      let stderr = '';
+      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      p.stdin.end();
+      p.on('close', (code) => resolve({ code, stderr }));
+    });
+  const unasked = await ctl();
+  t.equal(unasked.code, 1, 'no password and no terminal: exit 1');
+  t.match(unasked.stderr, /no password for PCP user "nobody" at 127\.0\.0\.1:\d+: add a line host:port:user:password to PCPPASSFILE/, 'saying where a password goes');
+  const ended = await ctl('-W');
+  t.equal(ended.code, 1, '-W and the input ends: exit 1');
+  t.match(ended.stderr, /no password was given/);
 });
 
 t.test('pause holds new statements, resume releases them without an error', async (t) => {

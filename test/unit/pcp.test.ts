@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -43,6 +43,7 @@ t.test('error packets: pgpool fields only, values cut at 255', async (t) => {
 
 t.test('.pcppass: wildcards, escapes, first match, the 0600 rule', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'pcppass-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'p');
   writeFileSync(file, '# comment\nother:*:admin:no\nlocalhost:9898:admin:yes\\:really\n*:*:*:any\n');
   chmodSync(file, 0o600);

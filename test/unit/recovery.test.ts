@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -11,6 +11,7 @@ import { Writable } from 'node:stream';
 // node becomes a standby when the test says so: no PostgreSQL needed.
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-recovery-unit-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 const trace = join(dir, 'trace');
 const script = (name: string, body = '') => {
   const f = join(dir, name);

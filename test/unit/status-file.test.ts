@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -19,6 +19,7 @@ t.test('a file that cannot be right is ignored', async (t) => {
 
 t.test('written atomically, skipped when every node is down, discarded by -D', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-status-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const f = new StatusFile(dir);
   t.equal(f.read(2), null, 'no file yet');
   f.write(['up', 'down']);
