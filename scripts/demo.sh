@@ -45,10 +45,10 @@ failback_command = "$root/scripts/failback.sh %d %h %p %D %m %H %M %P %r %R %N %
 
 # Online recovery: after a failover, bring the old primary back as a standby with
 # node dist/ctl.js recovery-node 0 (pg_rewind when it can, else pg_basebackup).
+# One stage: in streaming replication the standby fetches the rest of the WAL itself (pgpool
+# never runs a second stage there), so open sessions are neither held nor disconnected.
 recovery_1st_stage_command = "$root/scripts/recovery_1st_stage.sh"
-recovery_2nd_stage_command = "$root/scripts/recovery_2nd_stage.sh"
 remote_start_command = "$root/scripts/remote_start.sh"
-client_idle_limit_in_recovery = 10
 
 # PCP (pgpool's pcp_* programs and sluicectl): user admin, password admin.
 [[pcp_user]]

@@ -159,7 +159,11 @@ export class Server implements AdminHost, HttpHost {
         }),
       {
         nodeDown: (id) => this.nodeDown(id),
-        primaryFound: (id) => log.info({ primary: id, sessions: this.sessions_.size }, 'sessions continue on the primary'),
+        primaryFound: (id) => {
+          // Said when there are sessions to carry on (at start-up there are none: the primary
+          // found is in the start-up log already).
+          if (this.sessions_.size > 0) log.info({ primary: id, sessions: this.sessions_.size }, 'sessions continue on the primary');
+        },
         event: (kind, node, message, ok) => {
           this.events.add(kind, node, message);
           if (kind === 'failover') this.metrics.failovers.inc();

@@ -187,3 +187,8 @@ t.test('node-postgres: end() right after connect() ends as quietly through Sluic
   t.same(await attempt(env.sluice.port), direct, `the same outcome as directly (${JSON.stringify(direct)})`);
   t.notOk(direct.some((e) => /FATAL|invalid length/.test(e)), 'no server error reaches the application');
 });
+
+t.test('start-up logs no "sessions continue on the primary": there are none yet', async (t) => {
+  t.ok(env.sluice.logs.some((l) => String(l.msg).length > 0), 'the start-up was logged');
+  t.notOk(env.sluice.logs.some((l) => l.msg === 'sessions continue on the primary'), 'no line about sessions that do not exist');
+});
