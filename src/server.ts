@@ -35,6 +35,7 @@ import type { Config } from './config/load';
 import type { Logger } from './log/logger';
 import { PoolSet } from './pool/pool-set';
 import { lendsAnywhere, poolModeOf } from './pool/pool-key';
+import { SharedListeners } from './session/shared-listen';
 import { CompiledRouting, routingOptions } from './router/options';
 import { loadParser } from './router/parse-tree';
 import { Errors } from './protocol/errors';
@@ -78,6 +79,8 @@ export class Server implements AdminHost, HttpHost {
   private readonly pcp: PcpServer;
   readonly pool: PoolSet;
   readonly registry: SessionRegistry;
+  /** Transaction mode's shared listening connections, one per database. */
+  private readonly sharedListen: SharedListeners;
   /** Compiled from the config; replaced by a reload. */
   routing: CompiledRouting;
   readonly catalogs: CatalogCache;
@@ -122,6 +125,11 @@ export class Server implements AdminHost, HttpHost {
     this.commands = new AdminCommands(this);
     this.pcp = new PcpServer(this, this.commands, log.child({ component: 'pcp' }));
     this.pool = new PoolSet(this.poolOptions(config), log.child({ component: 'pool' }));
+    this.sharedListen = new SharedListeners({
+      waitForPrimary: (ms) => this.cluster.waitForPrimary(ms),
+      openBackend: (node, params, key) => this.openBackend(node, params, key),
+      log: log.child({ component: 'listen' }),
+    });
     // Clients in transaction mode hold no server connection between transactions: max_client_conn
     // bounds them (with any [[pool]] in transaction mode, every client counts against it).
     this.registry = new SessionRegistry(lendsAnywhere(config) ? config.max_client_conn : config.num_init_children, config.reserved_connections);
@@ -327,6 +335,7 @@ export class Server implements AdminHost, HttpHost {
       },
       pool: this.pool,
       registry: this.registry,
+      listeners: this.sharedListen,
       log: this.log.child({ component: 'session' }),
       get routing() {
         return server.routing;
@@ -402,6 +411,7 @@ export class Server implements AdminHost, HttpHost {
       else s.fail(bye);
     }
     this.pool.closeAll();
+    this.sharedListen.stop();
     this.authQuery.close();
     // Last: while sessions drain, /health answers 503 so a load balancer stops sending clients.
     await this.http.stop();

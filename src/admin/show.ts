@@ -1,4 +1,4 @@
-import { encodeError } from '../protocol/backend';
+import { encodeCommandComplete, encodeError } from '../protocol/backend';
 import { Backend } from '../protocol/codes';
 import { SqlState } from '../protocol/sqlstate';
 import { Writer } from '../protocol/writer';
@@ -38,7 +38,7 @@ export function resultSet(columns: readonly string[], rows: readonly (readonly s
   return w.begin(Backend.CommandComplete).cstring(`SELECT ${rows.length}`).end().finish();
 }
 
-const commandComplete = (tag: string): Buffer => new Writer(16).begin(Backend.CommandComplete).cstring(tag).end().finish();
+const commandComplete = encodeCommandComplete;
 const error = (code: string, message: string): Buffer => encodeError('ERROR', code, message);
 
 const MATCH = /^\s*(show\s+pool_\w+|pgpool\s+(show|set|reset)\b)/i;

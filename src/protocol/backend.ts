@@ -100,6 +100,10 @@ export function encodeBackendKeyData(w: Writer, processId: number, secretKey: nu
   return w.begin(Backend.BackendKeyData).int32(processId).int32(secretKey).end();
 }
 
+export function encodeCommandComplete(tag: string): Buffer {
+  return new Writer(16).begin(Backend.CommandComplete).cstring(tag).end().finish();
+}
+
 export function encodeReadyForQuery(w: Writer, status: TxStatus): Writer {
   return w.begin(Backend.ReadyForQuery).byte(txStatusByte(status)).end();
 }

@@ -43,6 +43,13 @@ export function isPlainQuery(buf: Buffer, start: number, end: number): boolean {
   return true;
 }
 
+/** The Query's first keyword is LISTEN or UNLISTEN (transaction mode answers those itself). */
+export function isListenQuery(buf: Buffer, start: number, end: number): boolean {
+  const last = end - 1;
+  const word = wordAt(buf, skipSpace(buf, start + 5, last), last);
+  return word === 'listen' || word === 'unlisten';
+}
+
 function skipSpace(buf: Buffer, i: number, last: number): number {
   while (i < last && (buf[i] === 0x20 || buf[i] === 0x0a || buf[i] === 0x09 || buf[i] === 0x0d)) i++;
   return i;

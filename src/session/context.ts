@@ -17,11 +17,14 @@ import type { LocalCommands } from './local-commands';
 import type { PauseGate } from '../util/gate';
 import type { PrimaryHost } from './connections';
 import type { SessionRegistry } from './registry';
+import type { SharedListeners } from './shared-listen';
 
 /** What a session needs from the rest of Sluice (built by server.ts). */
 export interface SessionContext extends PrimaryHost {
   readonly config: Config;
   readonly registry: SessionRegistry;
+  /** Transaction mode's shared listening connections (LISTEN without a pinned connection). */
+  readonly listeners: SharedListeners;
   readonly log: Logger;
   readonly routing: CompiledRouting;
   readonly catalogs: CatalogCache;

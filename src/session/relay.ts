@@ -8,13 +8,15 @@
 // It is one story, read together, hence the length; its helpers each have a file of their own.
 import type { BackendConnection } from '../backend/connection';
 import type { Logger } from '../log/logger';
-import { encodeNotice } from '../protocol/backend';
+import { encodeCommandComplete, encodeError, encodeNotice } from '../protocol/backend';
+import { SqlState } from '../protocol/sqlstate';
 import { Backend, Frontend, TxStatus } from '../protocol/codes';
 import { Errors } from '../protocol/errors';
 import { decodeQuery } from '../protocol/frontend';
 import { readNode } from '../router/balancer';
 import { classify } from '../router/classify';
-import { isPlainQuery, mayUseSequences, queryMayUseSequences } from '../router/quick-look';
+import { isListenQuery, isPlainQuery, mayUseSequences, queryMayUseSequences } from '../router/quick-look';
+import { listenCommand, type Listener } from './shared-listen';
 import type { CompiledRouting } from '../router/options';
 import { bare, route } from '../router/route';
 import { PinReason, sessionViewOf, Statement, statement, WriteStatement } from '../router/statement';
@@ -103,7 +105,7 @@ export interface RelaySession {
   options(): CompiledRouting;
 }
 
-export class Relay implements LinkOwner {
+export class Relay implements LinkOwner, Listener {
   readonly links = new Map<number, NodeLink>();
   primary: NodeLink;
   readonly state = new RouteState();
@@ -148,6 +150,10 @@ export class Relay implements LinkOwner {
   private readonly pins = new Set<PinReason>();
   /** Cancel requests for this session still on their way: its connections are not lent meanwhile. */
   private cancelling = 0;
+  /** Channels this session listens on through the shared listening connection (transaction mode). */
+  private readonly listening = new Set<string>();
+  /** Notifications for the client that wait until it is between exchanges. */
+  private notifications: Buffer[] = [];
   /** Since the primary's connection was borrowed, a statement may have called nextval or setval. */
   private sequencesUsed = false;
   /** Pool keys of this session's startup parameters, by node. */
@@ -454,6 +460,10 @@ export class Relay implements LinkOwner {
       const sql = decodeQuery(buf, start, end);
       if (local.matches(sql)) return this.answerLocally(sql, { type: Frontend.Query, buf, start, end });
     }
+    if (this.lending && this.pins.size === 0 && this.atBoundary && isListenQuery(buf, start, end)) {
+      const cmd = listenCommand(decodeQuery(buf, start, end));
+      if (cmd) return this.sharedListen(cmd.listen, cmd.channel);
+    }
     if (!this.inspect || (this.readsOnly && isPlainQuery(buf, start, end))) {
       return this.proceed(this.plan(this.primary.nodeId, UNROUTED, '', { type: Frontend.Query, buf, start, end }));
     }
@@ -616,21 +626,75 @@ export class Relay implements LinkOwner {
     return b.held.some((h) => h.type === Frontend.Execute) && (b.executed.length === 0 || b.executed.some(mayUseSequences));
   }
 
+  /**
+   * Transaction mode: LISTEN and UNLISTEN go to the shared listening connection of the database
+   * (the session keeps no connection for them); the client gets the server's answer once the
+   * shared connection listens, so a NOTIFY sent after it is heard.
+   */
+  private sharedListen(listen: boolean, channel: string): false {
+    const l = this.ctx.listeners;
+    const params = this.s.req.params;
+    let done: Promise<void>;
+    if (listen) {
+      done = l.listen(params, channel, this).then(() => void this.listening.add(channel));
+    } else {
+      if (channel === '*') this.unlistenAll();
+      else {
+        l.unlisten(this.s.req.database, channel, this);
+        this.listening.delete(channel);
+      }
+      done = Promise.resolve();
+    }
+    const tag = listen ? 'LISTEN' : 'UNLISTEN';
+    return this.answer(
+      tag,
+      done.then(
+        () => Buffer.concat([encodeCommandComplete(tag), READY_IDLE]),
+        (err: Error) => Buffer.concat([encodeError('ERROR', SqlState.ConnectionFailure, `could not ${tag}: ${err.message}`), READY_IDLE]),
+      ),
+    );
+  }
+
+  private unlistenAll(): void {
+    this.ctx.listeners.unlisten(this.s.req.database, '*', this);
+    this.listening.clear();
+  }
+
+  /** A notification from the shared listening connection: to the client now when it is idle, else when it is. */
+  notification(frame: Buffer): void {
+    if (this.port.closed) return;
+    this.notifications.push(frame);
+    if (this.atBoundary && this.waiting.kind === 'free') this.flushNotifications();
+  }
+
+  private flushNotifications(): void {
+    if (this.notifications.length === 0) return;
+    const out = this.notifications;
+    this.notifications = [];
+    for (const n of out) this.port.toClient(n, 0, n.length);
+    this.port.flushClient();
+  }
+
   /** SHOW POOL_* and PGPOOL ...: answered by Sluice in the session's order, after every earlier reply. */
   private answerLocally(sql: string, frame: Frame): boolean {
     const busy = this.active() ?? (this.primary.busy ? this.primary : null);
     if (busy) return this.wait({ kind: 'nodeAnswering', node: busy.nodeId, frame, plan: null });
-    const local = this.ctx.local!;
-    answerLocal(local, sql, this.s.localSession, () => this.state.txStatus)
+    return this.answer(commandName(sql), answerLocal(this.ctx.local!, sql, this.s.localSession, () => this.state.txStatus));
+  }
+
+  /** Sluice's own answer to the client's message, once it is ready; the client's next messages wait for it. */
+  private answer(command: string, reply: Promise<Buffer>): false {
+    reply
       .then((reply) => {
         if (this.port.closed) return;
         this.port.toClient(reply, 0, reply.length);
         this.port.flushClient();
         this.waiting = FREE;
         this.done();
+        this.flushNotifications();
       })
       .catch((err: unknown) => this.port.end(errorFrame(err)));
-    return this.wait({ kind: 'answering', command: commandName(sql) });
+    return this.wait({ kind: 'answering', command });
   }
 
   // ---- Waiting, and going on ----------------------------------------------------------------
@@ -837,7 +901,11 @@ export class Relay implements LinkOwner {
       const inTx = link.conn.txStatus !== 'idle';
       if (functionsChanged && !u.errored) this.lookups.changed(functionsChanged, inTx);
       if (this.memory.settled(s, seqs, sentAt, !u.errored, inTx)) this.state.pinnedTransaction = true;
-      if (!u.errored) this.unpinAfter(s);
+      if (!u.errored) {
+        this.unpinAfter(s);
+        // DISCARD ALL includes UNLISTEN *: the shared listening connection's channels too.
+        if (s.kind === 'session' && s.discards === 'all' && this.listening.size > 0) this.unlistenAll();
+      }
       this.primaryReady(s, u);
     };
     link.open(unit);
@@ -919,6 +987,7 @@ export class Relay implements LinkOwner {
   linkSettled(): void {
     this.wake();
     this.lendIdle();
+    if (this.notifications.length > 0 && this.atBoundary && this.waiting.kind === 'free') this.flushNotifications();
   }
 
   fatalSeen(): void {
@@ -1083,6 +1152,7 @@ export class Relay implements LinkOwner {
   /** The session ends: its backend connections go back to the pool (see releaseBackends). */
   close(): void {
     this.lookups.taken();
+    if (this.listening.size > 0) this.unlistenAll();
     // A cancel request of this session still on its way: its connections wait for it (it could
     // otherwise reach the statement of whoever borrows them next).
     if (this.cancelling === 0) this.releaseLinks();

@@ -119,31 +119,42 @@ t.test('a temporary table and a session advisory lock keep the session on its co
   }
 });
 
-t.test('LISTEN/NOTIFY: a listener keeps its connection and hears every notification as directly; NOTIFY in a transaction arrives at commit; UNLISTEN * lets the connection go', async (t) => {
-  const [listener, notifier, other] = await clients(3);
-  const heard: { channel: string; payload?: string; processId: number }[] = [];
-  listener!.on('notification', (n) => heard.push({ channel: n.channel, payload: n.payload, processId: n.processId }));
-  await listener!.query('listen tx_channel');
-  const listening = (await listener!.query('select pg_backend_pid() as p')).rows[0].p as number;
-  // The pool's other connection serves everyone else meanwhile.
-  const notifierPid = async () => (await notifier!.query('select pg_backend_pid() as p')).rows[0].p as number;
+t.test('LISTEN/NOTIFY: twenty listeners on two pooled connections hold none; each hears every notification as directly, a NOTIFY in a transaction at its commit', async (t) => {
+  const listeners = await clients(20);
+  const [notifier, other] = await clients(2);
+  const heard = listeners.map(() => [] as { channel: string; payload?: string; processId: number }[]);
+  listeners.forEach((c, i) => c.on('notification', (n) => heard[i]!.push({ channel: n.channel, payload: n.payload, processId: n.processId })));
+  await Promise.all(listeners.map((c) => c.query('listen tx_channel')));
+  await listeners[0]!.query('LISTEN "Other Channel"');
+  // Nobody is pinned: the two pooled connections serve everyone (a listener's transaction included).
+  t.notOk((await other!.query('show pool_processes')).rows.some((r) => String(r.status).includes('pinned')), 'no listener is pinned');
+  await Promise.all(listeners.map((c) => c.query('select 1')));
+  const pid = async (c: Client) => (await c.query('select pg_backend_pid() as p')).rows[0].p as number;
   await notifier!.query("notify tx_channel, 'one'");
   await notifier!.query('begin');
-  const inTx = await notifierPid();
+  const inTx = await pid(notifier!);
   await notifier!.query("notify tx_channel, 'two'");
-  // A round trip of the listener's own: a committed notification would come with it.
-  await listener!.query('select 1');
-  t.same(heard.map((h) => h.payload), ['one'], 'a NOTIFY inside a transaction is not heard before its commit');
+  // A later transaction's NOTIFY, committed first, is heard first; 'two' waits for its commit.
+  await other!.query("notify tx_channel, 'three'");
+  await waitFor('every listener hears one and three', () => heard.every((h) => h.length === 2));
+  t.same(heard.map((h) => h.map((n) => n.payload)), heard.map(() => ['one', 'three']), 'not before its commit');
   await notifier!.query('commit');
-  await waitFor('both notifications', () => heard.length === 2);
-  t.same(heard.map((h) => [h.channel, h.payload]), [['tx_channel', 'one'], ['tx_channel', 'two']], 'channels and payloads as sent, in order');
-  t.equal(heard[1]!.processId, inTx, "with the notifying server process's id, as PostgreSQL sends it");
-  t.not(inTx, listening, 'the notifier ran on the other connection');
-  t.equal((await listener!.query('select pg_backend_pid() as p')).rows[0].p, listening, 'the listener kept its connection');
-  t.ok((await other!.query('show pool_processes')).rows.some((r) => r.status === 'Idle (pinned: LISTEN)'), 'shown as pinned by LISTEN');
-  await listener!.query('unlisten *');
-  t.notOk((await other!.query('show pool_processes')).rows.some((r) => String(r.status).includes('pinned')), 'UNLISTEN * lifts the pin');
-  await Promise.all([listener!.end(), notifier!.end(), other!.end()]);
+  await waitFor('every listener hears two', () => heard.every((h) => h.length === 3));
+  t.same(heard.map((h) => h.map((n) => [n.channel, n.payload])), heard.map(() => [['tx_channel', 'one'], ['tx_channel', 'three'], ['tx_channel', 'two']]), 'every listener: channels and payloads in commit order');
+  t.ok(heard.every((h) => h[2]!.processId === inTx), "with the notifying server process's id, as PostgreSQL sends it");
+  await other!.query(`notify "Other Channel", 'quoted'`);
+  await waitFor('the quoted channel', () => heard[0]!.length === 4);
+  t.same([heard[0]![3]!.channel, heard[0]![3]!.payload], ['Other Channel', 'quoted'], 'a quoted channel name keeps its case');
+  t.ok(heard.slice(1).every((h) => h.length === 3), 'and reaches only who listens on it');
+  // UNLISTEN, UNLISTEN * and DISCARD ALL stop a client's notifications; the others go on.
+  await listeners[1]!.query('unlisten tx_channel');
+  await listeners[2]!.query('unlisten *');
+  await listeners[3]!.query('discard all');
+  await other!.query("notify tx_channel, 'four'");
+  await waitFor('the rest hear four', () => heard.filter((h) => h.at(-1)?.payload === 'four').length === 17);
+  t.same([1, 2, 3].map((i) => heard[i]!.length), [3, 3, 3], 'UNLISTEN, UNLISTEN * and DISCARD ALL: nothing more');
+  t.equal(Number(await serverConnections()), POOL + 1, 'the pool and one shared listening connection');
+  await Promise.all([...listeners, notifier!, other!].map((c) => c.end()));
 });
 
 t.test('sequence values (currval, lastval) stay with their session and never reach another', async (t) => {
