@@ -322,6 +322,7 @@ export class Server implements AdminHost, HttpHost {
   /** A node left service: pooled connections to it go, and every session lets go of it. */
   private nodeDown(id: number): void {
     this.pool.discardNode(id);
+    this.sharedListen.nodeDown(id);
     for (const s of this.sessions_) s.nodeDown(id);
   }
 

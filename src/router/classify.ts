@@ -132,7 +132,7 @@ function classifyTokens(t: Token[], sql: string): Statement {
     case 'listen':
       return statement('write', 'listen', { pinsConnection: 'LISTEN' });
     case 'unlisten':
-      return statement('write', 'unlisten', t[1]?.text === '*' ? { releasesPin: 'LISTEN' } : {});
+      return statement('write', 'unlisten', t[1]?.text === '*' ? { releasesPin: 'LISTEN', unlistens: '*' } : { unlistens: t[1]?.text });
     case 'load':
       // A loaded library stays loaded (nothing unloads it) and may take over settings of its
       // prefix: every connection the session uses loads it too, in order with its SETs.

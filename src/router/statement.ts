@@ -49,6 +49,8 @@ interface StatementBase {
   readonly pinsConnection?: ConnectionPin;
   /** What it takes off its connection for certain (UNLISTEN *: every LISTEN). */
   readonly releasesPin?: ConnectionPin;
+  /** UNLISTEN: the channel, or '*' (transaction mode's shared listening stops for it too). */
+  readonly unlistens?: string;
 }
 
 export interface ReadStatement extends StatementBase {

@@ -460,7 +460,7 @@ export class Relay implements LinkOwner, Listener {
       const sql = decodeQuery(buf, start, end);
       if (local.matches(sql)) return this.answerLocally(sql, { type: Frontend.Query, buf, start, end });
     }
-    if (this.lending && this.pins.size === 0 && this.atBoundary && isListenQuery(buf, start, end)) {
+    if (this.lending && this.atBoundary && isListenQuery(buf, start, end)) {
       const cmd = listenCommand(decodeQuery(buf, start, end));
       if (cmd) return this.sharedListen(cmd.listen, cmd.channel);
     }
@@ -636,7 +636,11 @@ export class Relay implements LinkOwner, Listener {
     const params = this.s.req.params;
     let done: Promise<void>;
     if (listen) {
-      done = l.listen(params, channel, this).then(() => void this.listening.add(channel));
+      done = l.listen(params, channel, this).then(() => {
+        // The client left while the shared connection was getting ready: nobody to tell.
+        if (this.port.closed) l.unlisten(this.s.req.database, channel, this);
+        else this.listening.add(channel);
+      });
     } else {
       if (channel === '*') this.unlistenAll();
       else {
@@ -650,7 +654,8 @@ export class Relay implements LinkOwner, Listener {
       tag,
       done.then(
         () => Buffer.concat([encodeCommandComplete(tag), READY_IDLE]),
-        (err: Error) => Buffer.concat([encodeError('ERROR', SqlState.ConnectionFailure, `could not ${tag}: ${err.message}`), READY_IDLE]),
+        // Not a connection failure of the client's own: its session goes on.
+        (err: Error) => Buffer.concat([encodeError('ERROR', SqlState.CannotConnectNow, `could not ${tag}: ${err.message}`), READY_IDLE]),
       ),
     );
   }
@@ -691,7 +696,7 @@ export class Relay implements LinkOwner, Listener {
         this.port.flushClient();
         this.waiting = FREE;
         this.done();
-        this.flushNotifications();
+        if (this.atBoundary) this.flushNotifications();
       })
       .catch((err: unknown) => this.port.end(errorFrame(err)));
     return this.wait({ kind: 'answering', command });
@@ -903,8 +908,16 @@ export class Relay implements LinkOwner, Listener {
       if (this.memory.settled(s, seqs, sentAt, !u.errored, inTx)) this.state.pinnedTransaction = true;
       if (!u.errored) {
         this.unpinAfter(s);
-        // DISCARD ALL includes UNLISTEN *: the shared listening connection's channels too.
-        if (s.kind === 'session' && s.discards === 'all' && this.listening.size > 0) this.unlistenAll();
+        // DISCARD ALL includes UNLISTEN *; an UNLISTEN the server ran (in a transaction, say)
+        // covers the shared listening connection's channels too.
+        if (this.listening.size > 0) {
+          if (s.kind === 'session' && s.discards === 'all') this.unlistenAll();
+          else if (s.kind === 'write' && s.unlistens === '*') this.unlistenAll();
+          else if (s.kind === 'write' && s.unlistens !== undefined) {
+            this.ctx.listeners.unlisten(this.s.req.database, s.unlistens, this);
+            this.listening.delete(s.unlistens);
+          }
+        }
       }
       this.primaryReady(s, u);
     };
@@ -1152,7 +1165,7 @@ export class Relay implements LinkOwner, Listener {
   /** The session ends: its backend connections go back to the pool (see releaseBackends). */
   close(): void {
     this.lookups.taken();
-    if (this.listening.size > 0) this.unlistenAll();
+    if (this.lending) this.unlistenAll();
     // A cancel request of this session still on its way: its connections wait for it (it could
     // otherwise reach the statement of whoever borrows them next).
     if (this.cancelling === 0) this.releaseLinks();

@@ -8,6 +8,7 @@ import { decodeFields } from '../protocol/backend';
 import { Backend } from '../protocol/codes';
 import { lex, word } from '../router/lexer';
 import type { Logger } from '../log/logger';
+import { truncateName } from './startup';
 
 /** A client listening through the shared connection: Sluice delivers it notifications. */
 export interface Listener {
@@ -34,7 +35,8 @@ export function listenCommand(sql: string): { listen: boolean; channel: string }
   if (!listen && !word(t[0], 'unlisten')) return null;
   const name = t[1]!;
   if (!listen && name.kind === 'punct' && name.text === '*') return { listen, channel: '*' };
-  return name.kind === 'word' || name.kind === 'ident' ? { listen, channel: name.text } : null;
+  // PostgreSQL cuts a name to NAMEDATALEN - 1 bytes, and notifications carry the cut name.
+  return name.kind === 'word' || name.kind === 'ident' ? { listen, channel: truncateName(name.text) } : null;
 }
 
 const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
@@ -47,7 +49,8 @@ class DatabaseListener {
   private opening: Promise<BackendConnection> | null = null;
   /** Replies owed for Sluice's LISTEN/UNLISTEN commands, in the order sent. */
   private readonly owed: { done: (err?: Error) => void }[] = [];
-  readonly channels = new Map<string, Set<Listener>>();
+  /** Who listens on each channel, and the shared connection's LISTEN for it (settled once it listens). */
+  readonly channels = new Map<string, { readonly who: Set<Listener>; readonly ready: Promise<void> }>();
   private reconnect: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -56,26 +59,30 @@ class DatabaseListener {
     private params: ReadonlyMap<string, string>,
   ) {}
 
+  /** Settles when the shared connection listens on the channel; a LISTEN that fails fails for every client that waited on it. */
   async listen(channel: string, who: Listener): Promise<void> {
-    let set = this.channels.get(channel);
-    if (set) {
-      set.add(who);
-      return;
+    let entry = this.channels.get(channel);
+    if (!entry) {
+      const ready = this.run(`LISTEN ${quote(channel)}`);
+      entry = { who: new Set(), ready };
+      const mine = entry;
+      this.channels.set(channel, entry);
+      ready.catch(() => {
+        if (this.channels.get(channel) === mine) this.channels.delete(channel);
+      });
     }
-    set = new Set([who]);
-    this.channels.set(channel, set);
+    entry.who.add(who);
     try {
-      await this.run(`LISTEN ${quote(channel)}`);
+      await entry.ready;
     } catch (err) {
-      if (this.channels.get(channel) === set && set.size === 1) this.channels.delete(channel);
-      else set.delete(who);
+      entry.who.delete(who);
       throw err;
     }
   }
 
   unlisten(channel: string, who: Listener): void {
-    const set = this.channels.get(channel);
-    if (!set?.delete(who) || set.size > 0) return;
+    const entry = this.channels.get(channel);
+    if (!entry?.who.delete(who) || entry.who.size > 0) return;
     this.channels.delete(channel);
     if (this.conn) this.run(`UNLISTEN ${quote(channel)}`).catch(() => undefined);
   }
@@ -84,6 +91,11 @@ class DatabaseListener {
     this.stopped = true;
     clearTimeout(this.reconnect);
     this.conn?.terminate();
+  }
+
+  /** The node left service: a shared connection to it goes, and listening resumes on the primary. */
+  nodeDown(id: number): void {
+    if (this.conn?.node.id === id) this.conn.destroy(new Error(`node ${id} left service`));
   }
 
   /** Sends one command on the shared connection (opened first when needed); settles at its ReadyForQuery. */
@@ -133,9 +145,9 @@ class DatabaseListener {
     // pid (4 bytes) after the header, then the channel, then the payload.
     const nameEnd = buf.indexOf(0, start + 9);
     const channel = buf.toString('utf8', start + 9, nameEnd);
-    const set = this.channels.get(channel);
-    if (!set) return;
-    for (const who of set) who.notification(Buffer.from(buf.subarray(start, end)));
+    const entry = this.channels.get(channel);
+    if (!entry) return;
+    for (const who of entry.who) who.notification(Buffer.from(buf.subarray(start, end)));
   }
 
   /** The shared connection went (its node failed, say): listening goes on from the primary now. */
@@ -148,14 +160,18 @@ class DatabaseListener {
 
   private scheduleReconnect(): void {
     if (this.stopped || this.channels.size === 0) return;
+    clearTimeout(this.reconnect);
     this.reconnect = setTimeout(() => {
+      if (this.stopped) return;
       const channels = [...this.channels.keys()];
       Promise.all(channels.map((c) => this.run(`LISTEN ${quote(c)}`)))
         .then(() => this.host.log.info({ channels: channels.length }, 'shared listening connection open again'))
         .catch((err: Error) => {
           this.host.log.warn({ err: err.message }, 'cannot open the shared listening connection; trying again');
-          this.conn?.destroy();
+          // Taken out first: its close must not schedule a second attempt.
+          const conn = this.conn;
           this.conn = null;
+          conn?.destroy();
           this.scheduleReconnect();
         });
     }, RECONNECT_MS);
@@ -183,6 +199,11 @@ export class SharedListeners {
     if (!d) return;
     const channels = channel === '*' ? [...d.channels.keys()] : [channel];
     for (const c of channels) d.unlisten(c, who);
+  }
+
+  /** A node left service (failover, detach, switchover): listening moves to the primary. */
+  nodeDown(id: number): void {
+    for (const d of this.databases.values()) d.nodeDown(id);
   }
 
   stop(): void {

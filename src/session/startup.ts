@@ -18,7 +18,7 @@ export interface StartupRequest {
 /** The longest user or database name PostgreSQL keeps (NAMEDATALEN - 1 bytes); it cuts longer ones. */
 const NAME_BYTES = 63;
 
-function truncateName(name: string): string {
+export function truncateName(name: string): string {
   if (Buffer.byteLength(name) <= NAME_BYTES) return name;
   let out = '';
   for (const ch of name) {

@@ -150,9 +150,18 @@ t.test('LISTEN/NOTIFY: twenty listeners on two pooled connections hold none; eac
   await listeners[1]!.query('unlisten tx_channel');
   await listeners[2]!.query('unlisten *');
   await listeners[3]!.query('discard all');
+  // An UNLISTEN inside a transaction runs on the server connection: it stops the shared one's too.
+  await listeners[4]!.query('begin');
+  await listeners[4]!.query('unlisten tx_channel');
+  await listeners[4]!.query('commit');
   await other!.query("notify tx_channel, 'four'");
-  await waitFor('the rest hear four', () => heard.filter((h) => h.at(-1)?.payload === 'four').length === 17);
-  t.same([1, 2, 3].map((i) => heard[i]!.length), [3, 3, 3], 'UNLISTEN, UNLISTEN * and DISCARD ALL: nothing more');
+  await waitFor('the rest hear four', () => heard.filter((h) => h.at(-1)?.payload === 'four').length === 16);
+  t.same([1, 2, 3, 4].map((i) => heard[i]!.length), [3, 3, 3, 3], 'UNLISTEN, UNLISTEN *, DISCARD ALL, an UNLISTEN in a transaction: nothing more');
+  // Two clients LISTEN on a new channel at once: both answers wait until the server listens.
+  await Promise.all([listeners[5]!.query('listen race'), listeners[6]!.query('listen race')]);
+  await other!.query("notify race, 'both'");
+  await waitFor('both hear race', () => [5, 6].every((i) => heard[i]!.at(-1)?.channel === 'race'));
+  t.pass('two LISTENs of one new channel at once: both hear its first NOTIFY');
   t.equal(Number(await serverConnections()), POOL + 1, 'the pool and one shared listening connection');
   await Promise.all([...listeners, notifier!, other!].map((c) => c.end()));
 });
