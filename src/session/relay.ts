@@ -460,7 +460,9 @@ export class Relay implements LinkOwner, Listener {
       const sql = decodeQuery(buf, start, end);
       if (local.matches(sql)) return this.answerLocally(sql, { type: Frontend.Query, buf, start, end });
     }
-    if (this.lending && this.atBoundary && isListenQuery(buf, start, end)) {
+    // A pinned session keeps its connection anyway: its LISTEN goes there, where
+    // pg_listening_channels() shows it (PostgreSQL's own guc.sql looks).
+    if (this.lending && this.pins.size === 0 && this.atBoundary && isListenQuery(buf, start, end)) {
       const cmd = listenCommand(decodeQuery(buf, start, end));
       if (cmd) return this.sharedListen(cmd.listen, cmd.channel);
     }

@@ -162,6 +162,10 @@ t.test('LISTEN/NOTIFY: twenty listeners on two pooled connections hold none; eac
   await other!.query("notify race, 'both'");
   await waitFor('both hear race', () => [5, 6].every((i) => heard[i]!.at(-1)?.channel === 'race'));
   t.pass('two LISTENs of one new channel at once: both hear its first NOTIFY');
+  // A pinned session's LISTEN goes to its own connection, where pg_listening_channels() sees it.
+  await listeners[7]!.query('create temp table pinned_here (x int)');
+  await listeners[7]!.query('listen own_channel');
+  t.same((await listeners[7]!.query('select pg_listening_channels() as c')).rows, [{ c: 'own_channel' }], 'a pinned session lists its channel as directly');
   t.equal(Number(await serverConnections()), POOL + 1, 'the pool and one shared listening connection');
   await Promise.all([...listeners, notifier!, other!].map((c) => c.end()));
 });
