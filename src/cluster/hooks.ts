@@ -110,11 +110,14 @@ export function runScript(name: string, line: string, env: Record<string, string
             if (child.pid) process.kill(-child.pid, 'SIGKILL');
           }, opts.timeoutMs)
         : undefined;
-    const relay = (stream: NodeJS.ReadableStream, level: 'info' | 'warn') => {
+    // Both streams are logged as information while the script runs: many tools write their
+    // normal progress to stderr (pg_rewind, pg_basebackup). Whether it was a failure is known at
+    // the exit, where a failure is a warning with the last stderr lines.
+    const relay = (stream: NodeJS.ReadableStream, name: 'stdout' | 'stderr') => {
       let rest = '';
       const emit = (l: string) => {
-        log[level]({ output: l }, 'hook output');
-        if (level !== 'warn') return;
+        log.info(name === 'stderr' ? { output: l, stream: name } : { output: l }, 'hook output');
+        if (name !== 'stderr') return;
         errorTail.push(l);
         if (errorTail.length > TAIL_LINES) errorTail.shift();
       };
@@ -128,14 +131,14 @@ export function runScript(name: string, line: string, env: Record<string, string
         if (rest) emit(rest);
       });
     };
-    relay(child.stdout, 'info');
-    relay(child.stderr, 'warn');
+    relay(child.stdout, 'stdout');
+    relay(child.stderr, 'stderr');
     child.on('error', (err) => log.error({ err: err.message }, 'hook could not be started'));
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       const result = { code, signal, timedOut };
       if (code === 0) log.info(result, 'hook finished');
-      else log.warn(result, 'hook failed');
+      else log.warn({ ...result, stderr: errorTail }, 'hook failed');
       done({ ...result, errorTail });
     });
   });

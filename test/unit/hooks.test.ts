@@ -69,3 +69,21 @@ t.test('a hook run for real: hostile values arrive verbatim and nothing in them 
   t.same(JSON.parse(readFileSync(out, 'utf8')), [hostile.host, hostile.dataDirectory, hostile.newMainHost, hostile.oldPrimaryHost, '2']);
   t.notOk(existsSync(marker), 'no command inside a value ran');
 });
+
+t.test("a script's stderr is information while it runs (pg_rewind's progress goes there); a failure is a warning with its last stderr lines", async (t) => {
+  const { runScript } = await import('../../src/cluster/hooks');
+  const { createLogger } = await import('../../src/log/logger');
+  const run = async (line: string) => {
+    const lines: { level: number; msg: string; stream?: string; stderr?: string[] }[] = [];
+    const log = createLogger('info', { write: (s: string) => void lines.push(JSON.parse(s)) });
+    const r = await runScript('recovery_1st_stage_command', line, {}, { cwd: '/', timeoutMs: 10_000, log });
+    return { r, lines };
+  };
+  const ok = await run('echo "pg_rewind: servers diverged" >&2; echo done');
+  t.equal(ok.r.code, 0);
+  t.same(ok.lines.filter((l) => l.level >= 40), [], 'a script that succeeds logs no warning');
+  t.ok(ok.lines.some((l) => l.level === 30 && l.msg === 'hook output' && l.stream === 'stderr'), 'its stderr is logged as information');
+  const bad = await run('echo "could not connect" >&2; exit 3');
+  const warned = bad.lines.filter((l) => l.level === 40);
+  t.same(warned.map((l) => [l.msg, l.stderr]), [['hook failed', ['could not connect']]], 'a failure: one warning with the last stderr lines');
+});
