@@ -1,3 +1,7 @@
+// The pool of backend connections, one concern at ~430 lines: taking, giving back, resetting,
+// recovering (a vanished client's connection drained) and evicting connections, and transaction
+// mode's per-(node, database, user) limit with its line of waiters. They share the idle stacks
+// and the counts, which is why they are one class.
 import { BackendConnection, BackendHandler } from '../backend/connection';
 import { runQueries } from '../backend/query';
 import { BackendStartupError } from '../backend/connect';

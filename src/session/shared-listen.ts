@@ -5,7 +5,8 @@
 // server process's id, the channel, the payload).
 import type { BackendConnection, NodeAddress } from '../backend/connection';
 import { decodeFields } from '../protocol/backend';
-import { Backend } from '../protocol/codes';
+import { serialize } from 'pg-protocol';
+import { Backend, Frontend } from '../protocol/codes';
 import { lex, word } from '../router/lexer';
 import type { Logger } from '../log/logger';
 import { truncateName } from './startup';
@@ -105,13 +106,8 @@ class DatabaseListener {
       const timer = setTimeout(() => reject(new Error('the shared listening connection did not answer')), READY_WAIT_MS);
       this.owed.push({ done: (err) => (clearTimeout(timer), err ? reject(err) : resolve()) });
     });
-    const text = Buffer.from(sql + '\0');
-    const msg = Buffer.alloc(5 + text.length);
-    msg[0] = 0x51; // Query
-    msg.writeInt32BE(4 + text.length, 1);
-    text.copy(msg, 5);
-    conn.noteSent(0x51);
-    conn.write(msg);
+    conn.noteSent(Frontend.Query);
+    conn.write(serialize.query(sql));
     return done;
   }
 
