@@ -19,6 +19,13 @@ export interface BackendHandler {
   closed(err?: Error): void;
 }
 
+/** A client's startup settings as a connection carries them (session/carried-startup.ts). */
+export interface StartupSettings {
+  /** Equal for equal settings. */
+  readonly key: string;
+  readonly values: ReadonlyMap<string, string>;
+}
+
 /**
  * What the sessions that used a connection left on it, recorded by the session layer so that the
  * next session to use it knows what to undo and what it can keep: whose settings it carries, how
@@ -38,6 +45,11 @@ export class CarriedState {
   sequences = false;
   /** Protocol-level prepared statements here, by name ('' = unnamed), as their Parse message. */
   readonly prepared = new Map<string, { readonly parse: Buffer }>();
+  /**
+   * Transaction mode: the startup settings of a client given here with set_config() (null: the
+   * connection has its own, from its start); they do not make it dirty, a borrower changes them.
+   */
+  startup: StartupSettings | null = null;
 
   /** The connection was reset (DISCARD ALL): nothing of any session is left. */
   clear(): void {
@@ -46,6 +58,7 @@ export class CarriedState {
     this.dirty = false;
     this.sequences = false;
     this.prepared.clear();
+    this.startup = null;
   }
 
   /** Another session must not find what is here: it resets the connection first. */

@@ -6,7 +6,7 @@ import { BackendConnection, BackendHandler } from './connection';
 
 export interface QueryResult {
   rows: (string | null)[][];
-  error?: { code: string; message: string };
+  error?: { code: string; message: string; detail?: string; hint?: string };
 }
 
 function decodeDataRow(buf: Buffer, start: number, end: number): (string | null)[] {
@@ -53,7 +53,7 @@ function collect(conn: BackendConnection, count: number, timeoutMs: number, payl
         if (type === Backend.DataRow) current.rows.push(decodeDataRow(buf, start, end));
         else if (type === Backend.ErrorResponse) {
           const f = decodeFields(buf, start, end);
-          current.error = { code: f.get('C') ?? '', message: f.get('M') ?? '' };
+          current.error = { code: f.get('C') ?? '', message: f.get('M') ?? '', detail: f.get('D'), hint: f.get('H') };
         } else if (type === Backend.ReadyForQuery) {
           results.push(current);
           current = { rows: [] };

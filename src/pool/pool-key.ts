@@ -12,6 +12,41 @@ export function poolKey(nodeId: number, params: ReadonlyMap<string, string>): st
 }
 
 /**
+ * Startup parameters a server connection must have started with, for a session in transaction
+ * mode to use it: the pool key's. `options` may hold anything (-c of a setting fixed at start);
+ * the rest are settings that take effect only at connection start, or that pin a session anyway.
+ */
+const KEPT_AT_START = new Set([
+  'user',
+  'database',
+  'options',
+  'replication',
+  'role',
+  'session_authorization',
+  'local_preload_libraries',
+  'session_preload_libraries',
+  'log_connections',
+  'log_disconnections',
+  'post_auth_delay',
+  'ignore_system_indexes',
+  'jit_debugging_support',
+  'jit_profiling_support',
+]);
+
+/**
+ * A client's startup parameters in transaction mode: those its server connections start with
+ * (the pool key's), and the settings Sluice carries to whichever connection it borrows, as
+ * set_config() calls (README "Pooling"). Many clients that differ only in application_name,
+ * TimeZone or DateStyle then share one pool.
+ */
+export function splitStartup(params: ReadonlyMap<string, string>): { backend: Map<string, string>; carried: Map<string, string> } {
+  const backend = new Map<string, string>();
+  const carried = new Map<string, string>();
+  for (const [k, v] of params) (KEPT_AT_START.has(k.toLowerCase()) || k.startsWith('_pq_.') ? backend : carried).set(k, v);
+  return { backend, carried };
+}
+
+/**
  * The pool mode of a client's (database, user): the first [[pool]] entry that matches (either
  * may be "all"), else the global pool_mode.
  */

@@ -2,7 +2,7 @@
 // recovering (a vanished client's connection drained) and evicting connections, and transaction
 // mode's per-(node, database, user) limit with its line of waiters. They share the idle stacks
 // and the counts, which is why they are one class.
-import { BackendConnection, BackendHandler } from '../backend/connection';
+import { BackendConnection, BackendHandler, type StartupSettings } from '../backend/connection';
 import { runQueries } from '../backend/query';
 import { BackendStartupError } from '../backend/connect';
 import { cancelOnNode } from '../backend/cancel';
@@ -129,17 +129,19 @@ export class PoolSet {
    * An idle pooled connection for the key, taken at once (no await: transaction mode's hot path).
    * Transaction mode names the borrowing session: the connection it gave back last is taken
    * first (its state is already there: no reset, nothing replayed, its sequence values still
-   * current), then one no session left anything on, then the newest.
+   * current), then one no session left anything on (better one already carrying the same
+   * startup settings), then the newest.
    */
-  takeIdle(key: string, owner: object | null = null): BackendConnection | null {
+  takeIdle(key: string, owner: object | null = null, startup: StartupSettings | null = null): BackendConnection | null {
     const stack = this.idle.get(key);
     if (!stack) return null;
     let best = stack.length - 1;
     if (owner !== null) {
       let score = -1;
-      for (let i = stack.length - 1; i >= 0 && score < 3; i--) {
+      const wanted = startup?.key ?? '';
+      for (let i = stack.length - 1; i >= 0 && score < 5; i--) {
         const c = stack[i]!.conn.carried;
-        const s = c.owner === owner ? (c.sequences ? 3 : 2) : c.foreign ? 0 : 1;
+        const s = c.owner === owner ? (c.sequences ? 5 : 4) : (c.foreign ? 0 : 2) + ((c.startup?.key ?? '') === wanted ? 1 : 0);
         if (s > score) {
           score = s;
           best = i;

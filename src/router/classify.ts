@@ -2,7 +2,7 @@ import { classifyAlter, classifyCreate, functionDdl, functionsChangedBy } from '
 import { lex, Lexed, Token, word } from './lexer';
 import { names } from './names';
 import { parserLoaded, settleWithParser } from './parse-tree';
-import { Statement, statement } from './statement';
+import { resetsOf, SettingsReset, Statement, statement } from './statement';
 
 /**
  * Classifies a query string for routing (pgpool's send_to_where(), with the differences the
@@ -60,7 +60,35 @@ function classifyText(sql: string, lexed: Lexed): Statement {
     createsTemp: parts.map((p) => (p.kind === 'write' ? p.createsTemp : undefined)).find((n) => n !== undefined),
     tempParents: parts.flatMap((p) => (p.kind === 'write' ? (p.tempParents ?? []) : [])),
     functionsChanged: functionsChangedBy(parts),
+    resets: resetsOf(parts),
   });
+}
+
+/** The setting named from token i on (a dotted name is one setting), in lower case. */
+function settingName(t: Token[], i: number): string | undefined {
+  const first = t[i];
+  if (!first || (first.kind !== 'word' && first.kind !== 'ident')) return undefined;
+  let name = first.text;
+  while (t[i + 1]?.kind === 'punct' && t[i + 1]!.text === '.' && t[i + 2] && (t[i + 2]!.kind === 'word' || t[i + 2]!.kind === 'ident')) {
+    name += `.${t[i + 2]!.text}`;
+    i += 2;
+  }
+  return name.toLowerCase();
+}
+
+/**
+ * SET [SESSION | LOCAL] name {TO | =} DEFAULT, SET TIME ZONE {DEFAULT | LOCAL}, SET NAMES
+ * DEFAULT: the setting it resets.
+ */
+function setToDefault(t: Token[], local: boolean): SettingsReset | undefined {
+  const at = word(t[1], 'session') || word(t[1], 'local') ? 2 : 1;
+  const last = t[t.length - 1];
+  if (word(t[at], 'time') && word(t[at + 1], 'zone')) return word(last, 'default') || word(last, 'local') ? { names: ['timezone'], local } : undefined;
+  if (word(t[at], 'names')) return word(last, 'default') || t.length === at + 1 ? { names: ['client_encoding'], local } : undefined;
+  const name = settingName(t, at);
+  const op = t[t.length - 2];
+  if (!name || !word(last, 'default') || !(word(op, 'to') || (op?.kind === 'punct' && op.text === '='))) return undefined;
+  return { names: [name], local };
 }
 
 function classifyTokens(t: Token[], sql: string): Statement {
@@ -100,9 +128,14 @@ function classifyTokens(t: Token[], sql: string): Statement {
       return classifySet(t);
     case 'reset':
       // Keyed like SET, so the log keeps only the last word on each setting.
-      return statement('session', 'reset', { replayKey: word(t[1], 'all') ? 'reset all' : t[1] && `set ${t[1].text}` });
-    case 'discard':
-      return statement('session', 'discard', { discards: discardWhat(t[1]) });
+      return statement('session', 'reset', {
+        replayKey: word(t[1], 'all') ? 'reset all' : t[1] && `set ${t[1].text}`,
+        resets: word(t[1], 'all') ? RESETS_ALL : resetOne(settingName(t, 1)),
+      });
+    case 'discard': {
+      const discards = discardWhat(t[1]);
+      return statement('session', 'discard', { discards, resets: discards === 'all' ? RESETS_ALL : undefined });
+    }
     case 'prepare':
       return classifyPrepare(t, sql);
     case 'execute':
@@ -145,6 +178,14 @@ function classifyTokens(t: Token[], sql: string): Statement {
     default:
       return statement('write', first.text);
   }
+}
+
+const RESETS_ALL: SettingsReset = { names: ['*'], local: false };
+
+function resetOne(name: string | undefined): SettingsReset | undefined {
+  if (name === undefined) return undefined;
+  // RESET TIME ZONE, RESET SESSION AUTHORIZATION, RESET TRANSACTION ISOLATION LEVEL: one setting each.
+  return { names: [name === 'time' ? 'timezone' : name], local: false };
 }
 
 function discardWhat(t: Token | undefined): 'all' | 'temp' | 'plans' | undefined {
@@ -239,7 +280,7 @@ function classifyBegin(t: Token[]): Statement {
 
 function classifySet(t: Token[]): Statement {
   const words = t.map((x) => x.text).join(' ');
-  if (word(t[1], 'local') || word(t[1], 'transaction')) return statement('txLocal', 'set for the transaction', { pinTransaction: true });
+  if (word(t[1], 'local') || word(t[1], 'transaction')) return statement('txLocal', 'set for the transaction', { pinTransaction: true, resets: setToDefault(t, true) });
   if (word(t[1], 'constraints')) return statement('txLocal', 'set constraints', { pinTransaction: true });
   if (/\btransaction_read_only\b/.test(words)) return statement('txLocal', 'set transaction_read_only', { pinTransaction: true });
   if (/\btransaction_isolation\b/.test(words) && !/\bdefault_transaction_isolation\b/.test(words)) {
@@ -258,7 +299,8 @@ function classifySet(t: Token[]): Statement {
   // other part: it composes with the SETs before it, so none of them may be dropped from the log.
   const composes = name?.text.toLowerCase() === 'datestyle';
   const replayKey = name && !defaults && !composes ? `set ${name.text}` : undefined;
-  return statement('session', 'set', serializable ? { pinSession: true, replayKey } : { replayKey });
+  const resets = setToDefault(t, false);
+  return statement('session', 'set', serializable ? { pinSession: true, replayKey, resets } : { replayKey, resets });
 }
 
 function classifyPrepare(t: Token[], sql: string): Statement {

@@ -51,6 +51,26 @@ interface StatementBase {
   readonly releasesPin?: ConnectionPin;
   /** UNLISTEN: the channel, or '*' (transaction mode's shared listening stops for it too). */
   readonly unlistens?: string;
+  /**
+   * RESET name, SET name TO DEFAULT, RESET ALL, DISCARD ALL: the settings it returns to their
+   * values at connection start (lower case; '*' for all). Transaction mode puts the client's own
+   * startup values back after it: its server connection did not start with them.
+   */
+  readonly resets?: SettingsReset;
+}
+
+/** Settings a statement resets, and whether only for the transaction (SET LOCAL name TO DEFAULT). */
+export interface SettingsReset {
+  readonly names: readonly string[];
+  readonly local: boolean;
+}
+
+/** What several statements reset, together (session-level if any of them is). */
+export function resetsOf(parts: readonly { readonly resets?: SettingsReset }[]): SettingsReset | undefined {
+  const all = parts.flatMap((p) => (p.resets ? [p.resets] : []));
+  if (all.length === 0) return undefined;
+  if (all.length === 1) return all[0];
+  return { names: all.flatMap((r) => r.names), local: all.every((r) => r.local) };
 }
 
 export interface ReadStatement extends StatementBase {

@@ -5,11 +5,12 @@ import type { BackendConnection, NodeAddress } from '../backend/connection';
 import { decodeFields } from '../protocol/backend';
 import { ClientError } from '../protocol/client-error';
 import { Errors } from '../protocol/errors';
-import { SqlState } from '../protocol/sqlstate';
+import { SqlState, type SqlStateCode } from '../protocol/sqlstate';
 import { poolKey } from '../pool/pool-key';
 import type { PoolSet } from '../pool/pool-set';
 import { runQueries } from '../backend/query';
 import type { Clock } from '../util/clock';
+import type { CarriedStartup } from './carried-startup';
 
 /** A query of Sluice's own for a session (a function look-up) that takes longer is given up (its connection closed). */
 const QUERY_LIMIT_MS = 2_000;
@@ -55,6 +56,22 @@ export async function resetConnection(conn: BackendConnection): Promise<void> {
   const [r] = await runQueries(conn, ['DISCARD ALL'], QUERY_LIMIT_MS);
   if (r?.error) throw Errors.resetFailed(r.error.message);
   conn.carried.clear();
+}
+
+/**
+ * Transaction mode, at a session's start: the client's startup settings given to its first
+ * connection before the server's parameters are the client's welcome. A value the server
+ * refuses ends the start with the server's own words, as a FATAL (what a startup packet gets).
+ */
+export async function carryStartup(conn: BackendConnection, carried: CarriedStartup): Promise<void> {
+  const sql = carried.changeFrom(conn.carried.startup);
+  if (sql === null) return;
+  const [r] = await runQueries(conn, [sql], QUERY_LIMIT_MS);
+  if (r?.error) {
+    const e = r.error;
+    throw new ClientError('FATAL', e.code as SqlStateCode, e.message, e.detail, e.hint);
+  }
+  conn.carried.startup = carried;
 }
 
 /**

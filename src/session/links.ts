@@ -3,7 +3,7 @@
 // statements prepared on it.
 import { serialize } from 'pg-protocol';
 import type { BackendConnection, BackendHandler } from '../backend/connection';
-import { decodeFields } from '../protocol/backend';
+import { decodeFields, decodeParameterStatus } from '../protocol/backend';
 import { Backend, Frontend } from '../protocol/codes';
 import type { ExtendedState, Frame, PreparedStatement } from './extended';
 import type { BackendStats } from '../cluster/backend-stats';
@@ -49,6 +49,14 @@ export interface Unit {
   retry?: { frames: Frame[]; statements: PreparedStatement[]; uses: string[] };
   /** The clock's monotonic time when a forwarded unit was opened (the statement latency metric). */
   openedAt?: number;
+  /**
+   * A forwarded unit whose ParameterStatus messages and ReadyForQuery are the session's to send
+   * (after Sluice's own unit that follows it): its ReadyForQuery is kept here meanwhile.
+   */
+  holdsReady?: boolean;
+  heldReady?: Buffer;
+  /** The reported parameters as the unit's replies began (what the client knew). */
+  paramsBefore?: Map<string, string>;
 }
 
 /** What a link reports to its session (the relay). */
@@ -323,9 +331,29 @@ export class NodeLink {
         this.owner.fatalSeen();
       }
     }
+    if (u.holdsReady && this.holdReady(u, type, buf, start, end)) return;
     u.started = true;
     this.owner.toClient(buf, start, end);
     if (type === Backend.ReadyForQuery) this.finish(u);
+  }
+
+  /**
+   * A unit whose ParameterStatus messages and ReadyForQuery wait for Sluice's unit after it
+   * (true: the frame is kept). The parameters are taken as its replies begin, when every unit
+   * before it is answered (a server before PostgreSQL 14 may report a change first: that one
+   * counts as changed).
+   */
+  private holdReady(u: Unit, type: number, buf: Buffer, start: number, end: number): boolean {
+    if (u.paramsBefore === undefined) {
+      u.paramsBefore = new Map(this.conn.params);
+      if (type === Backend.ParameterStatus) u.paramsBefore.delete(decodeParameterStatus(buf, start, end)[0]);
+    }
+    if (type === Backend.ReadyForQuery) {
+      u.heldReady = Buffer.from(buf.subarray(start, end));
+      this.finish(u);
+      return true;
+    }
+    return type === Backend.ParameterStatus;
   }
 
   /** The link is gone: the forwarded units it still owed, in order (the session answers them). */

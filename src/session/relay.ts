@@ -8,18 +8,19 @@
 // It is one story, read together, hence the length; its helpers each have a file of their own.
 import type { BackendConnection } from '../backend/connection';
 import type { Logger } from '../log/logger';
-import { encodeCommandComplete, encodeError, encodeNotice } from '../protocol/backend';
+import { encodeCommandComplete, encodeError, encodeNotice, encodeParameterStatus } from '../protocol/backend';
 import { SqlState } from '../protocol/sqlstate';
 import { Backend, Frontend, TxStatus } from '../protocol/codes';
 import { Errors } from '../protocol/errors';
 import { decodeQuery } from '../protocol/frontend';
+import { Writer } from '../protocol/writer';
 import { readNode } from '../router/balancer';
 import { classify } from '../router/classify';
 import { isListenQuery, isPlainQuery, mayUseSequences, queryMayUseSequences } from '../router/quick-look';
 import { listenCommand, type Listener } from './shared-listen';
 import type { CompiledRouting } from '../router/options';
 import { bare, route } from '../router/route';
-import { PinReason, sessionViewOf, Statement, statement, WriteStatement } from '../router/statement';
+import { PinReason, resetsOf, sessionViewOf, SettingsReset, Statement, statement, WriteStatement } from '../router/statement';
 import { assertNever } from '../util/assert-never';
 import { cancelOnNode } from '../backend/cancel';
 import { acquireOn, connectPrimary, errorFrame, isShutdown, KeptFatal, queryOnNode, releaseBackends } from './connections';
@@ -236,6 +237,26 @@ export class Relay implements LinkOwner, Listener {
     }
     c.owner = null;
     link.appliedSeq = 0;
+    this.carryStartup(link);
+  }
+
+  /**
+   * The client's startup settings on a connection that carries another's (or none): only what
+   * differs, in Sluice's own unit (the server's ParameterStatus for it is Sluice's: the client
+   * already has these values).
+   */
+  private carryStartup(link: NodeLink): void {
+    const c = link.conn.carried;
+    const carried = this.s.req.carried;
+    const sql = carried.changeFrom(c.startup);
+    if (sql === null) return;
+    c.startup = carried.empty ? null : carried;
+    link.runSwallowed(sql, (u) => {
+      if (!u.errored) return;
+      c.startup = null;
+      if (link.isPrimary) this.s.log.warn({ node: link.nodeId }, 'the server refused startup settings it accepted before');
+      else this.drop(link, 'carrying startup settings failed');
+    });
   }
 
   /**
@@ -271,7 +292,7 @@ export class Relay implements LinkOwner, Listener {
    */
   private borrow(link: NodeLink): boolean {
     const key = this.keyFor(link.nodeId);
-    const idle = this.ctx.pool.takeIdle(key, this.memory);
+    const idle = this.ctx.pool.takeIdle(key, this.memory, this.s.req.carried);
     if (idle) {
       this.attachBorrowed(link, idle);
       return true;
@@ -287,7 +308,7 @@ export class Relay implements LinkOwner, Listener {
       this.port.flushClient();
     }, WAIT_NOTICE_MS);
     const address = this.ctx.node(link.nodeId);
-    const got = link.isPrimary ? connectPrimary(this.ctx, this.s.req.params) : address ? acquireOn(this.ctx, address, this.s.req.params) : Promise.reject(new Error('node left'));
+    const got = link.isPrimary ? connectPrimary(this.ctx, this.s.req.backend) : address ? acquireOn(this.ctx, address, this.s.req.backend) : Promise.reject(new Error('node left'));
     got
       .then(({ conn }) => {
         if (this.port.closed) return void this.ctx.pool.giveBack(conn);
@@ -336,7 +357,7 @@ export class Relay implements LinkOwner, Listener {
   private keyFor(node: number): string {
     let key = this.keys.get(node);
     if (key === undefined) {
-      key = poolKey(node, this.s.req.params);
+      key = poolKey(node, this.s.req.backend);
       this.keys.set(node, key);
     }
     return key;
@@ -598,7 +619,7 @@ export class Relay implements LinkOwner, Listener {
       const b = this.ext.batch;
       link.prepare(b.statements, b.uses, b.reparsed, this.lending ? this.ctx.config.max_prepared_statements : 0);
       if (sessionViewOf(s) === 'statements' || b.statements.some((x) => sessionViewOf(x.stmt) === 'statements')) link.prepareAllNamed(this.ext);
-      const unit = this.openUnit(link, s, sql);
+      const unit = this.openUnit(link, s, sql, this.restoreFor(link, s, frame));
       if (this.lending && link.isPrimary && frame.type === Frontend.Sync && b.held.length > 0) this.noteParses(unit);
       this.rerunnable = null;
       if (link !== this.primary && !this.state.inTransaction) {
@@ -635,7 +656,7 @@ export class Relay implements LinkOwner, Listener {
    */
   private sharedListen(listen: boolean, channel: string): false {
     const l = this.ctx.listeners;
-    const params = this.s.req.params;
+    const params = this.s.req.backend;
     let done: Promise<void>;
     if (listen) {
       done = l.listen(params, channel, this).then(() => {
@@ -826,7 +847,7 @@ export class Relay implements LinkOwner, Listener {
       return;
     }
     this.connecting.add(node);
-    acquireOn(this.ctx, address, this.s.req.params)
+    acquireOn(this.ctx, address, this.s.req.backend)
       .then(({ conn }) => {
         if (this.port.closed) return void this.ctx.pool.release(conn, this.s.req.database).catch(() => undefined);
         this.link(conn, false);
@@ -883,12 +904,54 @@ export class Relay implements LinkOwner, Listener {
   /** A one-value query of Sluice's own on a pooled connection of the session's to a node (not the session's). */
   private queryNode(node: number, sql: string): Promise<string | null> {
     const address = this.ctx.node(node);
-    return address ? queryOnNode(this.ctx, address, this.s.req.params, this.s.req.database, sql) : Promise.resolve(null);
+    return address ? queryOnNode(this.ctx, address, this.s.req.backend, this.s.req.database, sql) : Promise.resolve(null);
   }
 
   // ---- Units and transactions ---------------------------------------------------------------
 
-  private openUnit(link: NodeLink, s: Statement, sql: string): Unit {
+  /**
+   * Transaction mode: a statement to the primary that resets settings the client started with
+   * (its connection did not start with them): what puts the client's values back after it.
+   */
+  private restoreFor(link: NodeLink, s: Statement, frame: Frame): SettingsReset & { sql: string } | null {
+    const carried = this.s.req.carried;
+    if (carried.empty || link !== this.primary) return null;
+    const r = frame.type === Frontend.Query ? s.resets : frame.type === Frontend.Sync ? resetsOf(this.ext.batch.statements.map((p) => p.stmt)) : undefined;
+    const sql = r ? carried.restoreAfter(r) : null;
+    return sql === null ? null : { ...r!, sql };
+  }
+
+  /**
+   * The client's startup values back after a unit that reset them, as Sluice's own unit queued
+   * right behind it; the unit's ParameterStatus messages and ReadyForQuery wait for it, and the
+   * client then gets a ParameterStatus for each value that differs from before the unit, as a
+   * direct connection reports only what changed. It is logged for other connections to replay
+   * with the reset (a later RESET of the same setting supersedes both).
+   */
+  private restoreAfter(unit: Unit, link: NodeLink, restore: SettingsReset & { sql: string }, seqs: number[]): void {
+    unit.holdsReady = true;
+    if (!restore.local) {
+      const key = restore.names.length === 1 ? (restore.names[0] === '*' ? 'restore all' : `set ${restore.names[0]}`) : undefined;
+      seqs.push(this.memory.replay.append(restore.sql, key));
+    }
+    const release = (u: Unit) => {
+      for (const [name, value] of link.conn.params) {
+        if (u.paramsBefore?.get(name) === value) continue;
+        const ps = encodeParameterStatus(new Writer(32), name, value).finish();
+        this.port.toClient(ps, 0, ps.length);
+      }
+      this.port.toClient(u.heldReady!, 0, u.heldReady!.length);
+    };
+    const done = unit.done!;
+    unit.done = (u) => {
+      // Queued before the unit's own work, which may lend the connection once nothing is owed.
+      if (u.errored) release(u);
+      else link.runSwallowed(restore.sql, () => release(u));
+      done(u);
+    };
+  }
+
+  private openUnit(link: NodeLink, s: Statement, sql: string, restore: (SettingsReset & { sql: string }) | null = null): Unit {
     const unit: Unit = { forward: true, errored: false };
     const v = this.s.settings.values;
     if (sql && v.notice_per_node_statement) {
@@ -923,6 +986,7 @@ export class Relay implements LinkOwner, Listener {
       }
       this.primaryReady(s, u);
     };
+    if (restore) this.restoreAfter(unit, link, restore, seqs);
     link.open(unit);
     return unit;
   }
@@ -1054,7 +1118,7 @@ export class Relay implements LinkOwner, Listener {
     this.links.delete(link.nodeId);
     this.reconnect = async () => {
       if (!(await down)) throw new KeptFatal(fatal);
-      const { conn } = await connectPrimary(this.ctx, this.s.req.params);
+      const { conn } = await connectPrimary(this.ctx, this.s.req.backend);
       if (this.port.closed) {
         this.ctx.pool.discard(conn);
         throw new Error('session closed');

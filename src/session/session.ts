@@ -13,10 +13,10 @@ import { Framer, FrameSink } from '../protocol/framer';
 import { decodeParse, decodeQuery, decodeStartupPacket } from '../protocol/frontend';
 import { ProtocolError } from '../protocol/reader';
 import { assertNever } from '../util/assert-never';
-import { connectPrimary, resetConnection } from './connections';
+import { carryStartup, connectPrimary, resetConnection } from './connections';
 import { Relay, RelayPort } from './relay';
 import { SessionRouting } from './routing';
-import { AuthInbox, checkStartup, encodeWelcome, StartupDropped, StartupRequest, unencryptedAfter, unsupportedProtocol } from './startup';
+import { AuthInbox, checkStartup, encodeWelcome, lendingRequest, StartupDropped, StartupRequest, unencryptedAfter, unsupportedProtocol } from './startup';
 import { untilWritable, WriteBatch } from '../net/write-batch';
 import { LocalSession, localSession } from './local-commands';
 import type { SessionContext } from './context';
@@ -244,7 +244,11 @@ export class Session implements RelayPort {
       await this.ctx.gate.pass();
       await this.ctx.admission.pass();
       if (this.closed) return;
-      const { conn, reused } = await connectPrimary(this.ctx, req.params);
+      if (this.ctx.lends(req.params)) {
+        req = lendingRequest(req);
+        this.state = { kind: 'starting', req };
+      }
+      const { conn, reused } = await connectPrimary(this.ctx, req.backend);
       const node = conn.node;
       if (this.closed) {
         this.ctx.pool.release(conn, req.database).catch(() => undefined);
@@ -253,6 +257,14 @@ export class Session implements RelayPort {
       // Transaction mode: a connection another session changed is reset before its parameters
       // are the client's welcome (the server reports each one it puts back).
       if (conn.carried.foreign) await resetConnection(conn);
+      if (this.closed) return void this.ctx.pool.giveBack(conn);
+      // Its startup settings too, refused as PostgreSQL refuses them in a startup packet.
+      if (!req.carried.empty) {
+        await carryStartup(conn, req.carried).catch((err: unknown) => {
+          this.ctx.pool.giveBack(conn);
+          throw err;
+        });
+      }
       if (this.closed) return void this.ctx.pool.giveBack(conn);
       if (this.ctx.routing.loadBalance) await this.routing.load(req, conn);
       if (this.closed) return;

@@ -6,13 +6,25 @@ import { StartupPacket } from '../protocol/frontend';
 import { SqlState } from '../protocol/sqlstate';
 import { Writer } from '../protocol/writer';
 import type { BackendConnection } from '../backend/connection';
+import { splitStartup } from '../pool/pool-key';
+import { CarriedStartup, NOTHING_CARRIED } from './carried-startup';
 
 /** What a client asked for in its StartupMessage, checked. */
 export interface StartupRequest {
-  /** Parameters to start backend connections with: user and database first, then the client's. */
+  /** The client's parameters: user and database first, then the rest as sent. */
   readonly params: ReadonlyMap<string, string>;
   readonly user: string;
   readonly database: string;
+  /** Parameters to start backend connections with (the pool key's): all of them in session mode. */
+  readonly backend: ReadonlyMap<string, string>;
+  /** Transaction mode: the settings given to each connection the session borrows. */
+  readonly carried: CarriedStartup;
+}
+
+/** A request in transaction mode: its connections start with the pool key's parameters; the rest is carried. */
+export function lendingRequest(req: StartupRequest): StartupRequest {
+  const { backend, carried } = splitStartup(req.params);
+  return { ...req, backend, carried: new CarriedStartup(carried) };
 }
 
 /** The longest user or database name PostgreSQL keeps (NAMEDATALEN - 1 bytes); it cuts longer ones. */
@@ -72,7 +84,7 @@ export function checkStartup(p: Extract<StartupPacket, { kind: 'startup' }>, sen
     if (k === 'user' || k === 'database' || k === 'replication' || k.startsWith('_pq_.')) continue;
     params.set(k, v);
   }
-  return { params, user, database };
+  return { params, user, database, backend: params, carried: NOTHING_CARRIED };
 }
 
 /**

@@ -15,8 +15,8 @@ const run = promisify(execFile);
 const POOL = 2;
 const env = clusterWithSluice(1, { weights: [1, 0], pool_mode: 'transaction', default_pool_size: POOL, query_wait_timeout: 30 });
 
-/** The server connections Sluice holds to the primary for the test's (database, user). */
-const serverConnections = () => env.cluster.psql(0, "select count(*) from pg_stat_activity where backend_type = 'client backend' and usename = 'postgres' and application_name = '' and pid <> pg_backend_pid()");
+/** The server connections Sluice holds to the primary for the test's (database, user): not its health checks' ('sluice'). */
+const serverConnections = () => env.cluster.psql(0, "select count(*) from pg_stat_activity where backend_type = 'client backend' and usename = 'postgres' and application_name <> 'sluice' and pid <> pg_backend_pid()");
 
 /** Runs a simple Query on a raw client: the first column of each row, up to its ReadyForQuery. */
 async function rawValues(c: RawClient, sql: string): Promise<string[]> {
@@ -27,6 +27,25 @@ async function rawValues(c: RawClient, sql: string): Promise<string[]> {
   const error = got.find((f) => f.type === 'E');
   if (error) throw new Error(`${sql}: ${fieldsOf(error).get('M')}`);
   return got.filter((f) => f.type === 'D').map((f) => f.body.subarray(6, 6 + f.body.readInt32BE(2)).toString());
+}
+
+/** A ParameterStatus frame as name=value. */
+function statusOf(f: { body: Buffer }): string {
+  const [name, value] = f.body.toString().split('\0');
+  return `${name}=${value}`;
+}
+
+/** A DataRow's columns, joined with '|'. */
+function rowText(f: { body: Buffer }): string {
+  const n = f.body.readInt16BE(0);
+  const out: string[] = [];
+  let at = 2;
+  for (let i = 0; i < n; i++) {
+    const len = f.body.readInt32BE(at);
+    out.push(len < 0 ? 'NULL' : f.body.subarray(at + 4, at + 4 + len).toString());
+    at += 4 + Math.max(0, len);
+  }
+  return out.join('|');
 }
 
 async function clients(n: number): Promise<Client[]> {
@@ -281,6 +300,88 @@ t.test('ParameterStatus as a direct connection sends it: once for a SET, none fo
   const direct = await statuses(env.cluster.port(0));
   const through = await statuses(env.sluice.port);
   t.same(through, direct, `ParameterStatus messages: ${JSON.stringify(through)} through Sluice, ${JSON.stringify(direct)} direct`);
+});
+
+t.test("startup settings: clients that differ in application_name, TimeZone and DateStyle share the pool's connections, each with its own values", async (t) => {
+  const pg = await import('pg');
+  const cs: Client[] = [];
+  for (let i = 0; i < 8; i++) {
+    const c = new pg.default.Client({ port: env.sluice.port, host: '127.0.0.1', user: 'postgres', database: 'postgres', application_name: `app_${i}` });
+    await c.connect();
+    cs.push(c);
+  }
+  // TimeZone and DateStyle as libpq sends them at startup for PGTZ and PGDATESTYLE.
+  const raw = await Promise.all([0, 1, 2, 3].map((i) => RawClient.startup(env.sluice.port, { application_name: `raw_${i}`, TimeZone: `Etc/GMT-${i + 1}`, DateStyle: i % 2 ? 'SQL, DMY' : 'ISO, YMD' })));
+  t.teardown(() => raw.forEach((r) => r.close()));
+  const settings = "select current_setting('application_name') || '|' || current_setting('TimeZone') || '|' || current_setting('DateStyle')";
+  const opened = async () => sampleValue(parseExposition((await env.sluice.server.metrics.scrape()).body), 'sluice_backend_connections_opened_total', { node: '0' }) ?? 0;
+  const openedBefore = await opened();
+  for (let round = 0; round < 4; round++) {
+    const got = await Promise.all([...cs.map(async (c) => (await c.query('show application_name')).rows[0].application_name as string), ...raw.map(async (r) => (await rawValues(r, settings))[0])]);
+    t.same(
+      got,
+      [...cs.map((_, i) => `app_${i}`), ...raw.map((_, i) => `raw_${i}|Etc/GMT-${i + 1}|${i % 2 ? 'SQL, DMY' : 'ISO, YMD'}`)],
+      `round ${round}: each client has its own startup values`,
+    );
+  }
+  // Pooled by startup parameters, each transaction would close a connection of another client's
+  // parameters to open one of its own.
+  t.ok((await opened()) - openedBefore <= POOL, `${(await opened()) - openedBefore} server connections opened for 4 rounds of 12 clients`);
+  await Promise.all(cs.map((c) => c.end()));
+});
+
+t.test('RESET, SET TO DEFAULT, RESET ALL and DISCARD ALL return to the startup values, with the ParameterStatus messages a direct connection sends', async (t) => {
+  const startup = { application_name: 'started_as', TimeZone: 'Asia/Tokyo', DateStyle: 'SQL, DMY' };
+  const steps = [
+    "set application_name = 'changed'",
+    'reset application_name',
+    "set timezone = 'UTC'; set datestyle = 'ISO'",
+    'set timezone to default',
+    "set application_name = 'again'; set datestyle = 'German'",
+    'reset all',
+    "set timezone = 'UTC'; set application_name = 'once_more'",
+    'discard all',
+    "begin; reset all; rollback",
+    "set application_name = 'x'; select 1/0; reset all",
+  ];
+  const transcript = async (port: number) => {
+    const c = await RawClient.startup(port, startup);
+    const others = await clients(2);
+    try {
+      const lines: string[] = [c.frames.filter((f) => f.type === 'S').map(statusOf).join(' ')];
+      for (const sql of steps) {
+        // Other clients borrow the connections between steps.
+        await Promise.all(others.map((o) => o.query("set application_name = 'someone_else'; select pg_sleep(0.02)")));
+        const from = c.frames.length;
+        c.send(serialize.query(sql));
+        c.send(serialize.query("select current_setting('application_name') || '|' || current_setting('TimeZone') || '|' || current_setting('DateStyle')"));
+        await c.until(() => c.frames.slice(from).filter((f) => f.type === 'Z').length === 2);
+        const got = c.frames.slice(from);
+        lines.push(`${sql} => ${got.map((f) => (f.type === 'S' ? statusOf(f) : f.type === 'D' ? rowText(f) : f.type)).join(' ')}`);
+      }
+      return lines;
+    } finally {
+      c.close();
+      await Promise.all(others.map((o) => o.end()));
+    }
+  };
+  const direct = await transcript(env.cluster.port(0));
+  const through = await transcript(env.sluice.port);
+  t.same(through, direct, 'the same messages, in the same order, with the same values');
+});
+
+t.test('a startup setting the server refuses ends the start as a direct connection does', async (t) => {
+  const refused = async (port: number) => {
+    const c = await RawClient.startup(port, { DateStyle: 'bogus' });
+    try {
+      const e = c.frames.find((f) => f.type === 'E');
+      const f = e ? fieldsOf(e) : new Map<string, string>();
+      return [f.get('S'), f.get('C'), f.get('M'), f.get('D')];
+    } finally {
+      c.close();
+    }
+  };
+  t.same(await refused(env.sluice.port), await refused(env.cluster.port(0)));
 });
 
 t.test('max_prepared_statements: a server connection keeps at most that many; a statement closed there is parsed again where it runs', async (t) => {

@@ -266,3 +266,27 @@ t.test('a string that reads as a name counts as a relation (regclass arguments)'
   t.same(classify("select * from t where note = 'two words' and n = 42").relations, ['t', 'note', 'n'], 'other strings are not names');
   t.equal(classify("select has_table_privilege('pg_authid', 'select')").catalog, false, 'a string never makes a catalog read');
 });
+
+t.test('settings a statement resets (transaction mode puts the client startup values back after it)', async (t) => {
+  const resets: [string, { names: string[]; local: boolean } | undefined][] = [
+    ['RESET application_name', { names: ['application_name'], local: false }],
+    ['reset "DateStyle"', { names: ['datestyle'], local: false }],
+    ['RESET myapp.mode', { names: ['myapp.mode'], local: false }],
+    ['RESET ALL', { names: ['*'], local: false }],
+    ['DISCARD ALL', { names: ['*'], local: false }],
+    ['DISCARD TEMP', undefined],
+    ['RESET TIME ZONE', { names: ['timezone'], local: false }],
+    ['SET TimeZone TO DEFAULT', { names: ['timezone'], local: false }],
+    ['set session search_path = default', { names: ['search_path'], local: false }],
+    ['SET LOCAL statement_timeout TO DEFAULT', { names: ['statement_timeout'], local: true }],
+    ['SET TIME ZONE LOCAL', { names: ['timezone'], local: false }],
+    ['SET TIME ZONE DEFAULT', { names: ['timezone'], local: false }],
+    ["SET TIME ZONE 'UTC'", undefined],
+    ['SET NAMES DEFAULT', { names: ['client_encoding'], local: false }],
+    ["SET application_name = 'default'", undefined],
+    ['SET application_name = x', undefined],
+    ["set datestyle = 'ISO'; reset timezone; select 1", { names: ['timezone'], local: false }],
+    ['reset timezone; set local work_mem to default', { names: ['timezone', 'work_mem'], local: false }],
+  ];
+  for (const [sql, want] of resets) t.same(classify(sql).resets, want, sql);
+});
