@@ -1,10 +1,11 @@
 import type { Config } from '../config/load';
 
 /**
- * Backend connections are pooled per (node, database, user) and, within that, per the client's
- * other startup parameters. A reused connection therefore started with exactly the client's
- * application_name, options, DateStyle, ...: RESET and RESET ALL return to the client's own
- * values, as on a direct connection, which a pool that applies them with SET gets wrong.
+ * Backend connections are pooled per (node, database, user) and, within that, per the other
+ * startup parameters they start with. In session mode those are all the client's: a reused
+ * connection started with exactly its application_name, options, DateStyle, ..., so RESET and
+ * RESET ALL return to the client's own values. Transaction mode starts them with fewer
+ * (splitStartup) and carries the rest.
  */
 export function poolKey(nodeId: number, params: ReadonlyMap<string, string>): string {
   const rest = [...params].filter(([k]) => k !== 'user' && k !== 'database').sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
