@@ -187,7 +187,7 @@ export class Server implements AdminHost, HttpHost {
 
   static async start(config: Config, log: Logger, opts: ServerOptions = {}): Promise<Server> {
     const s = new Server(config, log, opts);
-    await loadParser();
+    if (s.routing.loadBalance) await loadParser();
     await s.cluster.start(opts.discardStatus ?? false);
     await s.listen();
     try {
@@ -282,7 +282,11 @@ export class Server implements AdminHost, HttpHost {
       const toNodes = backendTls(next);
       const changed = applyReload(this.config_, next, {
         config: (c) => (this.config_ = c),
-        routing: (r) => (this.routing = r),
+        routing: (r) => {
+          this.routing = r;
+          // Until it is loaded, a statement only the parser can settle goes to the primary.
+          if (r.loadBalance) loadParser().catch((err: unknown) => this.log.error({ err }, 'cannot load the SQL parser'));
+        },
         pool: (c) => (this.pool.opts = this.poolOptions(c)),
         catalogs: (ms) => (this.catalogs.expireMs = ms),
         gates: (holdMs, recoveryMs) => {

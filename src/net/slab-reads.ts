@@ -1,10 +1,15 @@
 import type { OnReadOpts, Socket } from 'node:net';
 
-/** A new socket's first slab: room for many small protocol exchanges, little memory when idle. */
+/**
+ * A new socket's first slab: a session's startup and its first statements. Most of a client that
+ * stays idle is this slab, so it is small (Node's shared pool packs four to a page).
+ */
+const FIRST_SLAB = 2 * 1024;
+/** The next slabs: room for many small protocol exchanges, little memory when idle. */
 const BASE_SLAB = 16 * 1024;
 /** Bulk transfers (COPY, large results) grow the slab up to this, as Node's own 64 KB reads. */
 const MAX_SLAB = 256 * 1024;
-/** A window smaller than this is not worth a read: the rest of the slab is left unused. */
+/** A window smaller than this (or than a quarter of a small slab) is not worth a read: the rest of the slab is left unused. */
 const MIN_WINDOW = 2 * 1024;
 
 type Sink = (chunk: Buffer) => void;
@@ -29,7 +34,7 @@ export class SlabReads {
   private early: Buffer[] = [];
 
   constructor() {
-    this.slab = Buffer.allocUnsafe(BASE_SLAB);
+    this.slab = Buffer.allocUnsafe(FIRST_SLAB);
   }
 
   /** The `onread` option for net.connect or a Socket. */
@@ -52,7 +57,7 @@ export class SlabReads {
     const filled = this.last > 0 && this.last === this.windowLength;
     this.off += this.last;
     this.last = 0;
-    if (filled || this.slab.length - this.off < MIN_WINDOW) {
+    if (filled || this.slab.length - this.off < Math.min(MIN_WINDOW, this.slab.length >> 2)) {
       const size = filled ? Math.min(this.slab.length * 2, MAX_SLAB) : BASE_SLAB;
       this.slab = Buffer.allocUnsafe(size);
       this.off = 0;

@@ -1,7 +1,7 @@
 import { classifyAlter, classifyCreate, functionDdl, functionsChangedBy } from './ddl';
 import { lex, Lexed, Token, word } from './lexer';
 import { names } from './names';
-import { parserLoaded, settleWithParser } from './parse-tree';
+import { parserMisses, settleWithParser } from './parse-tree';
 import { resetsOf, SettingsReset, Statement, statement } from './statement';
 
 /**
@@ -14,9 +14,10 @@ export function classify(sql: string): Statement {
   const known = seen.get(sql);
   if (known) return known;
   const lexed = lex(sql);
+  const misses = parserMisses();
   const c = classifyText(sql, lexed);
   const s = LEADING_COMMENT_START.test(sql) ? { ...c, leadingComment: true } : c;
-  if (!lexed.constants && sql.length <= SEEN_TEXT && parserLoaded()) remember(sql, s);
+  if (!lexed.constants && sql.length <= SEEN_TEXT && parserMisses() === misses) remember(sql, s);
   return s;
 }
 

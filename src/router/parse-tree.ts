@@ -2,17 +2,25 @@ import { loadModule, parseSync } from 'libpg-query';
 import { Statement, statement } from './statement';
 
 let loaded = false;
+let missed = 0;
 
-/** libpg-query is WebAssembly: it must be instantiated once before the synchronous parse works. */
+/**
+ * libpg-query is WebAssembly: it must be instantiated once before the synchronous parse works.
+ * It costs about 18 MB of memory, so the server loads it only when a statement's class routes
+ * anything (load balancing).
+ */
 export async function loadParser(): Promise<void> {
   if (loaded) return;
   await loadModule();
   loaded = true;
 }
 
-/** Until it is, a statement that needs the parser is classified as a write, and not for good. */
-export function parserLoaded(): boolean {
-  return loaded;
+/**
+ * Until it is, a statement that needs the parser is classified as a write, and not for good:
+ * this counts those classifications (a memo must not keep them).
+ */
+export function parserMisses(): number {
+  return missed;
 }
 
 type Node = Record<string, unknown>;
@@ -35,7 +43,10 @@ function hasWritingCte(node: unknown): boolean {
  * the server will report the syntax error itself.
  */
 export function settleWithParser(sql: string, otherwise: () => Statement): Statement {
-  if (!loaded) return statement('write', 'parser not loaded');
+  if (!loaded) {
+    missed++;
+    return statement('write', 'parser not loaded');
+  }
   let tree: { stmts?: { stmt: Node }[] };
   try {
     tree = parseSync(sql) as unknown as typeof tree;

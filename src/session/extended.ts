@@ -1,5 +1,6 @@
 // The extended query protocol as a session sees it: the statements and portals the client made,
 // which node holds each, and the batch of messages up to the next Flush or Sync.
+import { addTo, deleteKey, emptyMap, emptySet, setIn } from '../util/lazy';
 import { classify } from '../router/classify';
 import type { Statement } from '../router/statement';
 import { Frontend } from '../protocol/codes';
@@ -37,15 +38,15 @@ export class ExtendedBatch {
   /** The statements the held messages parse or run. */
   readonly statements: PreparedStatement[] = [];
   /** Named statements the held messages use without parsing them in this batch. */
-  readonly uses = new Set<string>();
+  uses = emptySet<string>();
   /** Portals from earlier batches that the held messages use. */
-  readonly portalsUsed = new Set<string>();
+  portalsUsed = emptySet<string>();
   /** Executes in this batch, for notice_per_node_statement. */
   readonly executed: string[] = [];
   /** Names closed by this batch. */
   readonly closedStatements: string[] = [];
   /** Names parsed by this batch while the session still had a statement of that name (not closed). */
-  readonly reparsed = new Set<string>();
+  reparsed = emptySet<string>();
 
   get empty(): boolean {
     return this.held.length === 0;
@@ -61,8 +62,8 @@ export class ExtendedBatch {
  * remember their node: a portal exists only where its Bind ran.
  */
 export class ExtendedState {
-  readonly statements = new Map<string, PreparedStatement>();
-  readonly portals = new Map<string, { stmt: PreparedStatement | undefined; node: number | null }>();
+  statements = emptyMap<string, PreparedStatement>();
+  portals = emptyMap<string, { stmt: PreparedStatement | undefined; node: number | null }>();
   batch = new ExtendedBatch();
   /** The node the current batch went to after a Flush (the rest follows it), else null. */
   batchNode: number | null = null;
@@ -79,8 +80,8 @@ export class ExtendedState {
         // A named statement lives for the session: keep its own copy, not the client's chunk.
         const parse = name !== '' ? Buffer.from(buf.subarray(start, end)) : buf.subarray(start, end);
         const ps: PreparedStatement = { name, sql, stmt: classify(sql), parse };
-        if (name !== '' && this.statements.has(name)) b.reparsed.add(name);
-        this.statements.set(name, ps);
+        if (name !== '' && this.statements.has(name)) b.reparsed = addTo(b.reparsed, name);
+        this.statements = setIn(this.statements, name, ps);
         b.statements.push(ps);
         return;
       }
@@ -90,9 +91,9 @@ export class ExtendedState {
         const ps = this.statements.get(name);
         if (ps && !b.statements.includes(ps)) {
           b.statements.push(ps);
-          b.uses.add(name);
+          b.uses = addTo(b.uses, name);
         }
-        this.portals.set(portal, { stmt: ps, node: null });
+        this.portals = setIn(this.portals, portal, { stmt: ps, node: null });
         return;
       }
       case Frontend.Describe: {
@@ -114,9 +115,9 @@ export class ExtendedState {
         const name = r.cstring();
         if (kind === 0x53 /* S */) {
           b.closedStatements.push(name);
-          this.statements.delete(name);
+          deleteKey(this.statements, name);
         } else {
-          this.portals.delete(name);
+          deleteKey(this.portals, name);
         }
         return;
       }
@@ -127,14 +128,14 @@ export class ExtendedState {
     const ps = this.statements.get(name);
     if (ps && !this.batch.statements.includes(ps)) {
       this.batch.statements.push(ps);
-      this.batch.uses.add(name);
+      this.batch.uses = addTo(this.batch.uses, name);
     }
   }
 
   private usePortal(portal: string): void {
     const p = this.portals.get(portal);
     if (!p) return;
-    if (p.node !== null) this.batch.portalsUsed.add(portal);
+    if (p.node !== null) this.batch.portalsUsed = addTo(this.batch.portalsUsed, portal);
     else if (p.stmt && !this.batch.statements.includes(p.stmt)) this.batch.statements.push(p.stmt);
   }
 
@@ -173,11 +174,11 @@ export class ExtendedState {
     this.batch = new ExtendedBatch();
     this.batchNode = null;
     // Portals end with their transaction (an implicit one ends at Sync).
-    if (outsideTransaction) this.portals.clear();
+    if (outsideTransaction) this.portals = emptyMap();
   }
 
   /** DISCARD ALL / DEALLOCATE ALL: every prepared statement is gone. */
   forgetStatements(): void {
-    this.statements.clear();
+    this.statements = emptyMap();
   }
 }

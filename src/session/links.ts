@@ -8,6 +8,7 @@ import { Backend, Frontend } from '../protocol/codes';
 import type { ExtendedState, Frame, PreparedStatement } from './extended';
 import type { BackendStats } from '../cluster/backend-stats';
 import { WriteBatch } from '../net/write-batch';
+import { emptySet } from '../util/lazy';
 import type { Clock } from '../util/clock';
 
 const SYNC = Buffer.from([Frontend.Sync, 0, 0, 0, 4]);
@@ -278,7 +279,7 @@ export class NodeLink {
     for (const ps of b.statements) this.prepared.set(ps.name, ps);
     for (const name of b.closedStatements) this.prepared.delete(name);
     ext.placed(this.nodeId);
-    b.uses.clear();
+    b.uses = emptySet();
     b.clearHeld();
   }
 

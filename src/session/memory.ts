@@ -7,6 +7,7 @@ import type { Statement, TxLocalStatement } from '../router/statement';
 import { bare, type SessionView } from '../router/route';
 import type { ExtendedState } from './extended';
 import type { NodeLink } from './links';
+import { addTo, emptyMap, emptySet, setIn } from '../util/lazy';
 
 /** The text names one of the relations (as a word, in any case: its body is text to the lexer). */
 function mentionsAny(sql: string, names: ReadonlySet<string>): boolean {
@@ -31,14 +32,14 @@ export class RouteState implements SessionView {
   wroteInTransaction = false;
   wroteInEarlierTransaction = false;
   wroteInSession = false;
-  writtenTables = new Set<string>();
-  readonly tempTables = new Set<string>();
+  writtenTables = emptySet<string>();
+  tempTables = emptySet<string>();
 
   /** The session made temporary tables (or functions over them) that only its own connection has. */
   get hasTempObjects(): boolean {
     return this.tempTables.size > 0 || this.tempFunctions.size > 0;
   }
-  readonly tempFunctions = new Set<string>();
+  tempFunctions = emptySet<string>();
   /** Replay-log sequence number when the current transaction began (undone on rollback). */
   txStartSeq = 0;
 
@@ -55,19 +56,19 @@ export class RouteState implements SessionView {
     if (s.pinTransaction) this.pinnedTransaction = true;
     if (s.pinSession) this.pinnedSession = true;
     if (s.kind === 'write') {
-      if (s.createsTemp) this.tempTables.add(s.createsTemp);
-      for (const parent of s.tempParents ?? []) this.tempTables.add(bare(parent));
-      if (s.tempIf?.from.some((r) => this.tempTables.has(bare(r)))) this.tempTables.add(s.tempIf.name);
-      if (s.definesFunctions && this.tempTables.size > 0 && mentionsAny(sql, this.tempTables)) for (const f of s.definesFunctions) this.tempFunctions.add(f);
+      if (s.createsTemp) this.tempTables = addTo(this.tempTables, s.createsTemp);
+      for (const parent of s.tempParents ?? []) this.tempTables = addTo(this.tempTables, bare(parent));
+      if (s.tempIf?.from.some((r) => this.tempTables.has(bare(r)))) this.tempTables = addTo(this.tempTables, s.tempIf.name);
+      if (s.definesFunctions && this.tempTables.size > 0 && mentionsAny(sql, this.tempTables)) for (const f of s.definesFunctions) this.tempFunctions = addTo(this.tempFunctions, f);
     }
     if (s.kind === 'session' && (s.discards === 'all' || s.discards === 'temp')) {
-      this.tempTables.clear();
-      this.tempFunctions.clear();
+      this.tempTables = emptySet();
+      this.tempFunctions = emptySet();
     }
     if (wrote) {
       this.wroteInSession = true;
       this.wroteInTransaction = true;
-      if (s.kind === 'write') for (const t of s.writeTables ?? []) this.writtenTables.add(t);
+      if (s.kind === 'write') for (const t of s.writeTables ?? []) this.writtenTables = addTo(this.writtenTables, t);
     }
   }
 
@@ -82,7 +83,7 @@ export class RouteState implements SessionView {
       if (this.wroteInTransaction && ended) this.wroteInEarlierTransaction = true;
       this.pinnedTransaction = false;
       this.wroteInTransaction = false;
-      if (this.writtenTables.size > 0) this.writtenTables = new Set();
+      if (this.writtenTables.size > 0) this.writtenTables = emptySet();
     }
     this.txStatus = status;
     return ended;
@@ -188,7 +189,7 @@ export class ReplayLog {
  */
 export class SessionState {
   readonly replay = new ReplayLog();
-  private readonly sqlPrepared = new Map<string, Statement>();
+  private sqlPrepared = emptyMap<string, Statement>();
   /** The open transaction's savepoints, innermost last, with the replay log's position at each. */
   private savepoints: { name: string; seq: number }[] = [];
 
@@ -232,7 +233,7 @@ export class SessionState {
     if (!this.keep) return [];
     if (s.kind === 'session' && s.discards === 'all') {
       this.replay.restart(sql);
-      this.sqlPrepared.clear();
+      this.sqlPrepared = emptyMap();
       ext.forgetStatements();
       // A link whose connection is lent out (transaction mode) gets it reset when it is borrowed
       // again: restart() made what it applied obsolete.
@@ -240,8 +241,8 @@ export class SessionState {
       return [];
     }
     if (s.kind === 'session' && s.name !== undefined) {
-      if (s.inner) this.sqlPrepared.set(s.name, s.inner);
-      else if (s.name === '') this.sqlPrepared.clear();
+      if (s.inner) this.sqlPrepared = setIn(this.sqlPrepared, s.name, s.inner);
+      else if (s.name === '') this.sqlPrepared = emptyMap();
       else {
         // DEALLOCATE name: its PREPARE leaves the log (the log stays as small as the session's
         // live state), and the standbys that already ran that PREPARE get the DEALLOCATE now.

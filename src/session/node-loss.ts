@@ -1,5 +1,6 @@
 // When a node is lost under a session: replies it still owed are answered, a read that can be
 // is run again elsewhere, and the node is avoided for a while.
+import { deleteKey, emptyMap, setIn } from '../util/lazy';
 import { serialize } from 'pg-protocol';
 import type { Logger } from '../log/logger';
 import { Frontend } from '../protocol/codes';
@@ -20,12 +21,12 @@ const lostReadSql = (node: number) =>
 
 /** The nodes a session avoids for reads, each for AVOID_MS after it failed the session. */
 export class AvoidList {
-  private readonly since = new Map<number, number>();
+  private since = emptyMap<number, number>();
 
   constructor(private readonly clock: Pick<Clock, 'now'>) {}
 
   add(node: number): void {
-    this.since.set(node, this.clock.now());
+    this.since = setIn(this.since, node, this.clock.now());
   }
 
   has(node: number): boolean {
@@ -36,7 +37,7 @@ export class AvoidList {
   current(): ReadonlyMap<number, number> {
     if (this.since.size === 0) return this.since;
     const now = this.clock.now();
-    for (const [n, at] of this.since) if (now - at > AVOID_MS) this.since.delete(n);
+    for (const [n, at] of this.since) if (now - at > AVOID_MS) deleteKey(this.since, n);
     return this.since;
   }
 }

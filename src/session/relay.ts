@@ -35,6 +35,7 @@ import { FunctionLookups, ReadYourWrites, SessionRouting } from './routing';
 import type { SessionSettings } from './settings';
 import type { StartupRequest } from './startup';
 import { poolKey } from '../pool/pool-key';
+import { addTo, deleteFrom, emptySet } from '../util/lazy';
 
 /** Session-level advisory locks (the _xact_ ones end with their transaction and move nothing). */
 const SESSION_ADVISORY_LOCKS = new Set(['pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisory_lock', 'pg_try_advisory_lock_shared']);
@@ -121,9 +122,9 @@ export class Relay implements LinkOwner, Listener {
   private reconnect: (() => Promise<BackendConnection>) | null = null;
   private reconnecting = false;
   /** Nodes a connection is being opened to. */
-  private readonly connecting = new Set<number>();
+  private connecting = emptySet<number>();
   /** Lag checks (read_your_writes) under way, by node. */
-  private readonly checking = new Set<number>();
+  private checking = emptySet<number>();
   /** The last unit opened for a read on a standby that could be re-run elsewhere. */
   private rerunnable: Unit | null = null;
   private standbyBegin = 'BEGIN';
@@ -148,17 +149,17 @@ export class Relay implements LinkOwner, Listener {
    * What makes this session keep its connections in transaction mode, in the order it happened
    * (empty: nothing). A reason goes when its state is gone for certain (DISCARD ALL, ...).
    */
-  private readonly pins = new Set<PinReason>();
+  private pins = emptySet<PinReason>();
   /** Cancel requests for this session still on their way: its connections are not lent meanwhile. */
   private cancelling = 0;
   /** Channels this session listens on through the shared listening connection (transaction mode). */
-  private readonly listening = new Set<string>();
+  private listening = emptySet<string>();
   /** Notifications for the client that wait until it is between exchanges. */
   private notifications: Buffer[] = [];
   /** Since the primary's connection was borrowed, a statement may have called nextval or setval. */
   private sequencesUsed = false;
-  /** Pool keys of this session's startup parameters, by node. */
-  private readonly keys = new Map<number, string>();
+  /** Pool keys of this session's startup parameters, by node id. */
+  private readonly keys: string[] = [];
 
   constructor(
     primaryConn: BackendConnection,
@@ -298,7 +299,7 @@ export class Relay implements LinkOwner, Listener {
       return true;
     }
     if (this.connecting.has(link.nodeId)) return false;
-    this.connecting.add(link.nodeId);
+    this.connecting = addTo(this.connecting, link.nodeId);
     // A client kept waiting is told why (as PgBouncer 1.25 does), once, while it still waits.
     const told = this.ctx.clock.setTimeout(() => {
       if (!this.connecting.has(link.nodeId) || this.port.closed) return;
@@ -324,7 +325,7 @@ export class Relay implements LinkOwner, Listener {
       })
       .finally(() => {
         this.ctx.clock.clearTimeout(told);
-        this.connecting.delete(link.nodeId);
+        deleteFrom(this.connecting, link.nodeId);
         this.wake();
       });
     return false;
@@ -355,18 +356,13 @@ export class Relay implements LinkOwner, Listener {
   }
 
   private keyFor(node: number): string {
-    let key = this.keys.get(node);
-    if (key === undefined) {
-      key = poolKey(node, this.s.req.backend);
-      this.keys.set(node, key);
-    }
-    return key;
+    return (this.keys[node] ??= poolKey(node, this.s.req.backend));
   }
 
   /** Transaction mode: something the session did stays on its connection; it keeps it from now on. */
   private pinned(why: PinReason): void {
     if (!this.lending || this.pins.has(why)) return;
-    this.pins.add(why);
+    this.pins = addTo(this.pins, why);
     this.ctx.sessionPinned(why);
     this.s.log.info({ reason: why }, 'session pinned to its server connection');
   }
@@ -375,10 +371,10 @@ export class Relay implements LinkOwner, Listener {
   private unpinAfter(s: Statement): void {
     if (this.pins.size === 0) return;
     const before = [...this.pins];
-    if (s.kind === 'session' && s.discards === 'all') this.pins.clear();
-    else if (s.kind === 'session' && s.discards === 'temp') this.pins.delete('temporary table');
-    else if (s.releasesPin) this.pins.delete(s.releasesPin);
-    else if (s.functions.some((f) => bare(f) === 'pg_advisory_unlock_all')) this.pins.delete('advisory lock');
+    if (s.kind === 'session' && s.discards === 'all') this.pins = emptySet();
+    else if (s.kind === 'session' && s.discards === 'temp') deleteFrom(this.pins, 'temporary table');
+    else if (s.releasesPin) deleteFrom(this.pins, s.releasesPin);
+    else if (s.functions.some((f) => bare(f) === 'pg_advisory_unlock_all')) deleteFrom(this.pins, 'advisory lock');
     if (this.pins.size < before.length) this.s.log.info({ released: before.filter((p) => !this.pins.has(p)), still: [...this.pins] }, this.pins.size === 0 ? 'session no longer pinned to its server connection' : 'session pin released');
   }
 
@@ -662,13 +658,13 @@ export class Relay implements LinkOwner, Listener {
       done = l.listen(params, channel, this).then(() => {
         // The client left while the shared connection was getting ready: nobody to tell.
         if (this.port.closed) l.unlisten(this.s.req.database, channel, this);
-        else this.listening.add(channel);
+        else this.listening = addTo(this.listening, channel);
       });
     } else {
       if (channel === '*') this.unlistenAll();
       else {
         l.unlisten(this.s.req.database, channel, this);
-        this.listening.delete(channel);
+        deleteFrom(this.listening, channel);
       }
       done = Promise.resolve();
     }
@@ -685,7 +681,7 @@ export class Relay implements LinkOwner, Listener {
 
   private unlistenAll(): void {
     this.ctx.listeners.unlisten(this.s.req.database, '*', this);
-    this.listening.clear();
+    this.listening = emptySet();
   }
 
   /** A notification from the shared listening connection: to the client now when it is idle, else when it is. */
@@ -846,7 +842,7 @@ export class Relay implements LinkOwner, Listener {
       this.avoid.add(node);
       return;
     }
-    this.connecting.add(node);
+    this.connecting = addTo(this.connecting, node);
     acquireOn(this.ctx, address, this.s.req.backend)
       .then(({ conn }) => {
         if (this.port.closed) return void this.ctx.pool.release(conn, this.s.req.database).catch(() => undefined);
@@ -857,16 +853,16 @@ export class Relay implements LinkOwner, Listener {
         this.s.log.warn({ node, err: err.message }, 'cannot connect to node for reads; using the primary');
       })
       .finally(() => {
-        this.connecting.delete(node);
+        deleteFrom(this.connecting, node);
         this.wake();
       });
   }
 
   /** read_your_writes: asks the standby how far it replayed; behind means the primary. */
   private checkLag(link: NodeLink, p: Plan): void {
-    this.checking.add(link.nodeId);
+    this.checking = addTo(this.checking, link.nodeId);
     this.ryw.check(link, (lsn) => {
-      this.checking.delete(link.nodeId);
+      deleteFrom(this.checking, link.nodeId);
       const ryw = this.s.options().readYourWrites;
       // The position known now: the answer, or what the replication check saw when it failed.
       const known = Math.max(lsn ?? 0, this.ctx.replication.info[link.nodeId]?.replayLsn ?? 0);
@@ -980,7 +976,7 @@ export class Relay implements LinkOwner, Listener {
           else if (s.kind === 'write' && s.unlistens === '*') this.unlistenAll();
           else if (s.kind === 'write' && s.unlistens !== undefined) {
             this.ctx.listeners.unlisten(this.s.req.database, s.unlistens, this);
-            this.listening.delete(s.unlistens);
+            deleteFrom(this.listening, s.unlistens);
           }
         }
       }
@@ -1182,7 +1178,7 @@ export class Relay implements LinkOwner, Listener {
   private standbyLost(link: NodeLink, reason: string): void {
     this.links.delete(link.nodeId);
     this.avoid.add(link.nodeId);
-    this.checking.delete(link.nodeId);
+    deleteFrom(this.checking, link.nodeId);
     link.replaying = false;
     const owed = link.takeOwed();
     this.s.log.warn({ node: link.nodeId, reason, owed: owed.length }, 'standby connection lost');

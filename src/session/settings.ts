@@ -4,6 +4,7 @@ import type { Config } from '../config/load';
 import { topLevel } from '../config/schema';
 import type { Spec } from '../config/spec';
 import type { CompiledRouting } from '../router/options';
+import { deleteKey, emptyMap, setIn } from '../util/lazy';
 
 /**
  * pgpool's "session" context parameters: the only ones PGPOOL SET may change. The first group
@@ -75,7 +76,7 @@ function parseValue(name: string, raw: string, spec: Spec<unknown>): unknown {
  * data path reads plain fields; `changed` tells the session to re-read what it derived.
  */
 export class SessionSettings {
-  private readonly overrides = new Map<string, { shown: string; value: unknown }>();
+  private overrides = emptyMap<string, { shown: string; value: unknown }>();
   private merged: SessionValues | null = null;
 
   constructor(
@@ -97,17 +98,17 @@ export class SessionSettings {
   set(name: string, raw: string): void {
     const spec = (topLevel as Record<string, Spec<unknown>>)[name];
     const value = spec && OWN.has(name) ? parseValue(name, raw, spec) : raw;
-    this.overrides.set(name, { shown: typeof value === 'boolean' ? (value ? 'on' : 'off') : String(value), value });
+    this.overrides = setIn(this.overrides, name, { shown: typeof value === 'boolean' ? (value ? 'on' : 'off') : String(value), value });
     this.rebuild();
   }
 
   reset(name: string): void {
-    if (this.overrides.delete(name)) this.rebuild();
+    if (deleteKey(this.overrides, name)) this.rebuild();
   }
 
   resetAll(): void {
     if (this.overrides.size === 0) return;
-    this.overrides.clear();
+    this.overrides = emptyMap();
     this.rebuild();
   }
 
