@@ -255,12 +255,12 @@ awk '
 # Sluice's memory with many idle clients (each holds a backend connection: session pooling).
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 before=$(rss "$sluice_pid")
-after=$(node "$root/bench/idle-clients.mjs" "${port[sluice]}" "$IDLE_CLIENTS" "$sluice_pid")
+read -r at_once settled < <(node "$root/bench/idle-clients.mjs" "${port[sluice]}" "$IDLE_CLIENTS" "$sluice_pid")
 echo
-# RSS before includes garbage left by the pgbench runs, so it can exceed the figure after.
-echo "Sluice RSS: $((after / 1024)) MiB with $IDLE_CLIENTS idle clients connected (it was $((before / 1024)) MiB after the pgbench runs)"
+# RSS before includes garbage left by the pgbench runs, so it can exceed the figures after.
+echo "Sluice RSS: $((settled / 1024)) MiB with $IDLE_CLIENTS idle clients connected for 30 s ($((at_once / 1024)) MiB right after they connected; $((before / 1024)) MiB after the pgbench runs)"
 if [ -n "${proc[sluice-tx]:-}" ] && [ "$TX_IDLE_CLIENTS" -gt 0 ]; then
   before=$(rss "${proc[sluice-tx]}")
-  after=$(node "$root/bench/idle-clients.mjs" "${port[sluice-tx]}" "$TX_IDLE_CLIENTS" "${proc[sluice-tx]}")
-  echo "Sluice RSS in transaction mode: $((after / 1024)) MiB with $TX_IDLE_CLIENTS idle clients on $TX_POOL_SIZE server connections ($(( (after - before) / TX_IDLE_CLIENTS )) KiB each; $((before / 1024)) MiB before)"
+  read -r at_once settled < <(node "$root/bench/idle-clients.mjs" "${port[sluice-tx]}" "$TX_IDLE_CLIENTS" "${proc[sluice-tx]}")
+  echo "Sluice RSS in transaction mode: $((settled / 1024)) MiB with $TX_IDLE_CLIENTS idle clients on $TX_POOL_SIZE server connections, connected for 30 s ($(( (settled - before) / TX_IDLE_CLIENTS )) KiB each; $((at_once / 1024)) MiB right after they connected; $((before / 1024)) MiB before)"
 fi

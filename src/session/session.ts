@@ -71,8 +71,8 @@ export class Session implements RelayPort {
   private readonly toClientBatch: WriteBatch;
   private startupTimer: TimerHandle | undefined;
   private readonly idle: IdleLimit;
-  /** client_idle_limit_in_recovery, while online recovery's second stage waits for sessions. */
-  private readonly recoveryIdle: IdleLimit;
+  /** client_idle_limit_in_recovery, while online recovery's second stage waits for sessions (made then). */
+  private recoveryIdle: IdleLimit | null = null;
   private readonly startedAt: Date;
   private readonly localSession: LocalSession;
   /** The config as this session sees it: PGPOOL SET values over the file's (a reload re-reads it). */
@@ -103,12 +103,6 @@ export class Session implements RelayPort {
         return busy;
       },
       expire: () => this.fail(Errors.idleTimeout()),
-    }, ctx.clock);
-    // Only a session between transactions is idle here: one in a transaction may finish it.
-    this.recoveryIdle = new IdleLimit({
-      active,
-      busy: () => !(this.relay?.atBoundary ?? true),
-      expire: () => this.fail(Errors.onlineRecovery()),
     }, ctx.clock);
     this.framer = new Framer(ctx.config.max_message_size, false);
     this.toClientBatch = new WriteBatch((b) => this.client.write(b));
@@ -152,7 +146,7 @@ export class Session implements RelayPort {
 
   private onClientData(chunk: Buffer): void {
     this.idle.touch();
-    this.recoveryIdle.touch();
+    this.recoveryIdle?.touch();
     try {
       this.framer.push(chunk, this.onClientFrame);
       this.flushToServer();
@@ -235,6 +229,7 @@ export class Session implements RelayPort {
       if (this.closed) return;
       // authentication_timeout covers the startup packet and the exchange, as in PostgreSQL.
       this.ctx.clock.clearTimeout(this.startupTimer);
+      this.startupTimer = undefined;
       this.state = { kind: 'starting', req };
       this.framer.halted = true;
       this.client.pause();
@@ -392,6 +387,12 @@ export class Session implements RelayPort {
   /** Online recovery's second stage began (or ended): idle sessions leave per client_idle_limit_in_recovery. */
   onlineRecovery(on: boolean): void {
     const limit = on ? this.settings.values.client_idle_limit_in_recovery : 0;
+    if (limit === 0 && !this.recoveryIdle) return;
+    // Only a session between transactions is idle here: one in a transaction may finish it.
+    this.recoveryIdle ??= new IdleLimit(
+      { active: () => this.state.kind === 'ready', busy: () => !(this.relay?.atBoundary ?? true), expire: () => this.fail(Errors.onlineRecovery()) },
+      this.ctx.clock,
+    );
     this.recoveryIdle.set(limit < 0 ? IMMEDIATELY : limit);
   }
 
@@ -462,7 +463,7 @@ export class Session implements RelayPort {
     this.inbox.close();
     this.ctx.clock.clearTimeout(this.startupTimer);
     this.idle.stop();
-    this.recoveryIdle.stop();
+    this.recoveryIdle?.stop();
     if (this.secretKey !== 0) this.ctx.registry.forgetSecret(this.secretKey);
     this.relay?.close();
     if (this.hasSlot) {
