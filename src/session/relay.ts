@@ -661,11 +661,7 @@ export class Relay implements LinkOwner, Listener {
         else this.listening = addTo(this.listening, channel);
       });
     } else {
-      if (channel === '*') this.unlistenAll();
-      else {
-        l.unlisten(this.s.req.database, channel, this);
-        deleteFrom(this.listening, channel);
-      }
+      this.stopListening(channel);
       done = Promise.resolve();
     }
     const tag = listen ? 'LISTEN' : 'UNLISTEN';
@@ -679,9 +675,11 @@ export class Relay implements LinkOwner, Listener {
     );
   }
 
-  private unlistenAll(): void {
-    this.ctx.listeners.unlisten(this.s.req.database, '*', this);
-    this.listening = emptySet();
+  /** The shared listening connection stops for this session's channel ('*': all of them). */
+  private stopListening(channel: string): void {
+    this.ctx.listeners.unlisten(this.s.req.database, channel, this);
+    if (channel === '*') this.listening = emptySet();
+    else deleteFrom(this.listening, channel);
   }
 
   /** A notification from the shared listening connection: to the client now when it is idle, else when it is. */
@@ -972,12 +970,8 @@ export class Relay implements LinkOwner, Listener {
         // DISCARD ALL includes UNLISTEN *; an UNLISTEN the server ran (in a transaction, say)
         // covers the shared listening connection's channels too.
         if (this.listening.size > 0) {
-          if (s.kind === 'session' && s.discards === 'all') this.unlistenAll();
-          else if (s.kind === 'write' && s.unlistens === '*') this.unlistenAll();
-          else if (s.kind === 'write' && s.unlistens !== undefined) {
-            this.ctx.listeners.unlisten(this.s.req.database, s.unlistens, this);
-            deleteFrom(this.listening, s.unlistens);
-          }
+          if (s.kind === 'session' && s.discards === 'all') this.stopListening('*');
+          else if (s.kind === 'write' && s.unlistens !== undefined) this.stopListening(s.unlistens);
         }
       }
       this.primaryReady(s, u);
@@ -1227,7 +1221,7 @@ export class Relay implements LinkOwner, Listener {
   /** The session ends: its backend connections go back to the pool (see releaseBackends). */
   close(): void {
     this.lookups.taken();
-    if (this.lending) this.unlistenAll();
+    if (this.lending) this.stopListening('*');
     // A cancel request of this session still on its way: its connections wait for it (it could
     // otherwise reach the statement of whoever borrows them next).
     if (this.cancelling === 0) this.releaseLinks();
