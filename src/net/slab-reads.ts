@@ -76,8 +76,8 @@ export class SlabReads {
 }
 
 /**
- * Which sockets read through slabs. The one module-level table outside server.ts (house rule
- * 11), on purpose: a socket passes through openTransport, TLS negotiation and BackendConnection
+ * Which sockets read through slabs. One of the two module-level values outside server.ts (house
+ * rule 11; the other is the symbols below, a constant found once), on purpose: a socket passes through openTransport, TLS negotiation and BackendConnection
  * before anyone reads it, and keying by the socket keeps their signatures as they were. It holds
  * no state shared between sessions, and an entry goes with its socket (a WeakMap).
  */
@@ -127,7 +127,18 @@ export function acceptWithSlabReads(accepted: Socket): Socket {
   return accepted;
 }
 
+/**
+ * The symbols, found on the first accepted socket and the same for every later one (they are
+ * Node's module constants): the look-up made an array and three closures per connection.
+ */
+let fieldsFound: { buffer: symbol; callback: symbol; generator: symbol } | null | undefined;
+
 function onreadFields(s: Socket): { buffer: symbol; callback: symbol; generator: symbol } | null {
+  if (fieldsFound === undefined) fieldsFound = findOnreadFields(s);
+  return fieldsFound;
+}
+
+function findOnreadFields(s: Socket): { buffer: symbol; callback: symbol; generator: symbol } | null {
   const syms = Object.getOwnPropertySymbols(s);
   const find = (name: string) => syms.find((x) => x.description === name);
   const buffer = find('kBuffer');

@@ -8,9 +8,21 @@ import type { Config } from '../config/load';
  * (splitStartup) and carries the rest.
  */
 export function poolKey(nodeId: number, params: ReadonlyMap<string, string>): string {
-  const rest = [...params].filter(([k]) => k !== 'user' && k !== 'database').sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `${nodeId}\u0000${params.get('database') ?? ''}\u0000${params.get('user') ?? ''}\u0000${rest.map(([k, v]) => `${k}=${v}`).join('\u0000')}`;
+  let tail = tails.get(params);
+  if (tail === undefined) {
+    const rest = [...params].filter(([k]) => k !== 'user' && k !== 'database').sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    tail = `${params.get('database') ?? ''}\u0000${params.get('user') ?? ''}\u0000${rest.map(([k, v]) => `${k}=${v}`).join('\u0000')}`;
+    tails.set(params, tail);
+  }
+  return `${nodeId}\u0000${tail}`;
 }
+
+/**
+ * The key's part after the node, by parameters: a session's are one Map for its life, looked up
+ * at its start and at every connection it borrows. A memo of a pure function (as classify's);
+ * an entry goes with its Map.
+ */
+const tails = new WeakMap<ReadonlyMap<string, string>, string>();
 
 /**
  * Startup parameters a server connection must have started with, for a session in transaction

@@ -99,7 +99,10 @@ export interface RelayPort {
 /** What the relay knows of its session, beyond Sluice's context. */
 export interface RelaySession {
   readonly req: StartupRequest;
-  readonly log: Logger;
+  /** The session's logger (made when first asked for). */
+  logger(): Logger;
+  /** Whether the session logs at this level, without making its logger. */
+  logs(level: 'debug' | 'info'): boolean;
   readonly settings: SessionSettings;
   readonly routing: SessionRouting;
   readonly localSession: LocalSession;
@@ -205,7 +208,7 @@ export class Relay implements LinkOwner, Listener {
     const link = new NodeLink(conn, isPrimary, this);
     this.takeUp(link, conn);
     this.links.set(link.nodeId, link);
-    if (this.s.settings.values.log_per_node_statement) this.s.log.debug({ node: conn.node.id, backendPid: conn.processId }, 'backend attached');
+    if (this.s.settings.values.log_per_node_statement) this.s.logger().debug({ node: conn.node.id, backendPid: conn.processId }, 'backend attached');
     return link;
   }
 
@@ -255,7 +258,7 @@ export class Relay implements LinkOwner, Listener {
     link.runSwallowed(sql, (u) => {
       if (!u.errored) return;
       c.startup = null;
-      if (link.isPrimary) this.s.log.warn({ node: link.nodeId }, 'the server refused startup settings it accepted before');
+      if (link.isPrimary) this.s.logger().warn({ node: link.nodeId }, 'the server refused startup settings it accepted before');
       else this.drop(link, 'carrying startup settings failed');
     });
   }
@@ -321,7 +324,7 @@ export class Relay implements LinkOwner, Listener {
         if (link.isPrimary) return this.port.end(errorFrame(err), err);
         this.links.delete(link.nodeId);
         this.avoid.add(link.nodeId);
-        this.s.log.warn({ node: link.nodeId, err: err.message }, 'cannot connect to node for reads; using the primary');
+        this.s.logger().warn({ node: link.nodeId, err: err.message }, 'cannot connect to node for reads; using the primary');
       })
       .finally(() => {
         this.ctx.clock.clearTimeout(told);
@@ -338,7 +341,7 @@ export class Relay implements LinkOwner, Listener {
   private attachBorrowed(link: NodeLink, conn: BackendConnection): void {
     link.attach(conn);
     this.takeUp(link, conn);
-    if (link.isPrimary) replayMissing(link, this.memory.replay, this.s.log);
+    if (link.isPrimary) replayMissing(link, this.memory.replay, this.s);
   }
 
   /** The primary moved while the session held no connection: its link is to the new one now. */
@@ -350,9 +353,9 @@ export class Relay implements LinkOwner, Listener {
       if (standby.attached) standby.conn.destroy();
     }
     this.primary = this.link(conn, true);
-    replayMissing(this.primary, this.memory.replay, this.s.log);
+    replayMissing(this.primary, this.memory.replay, this.s);
     if (this.waiting.kind === 'connecting' && this.waiting.plan.node === old.nodeId) this.waiting.plan.node = this.primary.nodeId;
-    this.s.log.info({ from: old.nodeId, to: this.primary.nodeId }, 'session moved to the new primary');
+    this.s.logger().info({ from: old.nodeId, to: this.primary.nodeId }, 'session moved to the new primary');
   }
 
   private keyFor(node: number): string {
@@ -364,7 +367,7 @@ export class Relay implements LinkOwner, Listener {
     if (!this.lending || this.pins.has(why)) return;
     this.pins = addTo(this.pins, why);
     this.ctx.sessionPinned(why);
-    this.s.log.info({ reason: why }, 'session pinned to its server connection');
+    this.s.logger().info({ reason: why }, 'session pinned to its server connection');
   }
 
   /** What made the session keep its connection is gone for certain after this statement succeeded. */
@@ -375,7 +378,7 @@ export class Relay implements LinkOwner, Listener {
     else if (s.kind === 'session' && s.discards === 'temp') deleteFrom(this.pins, 'temporary table');
     else if (s.releasesPin) deleteFrom(this.pins, s.releasesPin);
     else if (s.functions.some((f) => bare(f) === 'pg_advisory_unlock_all')) deleteFrom(this.pins, 'advisory lock');
-    if (this.pins.size < before.length) this.s.log.info({ released: before.filter((p) => !this.pins.has(p)), still: [...this.pins] }, this.pins.size === 0 ? 'session no longer pinned to its server connection' : 'session pin released');
+    if (this.pins.size < before.length) this.s.logger().info({ released: before.filter((p) => !this.pins.has(p)), still: [...this.pins] }, this.pins.size === 0 ? 'session no longer pinned to its server connection' : 'session pin released');
   }
 
   /** The first thing that pins the session to its connection (transaction mode), if any. */
@@ -724,7 +727,7 @@ export class Relay implements LinkOwner, Listener {
   private wait(w: Waiting): false {
     this.waiting = w;
     if (this.held) this.held.reason = this.reason()!;
-    if (this.s.log.isLevelEnabled('debug')) this.s.log.debug({ waitingFor: describeHold(this.reason()!) }, 'client message held');
+    if (this.s.logs('debug')) this.s.logger().debug({ waitingFor: describeHold(this.reason()!) }, 'client message held');
     return false;
   }
 
@@ -848,7 +851,7 @@ export class Relay implements LinkOwner, Listener {
       })
       .catch((err: Error) => {
         this.avoid.add(node);
-        this.s.log.warn({ node, err: err.message }, 'cannot connect to node for reads; using the primary');
+        this.s.logger().warn({ node, err: err.message }, 'cannot connect to node for reads; using the primary');
       })
       .finally(() => {
         deleteFrom(this.connecting, node);
@@ -951,7 +954,7 @@ export class Relay implements LinkOwner, Listener {
     if (sql && v.notice_per_node_statement) {
       unit.notice = encodeNotice(Backend.NoticeResponse, 'NOTICE', '00000', `DB node id: ${link.nodeId} statement: ${sql}`);
     }
-    if (sql && v.log_per_node_statement) this.s.log.info({ node: link.nodeId, statement: sql }, 'statement sent');
+    if (sql && v.log_per_node_statement) this.s.logger().info({ node: link.nodeId, statement: sql }, 'statement sent');
     if (s.kind === 'read' || (s.kind === 'execute' && link !== this.primary)) this.ctx.countSelect(link.nodeId);
     const isPrimary = link === this.primary;
     const sentAt = this.memory.replay.lastSeq;
@@ -1159,8 +1162,8 @@ export class Relay implements LinkOwner, Listener {
       if (old.attached) old.conn.destroy();
     }
     this.primary = this.link(conn, true);
-    const replayed = replayMissing(this.primary, this.memory.replay, this.s.log);
-    this.s.log.info({ node: this.primary.nodeId, replayed }, 'session moved to the new primary');
+    const replayed = replayMissing(this.primary, this.memory.replay, this.s);
+    this.s.logger().info({ node: this.primary.nodeId, replayed }, 'session moved to the new primary');
   }
 
   /**
@@ -1175,7 +1178,7 @@ export class Relay implements LinkOwner, Listener {
     deleteFrom(this.checking, link.nodeId);
     link.replaying = false;
     const owed = link.takeOwed();
-    this.s.log.warn({ node: link.nodeId, reason, owed: owed.length }, 'standby connection lost');
+    this.s.logger().warn({ node: link.nodeId, reason, owed: owed.length }, 'standby connection lost');
     if (owed.length > 0) {
       if (this.reconnect) {
         this.port.end(errorFrame(new Error('primary and standby lost together')));
@@ -1192,7 +1195,7 @@ export class Relay implements LinkOwner, Listener {
     if (link === this.primary) return;
     this.avoid.add(link.nodeId);
     this.links.delete(link.nodeId);
-    this.s.log.warn({ node: link.nodeId, reason }, 'node no longer used by this session');
+    this.s.logger().warn({ node: link.nodeId, reason }, 'node no longer used by this session');
     if (link.attached) link.conn.destroy();
   }
 
@@ -1210,7 +1213,7 @@ export class Relay implements LinkOwner, Listener {
       // Transaction mode: the connection stays this session's until the request was delivered,
       // so that it cannot reach a statement of whoever borrows the connection next.
       this.cancelling++;
-      cancelOnNode(l.conn, this.s.log, () => {
+      cancelOnNode(l.conn, this.s.logger(), () => {
         this.cancelling--;
         if (this.port.closed && this.cancelling === 0) this.releaseLinks();
         else this.lendIdle();

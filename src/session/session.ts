@@ -14,7 +14,7 @@ import { decodeParse, decodeQuery, decodeStartupPacket } from '../protocol/front
 import { ProtocolError } from '../protocol/reader';
 import { assertNever } from '../util/assert-never';
 import { carryStartup, connectPrimary, resetConnection } from './connections';
-import { Relay, RelayPort } from './relay';
+import { Relay, RelayPort, RelaySession } from './relay';
 import { SessionRouting } from './routing';
 import { AuthInbox, checkStartup, encodeWelcome, lendingRequest, StartupDropped, StartupRequest, unencryptedAfter, unsupportedProtocol } from './startup';
 import { untilWritable, WriteBatch } from '../net/write-batch';
@@ -60,11 +60,11 @@ export function logClientMessage(log: Logger, v: Pick<SessionValues, 'log_statem
  * both ways. It holds one backend connection per node it has used (lazily) for its whole life,
  * as pgpool does, and gives them back to the pool when the client leaves.
  */
-export class Session implements RelayPort {
+export class Session implements RelayPort, RelaySession {
   private state: State = { kind: 'startup', sslDone: false, gssDone: false };
   private readonly framer: Framer;
   private relay: Relay | null = null;
-  private readonly routing: SessionRouting;
+  readonly routing: SessionRouting;
   private hasSlot = false;
   private secretKey = 0;
   private processIdValue = 0;
@@ -74,13 +74,15 @@ export class Session implements RelayPort {
   /** client_idle_limit_in_recovery, while online recovery's second stage waits for sessions (made then). */
   private recoveryIdle: IdleLimit | null = null;
   private readonly startedAt: Date;
-  private readonly localSession: LocalSession;
+  readonly localSession: LocalSession;
   /** The config as this session sees it: PGPOOL SET values over the file's (a reload re-reads it). */
   readonly settings: SessionSettings;
   /** Routing with this session's PGPOOL SET values (allow_sql_comments, check_unlogged_table). */
   private ownRouting: CompiledRouting;
+  private request: StartupRequest | null = null;
   private waitingForServer = false;
-  private readonly log: Logger;
+  /** The session's child logger, made when first used (most sessions never log; a child costs time and memory). */
+  private childLog: Logger | null = null;
   private readonly client: ClientSocket;
   private readonly inbox = new AuthInbox(() => this.framer.resume(this.onClientFrame));
 
@@ -89,8 +91,7 @@ export class Session implements RelayPort {
     private readonly ctx: SessionContext,
     readonly id: number,
   ) {
-    this.log = ctx.log.child({ session: id });
-    this.routing = new SessionRouting(ctx, this.log);
+    this.routing = new SessionRouting(ctx, this);
     this.settings = new SessionSettings(() => ctx.config, () => this.settingsChanged());
     this.ownRouting = ctx.routing;
     this.localSession = localSession(() => this.routing.lbNode, this.settings);
@@ -115,6 +116,36 @@ export class Session implements RelayPort {
     const t = ctx.config.authentication_timeout;
     this.startedAt = new Date(ctx.clock.now());
     if (t > 0) this.startupTimer = ctx.clock.setTimeout(() => this.close('startup timeout'), t * 1000);
+  }
+
+  private get log(): Logger {
+    if (!this.childLog) {
+      this.childLog = this.ctx.log.child({ session: this.id });
+      // Setting a level makes the logger its own logging functions: only when it differs.
+      const level = pinoLevel(this.settings.values.log_min_messages);
+      if (level !== this.childLog.level) this.childLog.level = level;
+    }
+    return this.childLog;
+  }
+
+  /** RelaySession: the relay logs through the session's logger. */
+  logger(): Logger {
+    return this.log;
+  }
+
+  /** RelaySession: the client's startup request (set once the session starts its relay). */
+  get req(): StartupRequest {
+    return this.request!;
+  }
+
+  /** RelaySession: the routing options with this session's PGPOOL SET values. */
+  options(): CompiledRouting {
+    return this.ownRouting;
+  }
+
+  /** Whether the session logs at this level (without making its logger). */
+  logs(level: 'debug' | 'info'): boolean {
+    return this.childLog ? this.childLog.isLevelEnabled(level) : this.ctx.log.levels.values[pinoLevel(this.settings.values.log_min_messages)]! <= this.ctx.log.levels.values[level]!;
   }
 
   /** Read through a getter so that checks after an await are not narrowed away. */
@@ -263,18 +294,14 @@ export class Session implements RelayPort {
       if (this.closed) return void this.ctx.pool.giveBack(conn);
       if (this.ctx.routing.loadBalance) await this.routing.load(req, conn);
       if (this.closed) return;
-      this.relay = new Relay(
-        conn,
-        this.ctx,
-        { req, log: this.log, settings: this.settings, routing: this.routing, localSession: this.localSession, options: () => this.ownRouting },
-        this,
-      );
+      this.request = req;
+      this.relay = new Relay(conn, this.ctx, this, this);
       this.processIdValue = conn.processId;
       this.secretKey = this.ctx.registry.newSecret(this);
       this.client.write(encodeWelcome(conn, this.secretKey));
       this.state = { kind: 'ready', req };
       this.relay.started();
-      this.log.debug({ user: req.user, database: req.database, client: this.client.address, ssl: this.client.ssl, node: node.id, backendPid: conn.processId, reused, lbNode: this.routing.lbNode }, 'session started');
+      if (this.logs('debug')) this.log.debug({ user: req.user, database: req.database, client: this.client.address, ssl: this.client.ssl, node: node.id, backendPid: conn.processId, reused, lbNode: this.routing.lbNode }, 'session started');
       this.idle.set(this.settings.values.client_idle_limit);
       this.client.resume();
       this.framer.resume(this.onClientFrame);
@@ -378,7 +405,7 @@ export class Session implements RelayPort {
   /** A PGPOOL SET or RESET changed what this session reads of the config. */
   private settingsChanged(): void {
     const v = this.settings.values;
-    this.log.level = pinoLevel(v.log_min_messages);
+    if (this.childLog) this.childLog.level = pinoLevel(v.log_min_messages);
     this.ownRouting = sessionRouting(this.ctx.routing, v);
     if (this.state.kind === 'ready') this.idle.set(v.client_idle_limit);
     this.relay?.settingsChanged();
@@ -473,6 +500,6 @@ export class Session implements RelayPort {
       this.ctx.registry.abandonWait(this);
     }
     this.client.destroySoon();
-    this.log.debug({ reason, err: err?.message }, 'session closed');
+    if (this.logs('debug')) this.log.debug({ reason, err: err?.message }, 'session closed');
   }
 }

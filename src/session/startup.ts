@@ -130,7 +130,8 @@ export class StartupDropped extends Error {
  * (so pg_backend_pid() and NOTIFY's pid agree with it) and Sluice's own secret, ReadyForQuery.
  */
 export function encodeWelcome(conn: BackendConnection, secretKey: number): Buffer {
-  const w = new Writer(512);
+  // About 500 bytes with PostgreSQL 15's fourteen parameters: room for them without a regrowth.
+  const w = new Writer(1024);
   encodeAuthenticationOk(w);
   for (const [name, value] of conn.params) encodeParameterStatus(w, name, value);
   encodeBackendKeyData(w, conn.processId, secretKey);
