@@ -115,7 +115,11 @@ export function runScript(name: string, line: string, env: Record<string, string
     // the exit, where a failure is a warning with the last stderr lines.
     const relay = (stream: NodeJS.ReadableStream, name: 'stdout' | 'stderr') => {
       let rest = '';
-      const emit = (l: string) => {
+      const emit = (line: string) => {
+        // PostgreSQL in single-user mode (pg_rewind runs one to finish crash recovery) prompts
+        // "backend> " on its standard output: the prompts are not output.
+        const l = line.replace(/^(backend> ?)+/, '');
+        if (!l.trim()) return;
         log.info(name === 'stderr' ? { output: l, stream: name } : { output: l }, 'hook output');
         if (name !== 'stderr') return;
         errorTail.push(l);

@@ -74,7 +74,7 @@ t.test("a script's stderr is information while it runs (pg_rewind's progress goe
   const { runScript } = await import('../../src/cluster/hooks');
   const { createLogger } = await import('../../src/log/logger');
   const run = async (line: string) => {
-    const lines: { level: number; msg: string; stream?: string; stderr?: string[] }[] = [];
+    const lines: { level: number; msg: string; stream?: string; stderr?: string[]; output?: string }[] = [];
     const log = createLogger('info', { write: (s: string) => void lines.push(JSON.parse(s)) });
     const r = await runScript('recovery_1st_stage_command', line, {}, { cwd: '/', timeoutMs: 10_000, log });
     return { r, lines };
@@ -83,6 +83,8 @@ t.test("a script's stderr is information while it runs (pg_rewind's progress goe
   t.equal(ok.r.code, 0);
   t.same(ok.lines.filter((l) => l.level >= 40), [], 'a script that succeeds logs no warning');
   t.ok(ok.lines.some((l) => l.level === 30 && l.msg === 'hook output' && l.stream === 'stderr'), 'its stderr is logged as information');
+  const single = await run('printf "\\nPostgreSQL stand-alone backend 15\\nbackend> backend> \\n"');
+  t.same(single.lines.filter((l) => l.msg === 'hook output').map((l) => l.output), ['PostgreSQL stand-alone backend 15'], "a single-user backend's prompts are not logged as output");
   const bad = await run('echo "could not connect" >&2; exit 3');
   const warned = bad.lines.filter((l) => l.level === 40);
   t.same(warned.map((l) => [l.msg, l.stderr]), [['hook failed', ['could not connect']]], 'a failure: one warning with the last stderr lines');
