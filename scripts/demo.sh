@@ -3,7 +3,9 @@
 # checkout, a config for it, and Sluice in the foreground on port 9999. Ctrl-C stops it all.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-demo="$root/.demo"
+# DEMO_DIR, DEMO_BASE_PORT, DEMO_PORT, DEMO_PCP_PORT, DEMO_HTTP_PORT: where and on which ports
+# (the README's walkthrough test runs the demo on free ones).
+demo=${DEMO_DIR:-$root/.demo}
 base_port=${DEMO_BASE_PORT:-15432}
 cluster="$demo/cluster"
 

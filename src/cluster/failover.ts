@@ -28,7 +28,7 @@ export interface FailoverHost {
   /** Check a node's health at once (after follow_primary_command re-pointed it). */
   recheck(id: number): void;
   /** Something operators want to see (metrics, the status page's recent events). */
-  event(kind: 'failover' | 'failback' | 'primary', node: number, message: string): void;
+  event(kind: 'failover' | 'failback' | 'primary' | 'follow', node: number, message: string): void;
 }
 
 const LSN_SQL = 'SELECT pg_catalog.pg_last_wal_receive_lsn(), pg_catalog.pg_last_wal_replay_lsn()';
@@ -185,6 +185,7 @@ export class Failover {
       try {
         code = await this.hook('follow_primary_command', this.opts.followPrimaryCommand, this.values(n, primary, oldMain, oldPrimary));
         if (code !== 0) this.log.warn({ node: n.id }, 'follow_primary_command failed; the node is checked before it serves again');
+        this.host.event('follow', n.id, code === 0 ? `node ${n.id} follows the new primary ${primary}` : `node ${n.id}: follow_primary_command failed (exit ${code ?? 'none'}); checked before it serves again`);
       } finally {
         this.topology.setFollowing(n.id, false);
         if (live) this.host.recheck(n.id);

@@ -25,7 +25,7 @@ export interface ClusterEvents {
   /** A primary is known (at start-up, or after a failover). */
   primaryFound(id: number): void;
   /** Failover, failback, a primary found, a recovery ended: for metrics and the status page. */
-  event(kind: 'failover' | 'failback' | 'primary' | 'recovery', node: number, message: string, ok?: boolean): void;
+  event(kind: 'failover' | 'failback' | 'primary' | 'follow' | 'recovery', node: number, message: string, ok?: boolean): void;
   /** A health check ran (its duration, retries included). */
   healthMeasured(node: number, ms: number): void;
 }

@@ -25,6 +25,8 @@ export interface NodeInfo extends NodeAddress {
   following: boolean;
   /** Online recovery is bringing it back: the step it is at ('stage 1', 'stage 2', 'starting'). */
   recovery: RecoveryStep | null;
+  /** It was the primary when it left service (the status page says so while it is down). */
+  wasPrimary: boolean;
 }
 
 export type RecoveryStep = 'stage 1' | 'stage 2' | 'starting';
@@ -38,7 +40,7 @@ const reloadable = (b: BackendConfig) => ({
 });
 
 function nodeFromConfig(b: BackendConfig, id: number, status: NodeStatus, now: Date): NodeInfo {
-  return { id, host: b.hostname, port: b.port, ...reloadable(b), role: 'unknown', status, lastStatusChange: now, following: false, recovery: null };
+  return { id, host: b.hostname, port: b.port, ...reloadable(b), role: 'unknown', status, lastStatusChange: now, following: false, recovery: null, wasPrimary: false };
 }
 
 export function nodesFromConfig(backends: readonly BackendConfig[], now = new Date()): NodeInfo[] {
@@ -87,6 +89,7 @@ export class Topology {
     const n = this.nodes[id]!;
     if (n.status === status) return;
     n.status = status;
+    if (status !== 'down') n.wasPrimary = false;
     n.lastStatusChange = new Date(this.clock.now());
     this.save();
     this.changed();
@@ -95,8 +98,13 @@ export class Topology {
   setPrimary(id: number | null): void {
     this.primary = id;
     for (const n of this.nodes) {
-      if (n.id === id) n.role = 'primary';
-      else if (n.role === 'primary') n.role = 'standby';
+      if (n.id === id) {
+        n.role = 'primary';
+        n.wasPrimary = false;
+      } else if (n.role === 'primary') {
+        n.role = 'standby';
+        n.wasPrimary = n.status === 'down';
+      }
     }
     this.changed();
   }

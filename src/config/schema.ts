@@ -20,7 +20,7 @@ export const topLevel = {
   reserved_connections: int(0, 0, 100000, { reload: 'restart' }),
   /**
    * PgBouncer's: session (a client keeps its backend connections for its whole life, pgpool's
-   * way) or transaction (a client borrows a connection per transaction; README "Pooling").
+   * way) or transaction (a client borrows a connection per transaction; docs/pooling.md).
    */
   pool_mode: oneOf(['session', 'transaction'] as const, 'session', { reload: 'restart' }),
   /** PgBouncer's: in transaction mode, server connections per (node, database, user). */
@@ -53,14 +53,14 @@ export const topLevel = {
   database_redirect_preference_list: str(''),
   app_name_redirect_preference_list: str(''),
   allow_sql_comments: bool(false),
-  // pgpool's: catalog and trace both track the session's own CREATE TEMP TABLE (README).
+  // pgpool's: catalog and trace both track the session's own CREATE TEMP TABLE (docs/routing.md).
   check_temp_table: oneOf(['catalog', 'trace', 'none'] as const, 'catalog'),
   check_unlogged_table: bool(true),
   /** Sluice's: reads of pg_catalog / information_schema go to the primary (pgpool always does). */
   check_system_catalog: bool(true),
   /** pgpool's relcache_expire: seconds a cached function volatility lives; 0 = until reload. */
   relcache_expire: int(0, 0, INT_MAX),
-  /** Sluice's: after a commit that wrote, reads wait for a standby that replayed it (README). */
+  /** Sluice's: after a commit that wrote, reads wait for a standby that replayed it (docs/routing.md). */
   read_your_writes: bool(false),
   /** Sluice's: whose writes a read must see: any session's (cluster) or its own session's. */
   read_your_writes_scope: oneOf(['cluster', 'session'] as const, 'cluster'),

@@ -6,6 +6,7 @@ import type { HttpHost } from './host';
 import { STATUS_PAGE } from './page';
 import { healthProbe, primaryProbe, ProbeResult, replicaProbe } from './probes';
 import { statusFacts } from './status';
+import { StatusHistory } from './history';
 
 const PROBES: Record<string, (h: HttpHost) => ProbeResult> = {
   '/health': healthProbe,
@@ -20,11 +21,15 @@ const PROBES: Record<string, (h: HttpHost) => ProbeResult> = {
  */
 export class HttpServer {
   private readonly servers: Server[] = [];
+  /** The status page's charts (sampled only while the port is open). */
+  private readonly history: StatusHistory;
 
   constructor(
     private readonly h: HttpHost,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.history = new StatusHistory(h);
+  }
 
   async start(addresses: string, port: number): Promise<void> {
     const make = () => {
@@ -33,6 +38,7 @@ export class HttpServer {
       return srv;
     };
     this.servers.push(...(await listenAll(addresses, port, make)));
+    this.history.start();
     this.log.info({ addresses, port: this.port }, 'HTTP listening');
   }
 
@@ -41,6 +47,7 @@ export class HttpServer {
   }
 
   async stop(): Promise<void> {
+    this.history.stop();
     await Promise.all(
       this.servers.map(
         (s) =>
@@ -71,7 +78,7 @@ export class HttpServer {
       } else if (path === '/nodes') {
         this.send(res, method, 200, 'application/json', JSON.stringify(await nodeRows(this.h)));
       } else if (path === '/status.json') {
-        this.send(res, method, 200, 'application/json', JSON.stringify(statusFacts(this.h)));
+        this.send(res, method, 200, 'application/json', JSON.stringify(statusFacts(this.h, this.history.list())));
       } else if (path === '/') {
         this.send(res, method, 200, 'text/html; charset=utf-8', STATUS_PAGE);
       } else {

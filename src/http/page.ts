@@ -1,6 +1,8 @@
 /**
  * The live status page: plain HTML and a little script that reads /status.json every two
- * seconds. No build step and no external resource, so it works on a host with no internet.
+ * seconds, and draws the last minutes (history.ts) as small SVG charts with the cluster's events
+ * marked on their time axis. No build step and no external resource, so it works on a host with
+ * no internet.
  */
 export const STATUS_PAGE = `<!doctype html>
 <html lang="en">
@@ -22,6 +24,11 @@ export const STATUS_PAGE = `<!doctype html>
   .down, .unused { color: #b3261e; font-weight: 600; }
   .primary { font-weight: 600; }
   #error { color: #b3261e; }
+  .charts { display: flex; flex-wrap: wrap; gap: 1em 2em; }
+  .chart h3 { font-size: .95em; margin: 0 0 .2em; font-weight: 600; }
+  .chart svg { display: block; background: #fbfcfe; border: 1px solid #e3e6ee; }
+  .chart text { font: 11px system-ui, sans-serif; fill: #5a6275; }
+  .legend span { margin-right: 1em; font-size: .9em; }
 </style>
 </head>
 <body>
@@ -36,6 +43,14 @@ export const STATUS_PAGE = `<!doctype html>
 </table>
 <h2>Sessions</h2>
 <div id="sessions"></div>
+<h2>Last minutes</h2>
+<div class="legend" id="legend"></div>
+<div class="charts">
+  <div class="chart"><h3>Statements per second, by node</h3><svg id="chart-statements" data-chart="statements" width="460" height="150"></svg></div>
+  <div class="chart"><h3>Latency (ms, mean to ReadyForQuery), by node</h3><svg id="chart-latency" data-chart="latency" width="460" height="150"></svg></div>
+  <div class="chart"><h3>Replication lag (bytes behind the primary), by standby</h3><svg id="chart-lag" data-chart="lag" width="460" height="150"></svg></div>
+  <div class="chart"><h3>Sessions</h3><svg id="chart-sessions" data-chart="sessions" width="460" height="150"></svg></div>
+</div>
 <h2>Recent events</h2>
 <table id="events">
   <thead><tr><th>time</th><th>event</th><th>node</th><th>what happened</th></tr></thead>
@@ -59,11 +74,11 @@ function render(s) {
     'version ' + s.version + ', up since ' + new Date(s.startedAt).toLocaleString() + (s.paused ? ', PAUSED' : '') + '; updated ' + time(s.now);
   const nodes = document.querySelector('#nodes tbody');
   nodes.replaceChildren(...s.nodes.map((n) => {
-    const status = n.recovery ? n.status + ' (recovery: ' + n.recovery + ')' : n.following ? n.status + ' (following the new primary)' : n.status;
+    const status = n.recovery ? n.status + ' (recovery: ' + n.recovery + ')' : n.following ? n.status + ' (following the new primary)' : n.role === 'was primary' ? n.status + ' (was primary)' : n.status;
     const tr = row([
       cell(String(n.id), 'num'),
       cell(n.host + ':' + n.port),
-      cell(n.role, n.role),
+      cell(n.role, n.role === 'primary' ? 'primary' : ''),
       cell(status, n.status),
       cell(n.weight.toFixed(3), 'num'),
       cell(String(n.delayBytes), 'num'),
@@ -84,10 +99,76 @@ function render(s) {
   events.replaceChildren(...s.events.slice().reverse().map((e) =>
     row([cell(time(e.time)), cell(e.kind), cell(e.node === null ? '' : String(e.node), 'num'), cell(e.message)])));
 }
+const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
+const EVENT_COLORS = { failover: '#b3261e', failback: '#137333', primary: '#1d2330', follow: '#a86400', recovery: '#137333' };
+const SVG = 'http://www.w3.org/2000/svg';
+const el = (name, attrs, text) => {
+  const e = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  if (text !== undefined) e.textContent = text;
+  return e;
+};
+/** One chart: a line per series over the samples' time span, the events in it as marks. */
+function chart(id, samples, series, events) {
+  const svg = document.getElementById(id);
+  const W = +svg.getAttribute('width'), H = +svg.getAttribute('height'), L = 44, R = 8, T = 8, B = 18;
+  const parts = [];
+  const t1 = samples.length ? samples[samples.length - 1].t : Date.now();
+  const t0 = Math.min(samples.length ? samples[0].t : t1, t1 - 60000);
+  let max = 0;
+  for (const s of series) for (const p of samples) { const v = s.value(p); if (v !== null && v > max) max = v; }
+  max = max > 0 ? max * 1.1 : 1;
+  const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
+  const y = (v) => T + (1 - v / max) * (H - T - B);
+  parts.push(el('line', { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: '#c9ceda' }));
+  parts.push(el('text', { x: 4, y: T + 8 }, max < 10 ? max.toFixed(2) : Math.round(max)));
+  parts.push(el('text', { x: 4, y: H - B }, '0'));
+  parts.push(el('text', { x: L, y: H - 4 }, new Date(t0).toLocaleTimeString()));
+  parts.push(el('text', { x: W - R, y: H - 4, 'text-anchor': 'end' }, new Date(t1).toLocaleTimeString()));
+  for (const e of events) {
+    const t = new Date(e.time).getTime();
+    if (t < t0 || t > t1) continue;
+    const mark = el('line', { x1: x(t), y1: T, x2: x(t), y2: H - B, stroke: EVENT_COLORS[e.kind] || '#5a6275', 'stroke-dasharray': '3 2', 'data-event': e.kind });
+    mark.appendChild(el('title', {}, time(e.time) + ' ' + e.kind + ': ' + e.message));
+    parts.push(mark);
+  }
+  for (const s of series) {
+    // A gap (null) ends a line: a node down draws nothing rather than zero.
+    let run = [];
+    const flush = () => {
+      if (run.length) parts.push(el('polyline', { points: run.join(' '), fill: 'none', stroke: s.color, 'stroke-width': 1.8, 'data-series': s.name }));
+      run = [];
+    };
+    for (const p of samples) {
+      const v = s.value(p);
+      if (v === null) flush();
+      else run.push(x(p.t).toFixed(1) + ',' + y(v).toFixed(1));
+    }
+    flush();
+  }
+  svg.replaceChildren(...parts);
+}
+function charts(s) {
+  const samples = s.history.samples;
+  const perNode = (f) => s.nodes.map((n) => ({ name: 'node ' + n.id, color: COLORS[n.id % COLORS.length], value: (p) => f(p, n.id) }));
+  chart('chart-statements', samples, perNode((p, i) => p.statementsPerSecond[i] ?? null), s.events);
+  chart('chart-latency', samples, perNode((p, i) => p.latencyMs[i] ?? null), s.events);
+  // Every node: one that was a standby has its lag drawn for that time (it is null as primary).
+  chart('chart-lag', samples, perNode((p, i) => p.lagBytes[i] ?? null), s.events);
+  chart('chart-sessions', samples, [{ name: 'sessions', color: '#1d2330', value: (p) => p.sessions }], s.events);
+  document.getElementById('legend').replaceChildren(...s.nodes.map((n) => {
+    const span = document.createElement('span');
+    span.textContent = '\u25A0 node ' + n.id;
+    span.style.color = COLORS[n.id % COLORS.length];
+    return span;
+  }));
+}
 async function refresh() {
   try {
     const r = await fetch('status.json', { cache: 'no-store' });
-    render(await r.json());
+    const s = await r.json();
+    render(s);
+    charts(s);
     document.getElementById('error').textContent = '';
   } catch (e) {
     document.getElementById('error').textContent = 'Sluice is not answering: ' + e.message;

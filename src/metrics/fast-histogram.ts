@@ -29,6 +29,12 @@ export class FastHistogram {
     n.count++;
   }
 
+  /** What was observed for a node so far: the sum of the values and their count. */
+  totals(node: number): { sum: number; count: number } {
+    const n = this.nodes[node];
+    return n ? { sum: n.sum, count: n.count } : { sum: 0, count: 0 };
+  }
+
   private grow(node: number): { buckets: Float64Array; sum: number; count: number } {
     for (let i = this.nodes.length; i <= node; i++) this.nodes.push({ buckets: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 });
     return this.nodes[node]!;

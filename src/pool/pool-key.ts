@@ -49,7 +49,7 @@ const KEPT_AT_START = new Set([
 /**
  * A client's startup parameters in transaction mode: those its server connections start with
  * (the pool key's), and the settings Sluice carries to whichever connection it borrows, as
- * set_config() calls (README "Pooling"). Many clients that differ only in application_name,
+ * set_config() calls (docs/pooling.md). Many clients that differ only in application_name,
  * TimeZone or DateStyle then share one pool.
  */
 export function splitStartup(params: ReadonlyMap<string, string>): { backend: Map<string, string>; carried: Map<string, string> } {

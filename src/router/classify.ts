@@ -6,7 +6,7 @@ import { resetsOf, SettingsReset, Statement, statement } from './statement';
 
 /**
  * Classifies a query string for routing (pgpool's send_to_where(), with the differences the
- * README lists). The lexer-level rules below handle the shapes clients send all day; where they
+ * docs/routing.md lists). The lexer-level rules below handle the shapes clients send all day; where they
  * cannot be sure (a WITH whose CTEs might modify data), PostgreSQL's own parser (libpg-query)
  * settles it. Text that cannot be lexed or parsed goes to the primary, as in pgpool.
  */

@@ -22,11 +22,11 @@ export type StatementKind =
 
 /**
  * What a statement leaves on its server connection that cannot be carried to another: in
- * transaction mode the session keeps that connection from then on (README "Pooling").
+ * transaction mode the session keeps that connection from then on (docs/pooling.md).
  */
 export type ConnectionPin = 'LISTEN' | 'WITH HOLD cursor' | 'SET ROLE' | 'SET SESSION AUTHORIZATION' | 'advisory lock';
 
-/** Every reason a session keeps its connection: what a statement says, and what the session made (README "Pooling"). */
+/** Every reason a session keeps its connection: what a statement says, and what the session made (docs/pooling.md). */
 export type PinReason = ConnectionPin | 'temporary table';
 
 /** What every statement carries, whatever its kind. */

@@ -103,7 +103,7 @@ export interface BackendInfo {
 /**
  * A session as the admin commands show it. pgpool lists its child processes; a Sluice session
  * is what a child is to pgpool: one client connection with a backend connection per node it
- * used (README, "Admin").
+ * used (docs/admin.md).
  */
 export interface SessionInfo {
   id: number;

@@ -1013,7 +1013,7 @@ export class Relay implements LinkOwner, Listener {
     const ended = this.state.primaryReady(this.primary.conn.txStatus, !this.primary.busy);
     if (this.s.options().readYourWrites && this.state.txStatus === 'idle' && !this.primary.busy) {
       // A write is committed: its position is where a standby must have replayed to serve this
-      // session's reads (one extra round trip per writing transaction; README).
+      // session's reads (one extra round trip per writing transaction; docs/routing.md).
       this.ryw.committed(this.primary);
     }
     if (!ended) return;

@@ -83,6 +83,8 @@ export class Session implements RelayPort, RelaySession {
   private waitingForServer = false;
   /** The session's child logger, made when first used (most sessions never log; a child costs time and memory). */
   private childLog: Logger | null = null;
+  /** The log level PGPOOL SET log_min_messages (or a reload) gave this session; null: the server's. */
+  private ownLevel: string | null = null;
   private readonly client: ClientSocket;
   private readonly inbox = new AuthInbox(() => this.framer.resume(this.onClientFrame));
 
@@ -121,9 +123,9 @@ export class Session implements RelayPort, RelaySession {
   private get log(): Logger {
     if (!this.childLog) {
       this.childLog = this.ctx.log.child({ session: this.id });
-      // Setting a level makes the logger its own logging functions: only when it differs.
-      const level = pinoLevel(this.settings.values.log_min_messages);
-      if (level !== this.childLog.level) this.childLog.level = level;
+      // Setting a level makes the logger its own logging functions: only for a session whose
+      // PGPOOL SET (or a reload) gave it one.
+      if (this.ownLevel !== null) this.childLog.level = this.ownLevel;
     }
     return this.childLog;
   }
@@ -145,7 +147,9 @@ export class Session implements RelayPort, RelaySession {
 
   /** Whether the session logs at this level (without making its logger). */
   logs(level: 'debug' | 'info'): boolean {
-    return this.childLog ? this.childLog.isLevelEnabled(level) : this.ctx.log.levels.values[pinoLevel(this.settings.values.log_min_messages)]! <= this.ctx.log.levels.values[level]!;
+    if (this.childLog) return this.childLog.isLevelEnabled(level);
+    const values = this.ctx.log.levels.values;
+    return this.ownLevel === null ? this.ctx.log.isLevelEnabled(level) : values[this.ownLevel]! <= values[level]!;
   }
 
   /** Read through a getter so that checks after an await are not narrowed away. */
@@ -405,7 +409,8 @@ export class Session implements RelayPort, RelaySession {
   /** A PGPOOL SET or RESET changed what this session reads of the config. */
   private settingsChanged(): void {
     const v = this.settings.values;
-    if (this.childLog) this.childLog.level = pinoLevel(v.log_min_messages);
+    this.ownLevel = pinoLevel(v.log_min_messages);
+    if (this.childLog) this.childLog.level = this.ownLevel;
     this.ownRouting = sessionRouting(this.ctx.routing, v);
     if (this.state.kind === 'ready') this.idle.set(v.client_idle_limit);
     this.relay?.settingsChanged();

@@ -1,9 +1,12 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { createCluster, TestCluster } from '../helpers/cluster';
 import { freePortRun } from '../helpers/ports';
+import { countColour, decodePng } from '../helpers/png';
 import { parseExposition, Sample, sampleSum, sampleValue } from '../helpers/prometheus';
 import { FAST_FAILOVER, startSluice, TestSluice, waitFor } from '../helpers/sluice';
 
@@ -136,4 +139,30 @@ t.test('/primary and /replica across a primary failover', async (t) => {
   const s = await scrape();
   t.equal(sampleValue(s, 'sluice_node_primary', { node: String(primary) }), 1);
   t.equal(sampleValue(s, 'sluice_node_up', { node: '0' }), 0);
+});
+
+t.test('after the failover the page says which node was the primary, lists the standby that follows, and charts the last minutes (a screenshot shows them)', { skip: !CHROMIUM && 'chromium is not installed' }, async (t) => {
+  const html = await renderedPage();
+  t.match(nodeRows(html).find((r) => r.id === 0)?.text ?? '', /was primary.*down \(was primary\)/, 'the old primary is not shown as a standby');
+  t.match(html, /<td>follow<\/td><td class="num">\d<\/td><td>node \d follows the new primary \d/, 'the standby re-pointed by follow_primary_command is an event');
+  const chart = (name: string) => new RegExp(`data-chart="${name}"[^>]*>(.*?)</svg>`).exec(html)?.[1] ?? '';
+  const lines = (svg: string) => [...svg.matchAll(/<polyline points="([^"]*)"[^>]*data-series="([^"]+)"/g)].map((m) => ({ series: m[2], points: m[1]!.split(' ').length }));
+  const statements = lines(chart('statements'));
+  // Nodes 0 and 1 served reads all along (node 2 was down for most of this file's run).
+  for (const node of ['node 0', 'node 1']) t.ok(statements.some((l) => l.series === node && l.points >= 2), `statements per second: a line for ${node}`);
+  t.ok(lines(chart('latency')).length >= 2, 'latency: lines');
+  t.ok(lines(chart('lag')).some((l) => l.points >= 2), 'replication lag: a line for a standby');
+  t.ok(lines(chart('sessions')).some((l) => l.points >= 2), 'sessions: a line');
+  t.match(chart('statements'), /data-event="failover"/, 'the failovers are marked on the time axis');
+  // What a person sees: a screenshot, with the node lines and the failover marks in their colours.
+  const png = join(tmpdir(), `sluice-status-${process.pid}.png`);
+  t.teardown(() => rmSync(png, { force: true }));
+  await run(CHROMIUM!, ['--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars', '--virtual-time-budget=3000', '--window-size=1100,1500', `--screenshot=${png}`, `${http}/`], { timeout: 60_000 });
+  const img = decodePng(readFileSync(png));
+  t.equal(img.width, 1100, 'the screenshot is the window');
+  // A legend square is some 60 pixels; the lines of a node that served all along, hundreds (where
+  // two nodes' lines coincide, the one drawn last shows: look at the pair).
+  const drawn = ['#1f77b4', '#d62728'].map((c) => countColour(img, c));
+  t.ok(drawn[0]! + drawn[1]! > 300, `nodes 0 and 1: their lines are drawn (${drawn.join(' and ')} pixels of their colours)`);
+  t.ok(countColour(img, '#b3261e', 16) > 50, 'the failover marks are drawn');
 });

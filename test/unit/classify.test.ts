@@ -11,7 +11,7 @@ type AnyFields = Partial<
 const classify = (sql: string): Statement & AnyFields => classifyStatement(sql);
 
 // The routing class of each statement shape pgpool's docs and regression tests name, plus the
-// ones where Sluice deliberately differs (README: "Differences from pgpool-II").
+// ones where Sluice deliberately differs (docs/routing.md: "Differences from pgpool-II").
 const cases: [string, StatementKind, string?][] = [
   ['SELECT abalance FROM pgbench_accounts WHERE aid = 1', 'read'],
   ['select 1', 'read'],
