@@ -89,6 +89,7 @@ printf '*:*:admin:admin\n' >"$demo/pcppass"
 chmod 600 "$demo/pcppass"
 echo "PCP on port ${DEMO_PCP_PORT:-9898}: PCPPASSFILE=$demo/pcppass node dist/ctl.js node-info -h localhost -p ${DEMO_PCP_PORT:-9898} -U admin -w"
 echo "Sluice on port ${DEMO_PORT:-9999}: psql -h 127.0.0.1 -p ${DEMO_PORT:-9999} -U postgres postgres   (Ctrl-C stops everything)"
-node "$root/dist/cli.js" -f "$demo/sluice.toml" &
+# The log as a person reads it, even when the demo's output goes to a file or a pipe.
+node "$root/dist/cli.js" -f "$demo/sluice.toml" --log-format pretty &
 pid=$!
 wait "$pid"

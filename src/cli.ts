@@ -9,7 +9,9 @@ import { Server, ShutdownMode } from './server';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const VERSION: string = require('../package.json').version;
 
-const USAGE = `usage: sluice -f FILE [-D]        run the proxy with that TOML config
+const USAGE = `usage: sluice -f FILE [-D] [--log-format pretty|json]
+                                   run the proxy with that TOML config (the log: lines a person
+                                   reads on a terminal, else JSON lines, unless --log-format says)
        sluice --check-config FILE  validate a config and exit
        sluice import-pgpool-conf PGPOOL_CONF [PCP_CONF]
                                    print an equivalent Sluice TOML (what could not be carried
@@ -34,6 +36,7 @@ interface Args {
   check?: string;
   discardStatus: boolean;
   version: boolean;
+  logFormat?: 'pretty' | 'json';
 }
 
 function parseArgs(argv: string[]): Args {
@@ -49,6 +52,11 @@ function parseArgs(argv: string[]): Args {
     else if (arg === '--check-config') a.check = value();
     else if (arg === '-D' || arg === '--discard-status') a.discardStatus = true;
     else if (arg === '--version' || arg === '-v') a.version = true;
+    else if (arg === '--log-format') {
+      const f = value();
+      if (f !== 'pretty' && f !== 'json') throw new Error(`--log-format is pretty or json, not "${f}"`);
+      a.logFormat = f;
+    }
     else throw new Error(`unknown argument "${arg}"`);
   }
   return a;
@@ -86,7 +94,8 @@ async function main(): Promise<number> {
     process.stdout.write(`${file}: ok\n`);
     return 0;
   }
-  const log = createLogger(config.log_min_messages, process.stdout.isTTY ? prettyStream(process.stdout) : 1);
+  const pretty = (args.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json')) === 'pretty';
+  const log = createLogger(config.log_min_messages, pretty ? prettyStream(process.stdout) : 1);
   for (const key of config.pendingKeys) log.warn({ key }, 'config key accepted but not active yet');
   let stop: (mode: ShutdownMode) => void = () => undefined;
   const server = await Server.start(config, log, { discardStatus: args.discardStatus, configFile: file, stopRequested: (mode) => stop(mode) });

@@ -25,6 +25,8 @@ let dir = '';
 let port = 0;
 let pcpPort = 0;
 let httpPort = 0;
+/** What the demo printed (Sluice's log among it). */
+let demoOut = '';
 
 /** The ```sh block of a page that holds `anchor`, or else the first after it: its lines, comments cut off. */
 function shBlock(anchor: string, page = README): string[] {
@@ -69,8 +71,10 @@ t.before(async () => {
   demo = spawn('bash', [join(ROOT, 'scripts', 'demo.sh')], {
     cwd: ROOT,
     env: { ...process.env, DEMO_DIR: dir, DEMO_BASE_PORT: String(base), DEMO_PORT: String(port), DEMO_PCP_PORT: String(pcpPort), DEMO_HTTP_PORT: String(httpPort), PG_FAST: '1' },
-    stdio: 'ignore',
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
+  demo.stdout!.on('data', (d: Buffer) => (demoOut += d.toString()));
+  demo.stderr!.on('data', (d: Buffer) => (demoOut += d.toString()));
   await waitFor('the demo answering', async () => (await sh(`psql -h 127.0.0.1 -p ${port} -U postgres -Atc 'select 1' postgres`)).out.trim() === '1', 120_000);
 });
 
@@ -141,4 +145,11 @@ t.test("the PCP examples: pgpool's own pcp_* programs against the demo", { skip:
     const r = await sh(line);
     t.equal(r.code, 0, `${line}: ${r.out.slice(0, 200)}`);
   }
+});
+
+t.test("the demo's log is for a person to read, even through a pipe", async (t) => {
+  const lines = demoOut.split('\n').filter((l) => /\b(INFO|WARN|ERROR)\b/.test(l));
+  t.ok(lines.some((l) => /^\d\d:\d\d:\d\d\.\d{3} INFO .*listening/.test(l)), `a line like "12:00:00.000 INFO ... listening": ${lines[0]}`);
+  t.notOk(demoOut.split('\n').some((l) => l.startsWith('{"level"')), 'no JSON line');
+  t.notMatch(demoOut, /backend>/, "no single-user backend's prompt (pg_rewind runs one)");
 });
