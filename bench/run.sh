@@ -25,6 +25,10 @@ WORKLOADS=${WORKLOADS:-}
 # idle clients measure sluice-tx's memory (they hold no server connection).
 TX_POOL_SIZE=${TX_POOL_SIZE:-20}
 TX_IDLE_CLIENTS=${TX_IDLE_CLIENTS:-10000}
+# Another Node.js for the same build and floor (targets sluice-alt and node-floor-alt), e.g. the
+# current LTS installed for the bench only:
+#   npm install --prefix /tmp/node-lts node@24 && NODE_ALT=/tmp/node-lts/node_modules/.bin/node bash bench/run.sh
+NODE_ALT=${NODE_ALT:-}
 # A/B against another build: BASELINE_DIST=/path/to/its/dist adds the targets base-sluice,
 # base-sluice-lb and base-sluice-tx, run by that build in the same rounds (build it from a
 # worktree of the commit).
@@ -112,11 +116,23 @@ proc[sluice]=$sluice_pid
 wait_port "${port[sluice]}" "$work/sluice.log"
 
 # The floor of any Node.js proxy: Sluice's own socket reads and writes, with no protocol at all.
-port[node-floor]=$(free_port)
-node "$root/bench/node-floor.mjs" "${port[node-floor]}" "$backend_host" "$base" >"$work/node-floor.log" 2>&1 &
-pids+=($!)
-proc[node-floor]=$!
-wait_port "${port[node-floor]}" "$work/node-floor.log"
+start_floor() { # name node-binary
+  port[$1]=$(free_port)
+  "$2" "$root/bench/node-floor.mjs" "${port[$1]}" "$backend_host" "$base" >"$work/$1.log" 2>&1 &
+  pids+=($!)
+  proc[$1]=$!
+  wait_port "${port[$1]}" "$work/$1.log"
+}
+start_floor node-floor node
+if [ -n "$NODE_ALT" ]; then
+  start_floor node-floor-alt "$NODE_ALT"
+  port[sluice-alt]=$(free_port)
+  sed "s/^port = ${port[sluice]}\$/port = ${port[sluice-alt]}/" "$work/sluice.toml" >"$work/sluice-alt.toml"
+  "$NODE_ALT" "$root/dist/cli.js" -f "$work/sluice-alt.toml" >"$work/sluice-alt.log" 2>&1 &
+  pids+=($!)
+  proc[sluice-alt]=$!
+  wait_port "${port[sluice-alt]}" "$work/sluice-alt.log"
+fi
 
 if command -v pgbouncer >/dev/null; then
   port[pgbouncer]=$(free_port)
@@ -204,7 +220,7 @@ cpu_ticks() { # main-pid
 server_conns() { psql -h 127.0.0.1 -p "$base" -U postgres -Atc "select count(*) - 1 from pg_stat_activity where backend_type = 'client backend' and datname = 'postgres'" postgres 2>/dev/null || echo 0; }
 
 targets=()
-for t in direct sluice base-sluice sluice-route sluice-lb base-sluice-lb sluice-tx base-sluice-tx node-floor pgbouncer pgbouncer-tx pgpool; do
+for t in direct sluice sluice-alt base-sluice sluice-route sluice-lb base-sluice-lb sluice-tx base-sluice-tx node-floor node-floor-alt pgbouncer pgbouncer-tx pgpool; do
   [ -n "${port[$t]:-}" ] || continue
   [ -z "$TARGETS" ] || [[ " $TARGETS " == *" $t "* ]] || continue
   targets+=("$t")
@@ -243,7 +259,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-echo "pgbench scale $SCALE, $DURATION s per run, $ROUNDS interleaved rounds, PostgreSQL $("$PG_BINDIR/postgres" --version | awk '{print $3}'), fsync off, proxies to PostgreSQL over $BACKEND"
+echo "pgbench scale $SCALE, $DURATION s per run, $ROUNDS interleaved rounds, PostgreSQL $("$PG_BINDIR/postgres" --version | awk '{print $3}'), fsync off, proxies to PostgreSQL over $BACKEND, Node.js $(node --version)${NODE_ALT:+ (the -alt targets: $("$NODE_ALT" --version))}"
 awk '
   { key=$1 SUBSEP $2; tps[key]+=$3; lat[key]+=$4; n[key]++; fail[key]+=$5; cpu[key]+=$6; if (!seen[$1]++) order[++nw]=$1; if (!tseen[$2]++) torder[++nt]=$2 }
   END {
