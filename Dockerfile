@@ -1,7 +1,7 @@
 # Sluice in a container: build with the lockfile, run the compiled output as a non-root user.
 # The config is a mounted file; the HTTP port answers the health check.
 
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -9,7 +9,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /opt/sluice
 COPY --from=build /src/package.json ./
