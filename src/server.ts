@@ -388,7 +388,7 @@ export class Server implements AdminHost, HttpHost {
       this.sessions_.add(session);
       socket.once('close', () => this.sessions_.delete(session));
     };
-    this.listeners.push(...(await listenAll(this.config.listen_addresses, this.config.port, () => createServer({ noDelay: true, keepAlive: true, pauseOnConnect: true }, onConnection))));
+    this.listeners.push(...(await listenAll(this.config.listen_addresses, this.config.port, () => createServer({ pauseOnConnect: true }, onConnection))));
     this.log.info({ addresses: this.config.listen_addresses, port: this.port }, 'listening');
   }
 
