@@ -247,6 +247,10 @@ export class Server implements AdminHost, HttpHost {
     return [...this.sessions_].map((s) => s.info());
   }
 
+  get sessionCount(): number {
+    return this.sessions_.size;
+  }
+
   private reportStuck(): void {
     const now = this.clock.now();
     for (const s of this.sessions_) {

@@ -43,7 +43,8 @@ function read(h: HttpHost, now: number): Reading {
     latency: topology.nodes.map((n) => h.metrics.statementDuration.totals(n.id)),
     // Bytes, as pgpool's delay_threshold: replay_lag (seconds) is NULL while nothing is written.
     lagBytes: topology.nodes.map((n) => (n.id === topology.primaryId || n.status === 'down' ? null : (replication.info[n.id]?.delayBytes ?? null))),
-    sessions: h.sessions().length,
+    // Every two seconds with the HTTP port open: a count, not the sessions' descriptions.
+    sessions: h.sessionCount,
   };
 }
 

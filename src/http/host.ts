@@ -10,6 +10,8 @@ export interface HttpHost extends AdminHost {
   /** Listening and not shutting down. */
   readonly serving: boolean;
   recentEvents(): readonly RecentEvent[];
+  /** Client sessions open now (what sessions() lists, without making the list). */
+  readonly sessionCount: number;
   /** Backend connections per node: idle, in use, opening. */
   poolCounts(): NodePoolCounts[];
 }

@@ -77,9 +77,10 @@ export class SlabReads {
 
 /**
  * Which sockets read through slabs. One of the two module-level values outside server.ts (house
- * rule 11; the other is the symbols below, a constant found once), on purpose: a socket passes through openTransport, TLS negotiation and BackendConnection
- * before anyone reads it, and keying by the socket keeps their signatures as they were. It holds
- * no state shared between sessions, and an entry goes with its socket (a WeakMap).
+ * rule 11; the other is the symbols below, a constant found once), on purpose: a socket passes
+ * through openTransport, TLS negotiation and BackendConnection before anyone reads it, and keying
+ * by the socket keeps their signatures as they were. It holds no state shared between sessions,
+ * and an entry goes with its socket (a WeakMap).
  */
 const readers = new WeakMap<Socket, SlabReads>();
 

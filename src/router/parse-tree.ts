@@ -6,7 +6,7 @@ let missed = 0;
 
 /**
  * libpg-query is WebAssembly: it must be instantiated once before the synchronous parse works.
- * It costs about 18 MB of memory, so the server loads it only when a statement's class routes
+ * It costs about 7 MB of memory, so the server loads it only when a statement's class routes
  * anything (load balancing).
  */
 export async function loadParser(): Promise<void> {

@@ -67,9 +67,17 @@ export interface SettingsReset {
 
 /** What several statements reset, together (session-level if any of them is). */
 export function resetsOf(parts: readonly { readonly resets?: SettingsReset }[]): SettingsReset | undefined {
+  // Nothing is made unless two of them reset something: this runs for every extended batch.
+  let one: SettingsReset | undefined;
+  let several = false;
+  for (const p of parts) {
+    if (!p.resets) continue;
+    several = one !== undefined;
+    one ??= p.resets;
+    if (several) break;
+  }
+  if (!several) return one;
   const all = parts.flatMap((p) => (p.resets ? [p.resets] : []));
-  if (all.length === 0) return undefined;
-  if (all.length === 1) return all[0];
   return { names: all.flatMap((r) => r.names), local: all.every((r) => r.local) };
 }
 

@@ -1,6 +1,6 @@
 // The extended query protocol as a session sees it: the statements and portals the client made,
 // which node holds each, and the batch of messages up to the next Flush or Sync.
-import { addTo, deleteKey, emptyMap, emptySet, setIn } from '../util/lazy';
+import { addTo, clearMap, deleteKey, emptyMap, emptySet, setIn } from '../util/lazy';
 import { classify } from '../router/classify';
 import type { Statement } from '../router/statement';
 import { Frontend } from '../protocol/codes';
@@ -174,7 +174,8 @@ export class ExtendedState {
     this.batch = new ExtendedBatch();
     this.batchNode = null;
     // Portals end with their transaction (an implicit one ends at Sync).
-    if (outsideTransaction) this.portals = emptyMap();
+    // Cleared where it is: a session that binds portals binds them batch after batch.
+    if (outsideTransaction) clearMap(this.portals);
   }
 
   /** DISCARD ALL / DEALLOCATE ALL: every prepared statement is gone. */

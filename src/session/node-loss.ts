@@ -75,11 +75,11 @@ export function answerOwed(
  * A primary link gets the session's state it lacks (all of it on a new connection), queued before
  * anything else: no round trip of its own. Returns how many statements were replayed.
  */
-export function replayMissing(link: NodeLink, replay: ReplayLog, log: { logger(): Logger }): number {
+export function replayMissing(link: NodeLink, replay: ReplayLog, session: { readonly log: Logger }): number {
   const entries = replay.since(link.appliedSeq);
   for (const e of entries) {
     link.runSwallowed(e.sql, (u) => {
-      if (u.errored) log.logger().warn({ node: link.nodeId, statement: e.sql }, 'session state could not be replayed on the primary');
+      if (u.errored) session.log.warn({ node: link.nodeId, statement: e.sql }, 'session state could not be replayed on the primary');
     });
   }
   link.appliedSeq = replay.lastSeq;

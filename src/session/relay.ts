@@ -37,6 +37,9 @@ import type { StartupRequest } from './startup';
 import { poolKey } from '../pool/pool-key';
 import { addTo, deleteFrom, emptySet } from '../util/lazy';
 
+/** What a reset of startup settings is followed by: the SQL that puts the client's values back. */
+type Restore = SettingsReset & { readonly sql: string };
+
 /** Session-level advisory locks (the _xact_ ones end with their transaction and move nothing). */
 const SESSION_ADVISORY_LOCKS = new Set(['pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisory_lock', 'pg_try_advisory_lock_shared']);
 
@@ -99,8 +102,8 @@ export interface RelayPort {
 /** What the relay knows of its session, beyond Sluice's context. */
 export interface RelaySession {
   readonly req: StartupRequest;
-  /** The session's logger (made when first asked for). */
-  logger(): Logger;
+  /** The session's logger (made when first read). */
+  readonly log: Logger;
   /** Whether the session logs at this level, without making its logger. */
   logs(level: 'debug' | 'info'): boolean;
   readonly settings: SessionSettings;
@@ -208,7 +211,7 @@ export class Relay implements LinkOwner, Listener {
     const link = new NodeLink(conn, isPrimary, this);
     this.takeUp(link, conn);
     this.links.set(link.nodeId, link);
-    if (this.s.settings.values.log_per_node_statement) this.s.logger().debug({ node: conn.node.id, backendPid: conn.processId }, 'backend attached');
+    if (this.s.settings.values.log_per_node_statement) this.s.log.debug({ node: conn.node.id, backendPid: conn.processId }, 'backend attached');
     return link;
   }
 
@@ -258,7 +261,7 @@ export class Relay implements LinkOwner, Listener {
     link.runSwallowed(sql, (u) => {
       if (!u.errored) return;
       c.startup = null;
-      if (link.isPrimary) this.s.logger().warn({ node: link.nodeId }, 'the server refused startup settings it accepted before');
+      if (link.isPrimary) this.s.log.warn({ node: link.nodeId }, 'the server refused startup settings it accepted before');
       else this.drop(link, 'carrying startup settings failed');
     });
   }
@@ -324,7 +327,7 @@ export class Relay implements LinkOwner, Listener {
         if (link.isPrimary) return this.port.end(errorFrame(err), err);
         this.links.delete(link.nodeId);
         this.avoid.add(link.nodeId);
-        this.s.logger().warn({ node: link.nodeId, err: err.message }, 'cannot connect to node for reads; using the primary');
+        this.s.log.warn({ node: link.nodeId, err: err.message }, 'cannot connect to node for reads; using the primary');
       })
       .finally(() => {
         this.ctx.clock.clearTimeout(told);
@@ -355,7 +358,7 @@ export class Relay implements LinkOwner, Listener {
     this.primary = this.link(conn, true);
     replayMissing(this.primary, this.memory.replay, this.s);
     if (this.waiting.kind === 'connecting' && this.waiting.plan.node === old.nodeId) this.waiting.plan.node = this.primary.nodeId;
-    this.s.logger().info({ from: old.nodeId, to: this.primary.nodeId }, 'session moved to the new primary');
+    this.s.log.info({ from: old.nodeId, to: this.primary.nodeId }, 'session moved to the new primary');
   }
 
   private keyFor(node: number): string {
@@ -367,7 +370,7 @@ export class Relay implements LinkOwner, Listener {
     if (!this.lending || this.pins.has(why)) return;
     this.pins = addTo(this.pins, why);
     this.ctx.sessionPinned(why);
-    this.s.logger().info({ reason: why }, 'session pinned to its server connection');
+    this.s.log.info({ reason: why }, 'session pinned to its server connection');
   }
 
   /** What made the session keep its connection is gone for certain after this statement succeeded. */
@@ -378,7 +381,7 @@ export class Relay implements LinkOwner, Listener {
     else if (s.kind === 'session' && s.discards === 'temp') deleteFrom(this.pins, 'temporary table');
     else if (s.releasesPin) deleteFrom(this.pins, s.releasesPin);
     else if (s.functions.some((f) => bare(f) === 'pg_advisory_unlock_all')) deleteFrom(this.pins, 'advisory lock');
-    if (this.pins.size < before.length) this.s.logger().info({ released: before.filter((p) => !this.pins.has(p)), still: [...this.pins] }, this.pins.size === 0 ? 'session no longer pinned to its server connection' : 'session pin released');
+    if (this.pins.size < before.length) this.s.log.info({ released: before.filter((p) => !this.pins.has(p)), still: [...this.pins] }, this.pins.size === 0 ? 'session no longer pinned to its server connection' : 'session pin released');
   }
 
   /** The first thing that pins the session to its connection (transaction mode), if any. */
@@ -678,11 +681,16 @@ export class Relay implements LinkOwner, Listener {
     );
   }
 
-  /** The shared listening connection stops for this session's channel ('*': all of them). */
+  /** The shared listening connection stops for this session's channel ('*': all of its channels). */
   private stopListening(channel: string): void {
-    this.ctx.listeners.unlisten(this.s.req.database, channel, this);
-    if (channel === '*') this.listening = emptySet();
-    else deleteFrom(this.listening, channel);
+    const l = this.ctx.listeners;
+    if (channel !== '*') {
+      l.unlisten(this.s.req.database, channel, this);
+      deleteFrom(this.listening, channel);
+      return;
+    }
+    for (const c of this.listening) l.unlisten(this.s.req.database, c, this);
+    this.listening = emptySet();
   }
 
   /** A notification from the shared listening connection: to the client now when it is idle, else when it is. */
@@ -727,7 +735,7 @@ export class Relay implements LinkOwner, Listener {
   private wait(w: Waiting): false {
     this.waiting = w;
     if (this.held) this.held.reason = this.reason()!;
-    if (this.s.logs('debug')) this.s.logger().debug({ waitingFor: describeHold(this.reason()!) }, 'client message held');
+    if (this.s.logs('debug')) this.s.log.debug({ waitingFor: describeHold(this.reason()!) }, 'client message held');
     return false;
   }
 
@@ -851,7 +859,7 @@ export class Relay implements LinkOwner, Listener {
       })
       .catch((err: Error) => {
         this.avoid.add(node);
-        this.s.logger().warn({ node, err: err.message }, 'cannot connect to node for reads; using the primary');
+        this.s.log.warn({ node, err: err.message }, 'cannot connect to node for reads; using the primary');
       })
       .finally(() => {
         deleteFrom(this.connecting, node);
@@ -910,7 +918,7 @@ export class Relay implements LinkOwner, Listener {
    * Transaction mode: a statement to the primary that resets settings the client started with
    * (its connection did not start with them): what puts the client's values back after it.
    */
-  private restoreFor(link: NodeLink, s: Statement, frame: Frame): SettingsReset & { sql: string } | null {
+  private restoreFor(link: NodeLink, s: Statement, frame: Frame): Restore | null {
     const carried = this.s.req.carried;
     if (carried.empty || link !== this.primary) return null;
     const r = frame.type === Frontend.Query ? s.resets : frame.type === Frontend.Sync ? resetsOf(this.ext.batch.statements.map((p) => p.stmt)) : undefined;
@@ -925,7 +933,7 @@ export class Relay implements LinkOwner, Listener {
    * direct connection reports only what changed. It is logged for other connections to replay
    * with the reset (a later RESET of the same setting supersedes both).
    */
-  private restoreAfter(unit: Unit, link: NodeLink, restore: SettingsReset & { sql: string }, seqs: number[]): void {
+  private restoreAfter(unit: Unit, link: NodeLink, restore: Restore, seqs: number[]): void {
     unit.holdsReady = true;
     if (!restore.local) {
       const key = restore.names.length === 1 ? (restore.names[0] === '*' ? 'restore all' : `set ${restore.names[0]}`) : undefined;
@@ -948,13 +956,13 @@ export class Relay implements LinkOwner, Listener {
     };
   }
 
-  private openUnit(link: NodeLink, s: Statement, sql: string, restore: (SettingsReset & { sql: string }) | null = null): Unit {
+  private openUnit(link: NodeLink, s: Statement, sql: string, restore: Restore | null = null): Unit {
     const unit: Unit = { forward: true, errored: false };
     const v = this.s.settings.values;
     if (sql && v.notice_per_node_statement) {
       unit.notice = encodeNotice(Backend.NoticeResponse, 'NOTICE', '00000', `DB node id: ${link.nodeId} statement: ${sql}`);
     }
-    if (sql && v.log_per_node_statement) this.s.logger().info({ node: link.nodeId, statement: sql }, 'statement sent');
+    if (sql && v.log_per_node_statement) this.s.log.info({ node: link.nodeId, statement: sql }, 'statement sent');
     if (s.kind === 'read' || (s.kind === 'execute' && link !== this.primary)) this.ctx.countSelect(link.nodeId);
     const isPrimary = link === this.primary;
     const sentAt = this.memory.replay.lastSeq;
@@ -1163,7 +1171,7 @@ export class Relay implements LinkOwner, Listener {
     }
     this.primary = this.link(conn, true);
     const replayed = replayMissing(this.primary, this.memory.replay, this.s);
-    this.s.logger().info({ node: this.primary.nodeId, replayed }, 'session moved to the new primary');
+    this.s.log.info({ node: this.primary.nodeId, replayed }, 'session moved to the new primary');
   }
 
   /**
@@ -1178,7 +1186,7 @@ export class Relay implements LinkOwner, Listener {
     deleteFrom(this.checking, link.nodeId);
     link.replaying = false;
     const owed = link.takeOwed();
-    this.s.logger().warn({ node: link.nodeId, reason, owed: owed.length }, 'standby connection lost');
+    this.s.log.warn({ node: link.nodeId, reason, owed: owed.length }, 'standby connection lost');
     if (owed.length > 0) {
       if (this.reconnect) {
         this.port.end(errorFrame(new Error('primary and standby lost together')));
@@ -1195,7 +1203,7 @@ export class Relay implements LinkOwner, Listener {
     if (link === this.primary) return;
     this.avoid.add(link.nodeId);
     this.links.delete(link.nodeId);
-    this.s.logger().warn({ node: link.nodeId, reason }, 'node no longer used by this session');
+    this.s.log.warn({ node: link.nodeId, reason }, 'node no longer used by this session');
     if (link.attached) link.conn.destroy();
   }
 
@@ -1213,7 +1221,7 @@ export class Relay implements LinkOwner, Listener {
       // Transaction mode: the connection stays this session's until the request was delivered,
       // so that it cannot reach a statement of whoever borrows the connection next.
       this.cancelling++;
-      cancelOnNode(l.conn, this.s.logger(), () => {
+      cancelOnNode(l.conn, this.s.log, () => {
         this.cancelling--;
         if (this.port.closed && this.cancelling === 0) this.releaseLinks();
         else this.lendIdle();
@@ -1224,7 +1232,8 @@ export class Relay implements LinkOwner, Listener {
   /** The session ends: its backend connections go back to the pool (see releaseBackends). */
   close(): void {
     this.lookups.taken();
-    if (this.lending) this.stopListening('*');
+    // A LISTEN still on its way is taken out when it completes (sharedListen).
+    if (this.listening.size > 0) this.stopListening('*');
     // A cancel request of this session still on its way: its connections wait for it (it could
     // otherwise reach the statement of whoever borrows them next).
     if (this.cancelling === 0) this.releaseLinks();

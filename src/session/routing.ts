@@ -25,7 +25,7 @@ export class SessionRouting {
 
   constructor(
     private readonly ctx: SessionContext,
-    private readonly session: { logger(): Logger },
+    private readonly session: { readonly log: Logger },
   ) {}
 
   async load(req: StartupRequest, conn: BackendConnection): Promise<void> {
@@ -37,7 +37,7 @@ export class SessionRouting {
     try {
       this.catalog = await this.ctx.catalogs.load(req.database, conn, this.ctx.config.connect_timeout || 10_000);
     } catch (err) {
-      this.session.logger().warn({ err: (err as Error).message, database: req.database }, 'cannot read function volatility; reads that call functions go to the primary');
+      this.session.log.warn({ err: (err as Error).message, database: req.database }, 'cannot read function volatility; reads that call functions go to the primary');
     }
   }
 
@@ -51,7 +51,7 @@ export class SessionRouting {
     const lb = this.lbNode;
     if (lb !== null && views[lb]?.up && !avoid.has(lb)) return lb;
     this.lbNode = chooseLoadBalanceNode(usable(views, avoid), this.rule, this.ctx.rng);
-    if (lb !== null) this.session.logger().debug({ from: lb, to: this.lbNode }, 'load-balance node changed');
+    if (lb !== null) this.session.log.debug({ from: lb, to: this.lbNode }, 'load-balance node changed');
     return this.lbNode;
   }
 }

@@ -120,7 +120,8 @@ export class Session implements RelayPort, RelaySession {
     if (t > 0) this.startupTimer = ctx.clock.setTimeout(() => this.close('startup timeout'), t * 1000);
   }
 
-  private get log(): Logger {
+  /** RelaySession: the session's logger, made when first read. */
+  get log(): Logger {
     if (!this.childLog) {
       this.childLog = this.ctx.log.child({ session: this.id });
       // Setting a level makes the logger its own logging functions: only for a session whose
@@ -128,11 +129,6 @@ export class Session implements RelayPort, RelaySession {
       if (this.ownLevel !== null) this.childLog.level = this.ownLevel;
     }
     return this.childLog;
-  }
-
-  /** RelaySession: the relay logs through the session's logger. */
-  logger(): Logger {
-    return this.log;
   }
 
   /** RelaySession: the client's startup request (set once the session starts its relay). */

@@ -189,12 +189,9 @@ export class SharedListeners {
     return d.listen(channel, who);
   }
 
-  /** UNLISTEN name, or '*' for all of the client's channels in that database. */
+  /** UNLISTEN of one of the client's channels in that database. */
   unlisten(database: string, channel: string, who: Listener): void {
-    const d = this.databases.get(database);
-    if (!d) return;
-    const channels = channel === '*' ? [...d.channels.keys()] : [channel];
-    for (const c of channels) d.unlisten(c, who);
+    this.databases.get(database)?.unlisten(channel, who);
   }
 
   /** A node left service (failover, detach, switchover): listening moves to the primary. */

@@ -33,6 +33,11 @@ export function setIn<K, V>(m: ReadonlyMap<K, V>, k: K, v: V): ReadonlyMap<K, V>
   return out;
 }
 
+/** Empties the map where it is (the shared empty one stays as it is): a map that was used is kept. */
+export function clearMap<K, V>(m: ReadonlyMap<K, V>): void {
+  if (m !== EMPTY_MAP) (m as Map<K, V>).clear();
+}
+
 /** Deletes k from the map (never from the shared empty one); true when it was there. */
 export function deleteKey<K, V>(m: ReadonlyMap<K, V>, k: K): boolean {
   return m !== EMPTY_MAP && (m as Map<K, V>).delete(k);

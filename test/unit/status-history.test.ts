@@ -27,7 +27,9 @@ function host() {
       },
       replication: { info: [undefined, { get delayBytes() { return state.delayBytes; } }] },
     },
-    sessions: () => new Array(state.sessions),
+    get sessionCount() {
+      return state.sessions;
+    },
   } as unknown as HttpHost;
   return { h, state };
 }
