@@ -29,6 +29,9 @@ TX_IDLE_CLIENTS=${TX_IDLE_CLIENTS:-10000}
 # current LTS installed for the bench only:
 #   npm install --prefix /tmp/node-lts node@24 && NODE_ALT=/tmp/node-lts/node_modules/.bin/node bash bench/run.sh
 NODE_ALT=${NODE_ALT:-}
+# Bun, for a second floor on its own sockets (target bun-floor: bench/bun-floor.mjs), e.g.
+#   npm install --prefix /tmp/bun-rt bun && BUN=/tmp/bun-rt/node_modules/.bin/bun bash bench/run.sh
+BUN=${BUN:-}
 # A/B against another build: BASELINE_DIST=/path/to/its/dist adds the targets base-sluice,
 # base-sluice-lb and base-sluice-tx, run by that build in the same rounds (build it from a
 # worktree of the commit).
@@ -124,6 +127,13 @@ start_floor() { # name node-binary
   wait_port "${port[$1]}" "$work/$1.log"
 }
 start_floor node-floor node
+if [ -n "$BUN" ]; then
+  port[bun-floor]=$(free_port)
+  "$BUN" "$root/bench/bun-floor.mjs" "${port[bun-floor]}" "$backend_host" "$base" >"$work/bun-floor.log" 2>&1 &
+  pids+=($!)
+  proc[bun-floor]=$!
+  wait_port "${port[bun-floor]}" "$work/bun-floor.log"
+fi
 if [ -n "$NODE_ALT" ]; then
   start_floor node-floor-alt "$NODE_ALT"
   port[sluice-alt]=$(free_port)
@@ -220,7 +230,7 @@ cpu_ticks() { # main-pid
 server_conns() { psql -h 127.0.0.1 -p "$base" -U postgres -Atc "select count(*) - 1 from pg_stat_activity where backend_type = 'client backend' and datname = 'postgres'" postgres 2>/dev/null || echo 0; }
 
 targets=()
-for t in direct sluice sluice-alt base-sluice sluice-route sluice-lb base-sluice-lb sluice-tx base-sluice-tx node-floor node-floor-alt pgbouncer pgbouncer-tx pgpool; do
+for t in direct sluice sluice-alt base-sluice sluice-route sluice-lb base-sluice-lb sluice-tx base-sluice-tx node-floor node-floor-alt bun-floor pgbouncer pgbouncer-tx pgpool; do
   [ -n "${port[$t]:-}" ] || continue
   [ -z "$TARGETS" ] || [[ " $TARGETS " == *" $t "* ]] || continue
   targets+=("$t")
@@ -259,7 +269,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-echo "pgbench scale $SCALE, $DURATION s per run, $ROUNDS interleaved rounds, PostgreSQL $("$PG_BINDIR/postgres" --version | awk '{print $3}'), fsync off, proxies to PostgreSQL over $BACKEND, Node.js $(node --version)${NODE_ALT:+ (the -alt targets: $("$NODE_ALT" --version))}"
+echo "pgbench scale $SCALE, $DURATION s per run, $ROUNDS interleaved rounds, PostgreSQL $("$PG_BINDIR/postgres" --version | awk '{print $3}'), fsync off, proxies to PostgreSQL over $BACKEND, Node.js $(node --version)${NODE_ALT:+ (the -alt targets: $("$NODE_ALT" --version))}${BUN:+, Bun $("$BUN" --version)}"
 awk '
   { key=$1 SUBSEP $2; tps[key]+=$3; lat[key]+=$4; n[key]++; fail[key]+=$5; cpu[key]+=$6; if (!seen[$1]++) order[++nw]=$1; if (!tseen[$2]++) torder[++nt]=$2 }
   END {

@@ -1,6 +1,7 @@
 import { Socket } from 'node:net';
 import { Backend, Frontend, TxStatus } from '../protocol/codes';
-import { decodeParameterStatus, decodeReadyForQuery } from '../protocol/backend';
+import { decodeParameterStatus, decodeReadyForQuery, encodeParameterStatus } from '../protocol/backend';
+import { Writer } from '../protocol/writer';
 import { Framer } from '../protocol/framer';
 import { onChunks } from '../net/slab-reads';
 
@@ -81,6 +82,8 @@ export class BackendConnection {
   txStatus: TxStatus = 'idle';
   /** ParameterStatus values as last reported by the server. */
   readonly params = new Map<string, string>();
+  /** `params` as ParameterStatus messages, made when a welcome first needs them (null: changed since). */
+  private paramsMessages: Buffer | null = null;
   /** ReadyForQuery messages still owed for Query, Sync and FunctionCall already sent. */
   awaitingReady = 0;
   /** Extended-query messages were sent since the last Sync. */
@@ -103,6 +106,19 @@ export class BackendConnection {
     onChunks(socket, (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.onClose(err));
     socket.on('close', () => this.onClose());
+  }
+
+  /**
+   * The reported parameters as ParameterStatus messages, for a client's welcome: a pooled
+   * connection welcomes client after client with the same ones, so they are encoded once.
+   */
+  parameterMessages(): Buffer {
+    if (this.paramsMessages === null) {
+      const w = new Writer(1024);
+      for (const [name, value] of this.params) encodeParameterStatus(w, name, value);
+      this.paramsMessages = w.finish();
+    }
+    return this.paramsMessages;
   }
 
   /** Hands the connection to a new owner, which starts reading at once. */
@@ -150,6 +166,7 @@ export class BackendConnection {
     } else if (type === Backend.ParameterStatus) {
       const [name, value] = decodeParameterStatus(buf, start, end);
       this.params.set(name, value);
+      this.paramsMessages = null;
     }
     this.handler.frame(type, buf, start, end);
   };

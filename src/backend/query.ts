@@ -26,8 +26,25 @@ function decodeDataRow(buf: Buffer, start: number, end: number): (string | null)
  * ReadyForQuery. The connection's handler is taken for the duration.
  */
 export function runQueries(conn: BackendConnection, sqls: readonly string[], timeoutMs: number): Promise<QueryResult[]> {
-  for (let i = 0; i < sqls.length; i++) conn.noteSent(Frontend.Query);
-  return collect(conn, sqls.length, timeoutMs, Buffer.concat(sqls.map((s) => serialize.query(s))));
+  return runEncoded(conn, encodeQueries(sqls), timeoutMs);
+}
+
+/** Query messages encoded once, for queries run again and again (the pool's reset_query_list). */
+export interface EncodedQueries {
+  readonly count: number;
+  readonly payload: Buffer;
+}
+
+export function encodeQueries(sqls: readonly string[]): EncodedQueries {
+  return { count: sqls.length, payload: Buffer.concat(sqls.map((s) => serialize.query(s))) };
+}
+
+/** runQueries with the messages already encoded. */
+export function runEncoded(conn: BackendConnection, q: EncodedQueries, timeoutMs: number): Promise<QueryResult[]> {
+  // Nothing to run (an empty reset_query_list): no ReadyForQuery would ever settle it.
+  if (q.count === 0) return Promise.resolve([]);
+  for (let i = 0; i < q.count; i++) conn.noteSent(Frontend.Query);
+  return collect(conn, q.count, timeoutMs, q.payload);
 }
 
 /**

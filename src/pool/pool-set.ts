@@ -3,7 +3,7 @@
 // mode's per-(node, database, user) limit with its line of waiters. They share the idle stacks
 // and the counts, which is why they are one class.
 import { BackendConnection, BackendHandler, type StartupSettings } from '../backend/connection';
-import { runQueries } from '../backend/query';
+import { encodeQueries, EncodedQueries, runEncoded } from '../backend/query';
 import { BackendStartupError } from '../backend/connect';
 import { cancelOnNode } from '../backend/cancel';
 import { Backend, Frontend } from '../protocol/codes';
@@ -101,6 +101,8 @@ export class PoolSet {
   /** Parse messages a server accepted, by pool key (transaction mode answers their repeats itself). */
   private readonly parsed = new Map<string, Set<string>>();
   private stopped = false;
+  /** reset_query_list as messages, for the options they were made from. */
+  private resets: { opts: PoolOptions; idle: EncodedQueries; inTransaction: EncodedQueries } | null = null;
 
   constructor(
     /** Replaced by a reload (connection_life_time, reset_query_list). */
@@ -294,9 +296,9 @@ export class PoolSet {
       this.discard(conn);
       return;
     }
-    const queries = conn.txStatus === 'idle' ? this.opts.resetQueries.filter((q) => !/^\s*abort\s*$/i.test(q)) : this.opts.resetQueries;
+    const resets = this.resetsFor(this.opts);
     try {
-      const results = await runQueries(conn, queries, this.opts.resetTimeoutMs);
+      const results = await runEncoded(conn, conn.txStatus === 'idle' ? resets.idle : resets.inTransaction, this.opts.resetTimeoutMs);
       const failed = results.find((r) => r.error);
       if (failed || conn.txStatus !== 'idle' || this.stopped) {
         if (failed) this.log.warn({ node: conn.node.id, error: failed.error }, 'reset query failed; connection closed');
@@ -309,6 +311,15 @@ export class PoolSet {
     }
     conn.carried.clear();
     this.putIdle(conn);
+  }
+
+  /** reset_query_list encoded once per configuration: without ABORT for a connection outside a transaction. */
+  private resetsFor(opts: PoolOptions): { idle: EncodedQueries; inTransaction: EncodedQueries } {
+    if (this.resets?.opts !== opts) {
+      const all = opts.resetQueries;
+      this.resets = { opts, idle: encodeQueries(all.filter((q) => !/^\s*abort\s*$/i.test(q))), inTransaction: encodeQueries(all) };
+    }
+    return this.resets;
   }
 
   /**

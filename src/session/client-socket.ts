@@ -28,6 +28,8 @@ export interface ClientSocketOptions {
 export const ENCRYPTION_NO = Buffer.from('N');
 const SSL_YES = Buffer.from('S');
 
+const NOTHING = Buffer.alloc(0);
+
 /** TLS handshake record: a client starting TLS at once (PostgreSQL 17's sslnegotiation=direct). */
 const TLS_HANDSHAKE = 0x16;
 
@@ -41,7 +43,7 @@ export class ClientSocket {
   address: string;
   port: number;
   /** The bytes so far, until we know whether a PROXY header or a TLS handshake comes first. */
-  private head: Buffer | null = Buffer.alloc(0);
+  private head: Buffer | null = NOTHING;
   private proxyDone = false;
   private readonly onData = (chunk: Buffer) => (this.head ? this.preamble(chunk) : this.ev.data(chunk));
   /** Where the TCP socket's bytes go: the protocol, or the TLS handshake of a direct TLS. */
@@ -108,7 +110,7 @@ export class ClientSocket {
       b = b.subarray(h.length);
       if (b.length === 0) {
         // What follows the header may still be a TLS handshake: keep looking at the first byte.
-        this.head = Buffer.alloc(0);
+        this.head = NOTHING;
         return;
       }
     }
@@ -197,7 +199,12 @@ export class ClientSocket {
     this.socket.end();
   }
 
+  /** Closes once what was written has gone. */
   destroySoon(): void {
-    this.socket.destroySoon();
+    const s = this.socket;
+    // Nothing waits in Node's queue: closing the descriptor is enough (the kernel still sends
+    // what it holds, then FIN), without a shutdown and the stream's round of callbacks.
+    if (s === this.raw && s.writableLength === 0) s.destroy();
+    else s.destroySoon();
   }
 }

@@ -180,6 +180,9 @@ export class Session implements RelayPort, RelaySession {
     this.recoveryIdle?.touch();
     try {
       this.framer.push(chunk, this.onClientFrame);
+      // Starting, the framer holds what comes: a client that sends ahead is paused until the
+      // welcome (paused here, not at every start: a pause and a resume are two system calls).
+      if (this.state.kind === 'starting') this.client.pause();
       this.flushToServer();
     } catch (err) {
       if (this.state.kind === 'startup') this.refuseStartup(err);
@@ -231,7 +234,7 @@ export class Session implements RelayPort, RelaySession {
       case 'cancel':
         this.framer.halted = true;
         this.ctx.registry.cancel(p.processId, p.secretKey);
-        this.client.end();
+        this.client.destroySoon();
         // Its authentication_timeout timer goes too: it would hold the session for a minute.
         this.ctx.clock.clearTimeout(this.startupTimer);
         this.state = { kind: 'closed' };
@@ -263,7 +266,6 @@ export class Session implements RelayPort, RelaySession {
       this.startupTimer = undefined;
       this.state = { kind: 'starting', req };
       this.framer.halted = true;
-      this.client.pause();
       await this.ctx.registry.acquireSlot(this);
       this.hasSlot = true;
       if (this.closed) return this.close('client left while waiting');

@@ -1,5 +1,5 @@
 // The startup packet and authentication, checked and answered as PostgreSQL does.
-import { encodeAuthenticationOk, encodeBackendKeyData, encodeNegotiateProtocolVersion, encodeParameterStatus, encodeReadyForQuery } from '../protocol/backend';
+import { encodeAuthenticationOk, encodeBackendKeyData, encodeNegotiateProtocolVersion, encodeReadyForQuery } from '../protocol/backend';
 import { ClientError } from '../protocol/client-error';
 import { Errors } from '../protocol/errors';
 import { StartupPacket } from '../protocol/frontend';
@@ -130,10 +130,11 @@ export class StartupDropped extends Error {
  * (so pg_backend_pid() and NOTIFY's pid agree with it) and Sluice's own secret, ReadyForQuery.
  */
 export function encodeWelcome(conn: BackendConnection, secretKey: number): Buffer {
-  // About 500 bytes with PostgreSQL 15's fourteen parameters: room for them without a regrowth.
-  const w = new Writer(1024);
+  const params = conn.parameterMessages();
+  // AuthenticationOk (9 bytes), BackendKeyData (13) and ReadyForQuery (6) around them.
+  const w = new Writer(params.length + 28);
   encodeAuthenticationOk(w);
-  for (const [name, value] of conn.params) encodeParameterStatus(w, name, value);
+  w.bytes(params);
   encodeBackendKeyData(w, conn.processId, secretKey);
   encodeReadyForQuery(w, conn.txStatus);
   return w.finish();

@@ -51,6 +51,18 @@ t.test('a client that reconnects gets the same backend connection, reset', async
   await t.rejects(c.query('execute p'), { code: '26000' }, 'prepared statement was deallocated');
 });
 
+t.test('an empty reset_query_list pools connections as they are, at once', async (t) => {
+  const s = await withSluice(t, { reset_query_list: '' });
+  const a = await s.client({ application_name: 'noreset' });
+  const pid = (await a.query('select pg_backend_pid() as p')).rows[0].p;
+  await a.query('set work_mem = 12345');
+  await a.end();
+  // Before, nothing settled an empty reset: the connection was closed after the 10 s reset timeout.
+  await waitFor('connection back in the pool', () => s.server.pool.idleCount === 1, 3000);
+  const b = await s.client({ application_name: 'noreset' });
+  t.same((await b.query("select pg_backend_pid() as p, current_setting('work_mem') as w")).rows, [{ p: pid, w: '12345kB' }], 'the same connection, not reset');
+});
+
 t.test('startup parameters are honoured on reused connections, and RESET returns to them', async (t) => {
   const s = await withSluice(t);
   await cluster.psql(0, 'create schema if not exists app_schema');
