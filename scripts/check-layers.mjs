@@ -8,7 +8,7 @@ const src = resolve(import.meta.dirname, '..', 'src');
 const layer = (file) => {
   const top = relative(src, file).split('/')[0].replace(/\.ts$/, '');
   const map = {
-    util: 0, protocol: 0, config: 0, log: 1, metrics: 1, net: 1, backend: 2, cluster: 3, pool: 3, router: 3,
+    util: 0, protocol: 0, config: 0, log: 1, metrics: 1, net: 1, backend: 2, cluster: 3, coord: 3, pool: 3, router: 3,
     auth: 3, session: 4, admin: 5, http: 5, server: 6, cli: 7, ctl: 7,
   };
   // config/schema and config/spec are pure (L0); config/load reads files (L1), and config/diff

@@ -27,6 +27,8 @@ import { RecentEvents } from './metrics/events';
 import { Metrics } from './metrics/metrics';
 import { metricsSource } from './server/metrics-source';
 import { applyReload } from './server/reload';
+import { makeWatchdog } from './server/coordination';
+import type { Watchdog, WatchdogView } from './coord/watchdog';
 import type { BackendConnection, NodeAddress } from './backend/connection';
 import { CatalogCache } from './cluster/catalog-cache';
 import { ClusterManager } from './cluster/manager';
@@ -102,6 +104,8 @@ export class Server implements AdminHost, HttpHost {
   private readonly clock: Clock;
   /** Once a second: sessions whose message is held too long are reported (session/hold.ts). */
   private readonly heldWatch: NodeJS.Timeout;
+  /** The other instances, through etcd (use_watchdog); null when this one is alone. */
+  private watchdog_: Watchdog | null = null;
 
   private constructor(
     config: Config,
@@ -193,6 +197,10 @@ export class Server implements AdminHost, HttpHost {
     try {
       await s.pcp.start();
       if (config.http_port > 0) await s.http.start(config.http_listen_addresses, config.http_port);
+      if (config.use_watchdog) {
+        s.watchdog_ = makeWatchdog(config, { port: s.port, pcpPort: s.pcpPort, httpPort: s.httpPort }, VERSION, s.clock, log.child({ component: 'watchdog' }), s.events);
+        await s.watchdog_.start();
+      }
     } catch (err) {
       await s.stop('immediate');
       throw err;
@@ -216,6 +224,10 @@ export class Server implements AdminHost, HttpHost {
 
   get config(): Config {
     return this.config_;
+  }
+
+  watchdog(): WatchdogView | null {
+    return this.watchdog_?.view() ?? null;
   }
 
   get serving(): boolean {
@@ -410,6 +422,8 @@ export class Server implements AdminHost, HttpHost {
     this.admission.open();
     this.events.add('shutdown', null, `${mode} shutdown`);
     await this.pcp.stop();
+    // Leaves the group at once (its leadership too), rather than when its lease expires.
+    await this.watchdog_?.stop();
     // Stop accepting; close()'s callback waits for every connection, which is the sessions' to end.
     for (const l of this.listeners) l.close();
     this.registry.rejectWaiters(Errors.adminShutdown());

@@ -4,6 +4,7 @@ import type { Logger } from '../log/logger';
 import type { BackendStats } from '../cluster/backend-stats';
 import type { PauseGate } from '../util/gate';
 import type { SessionInfo } from '../session/registry';
+import type { WatchdogView } from '../coord/watchdog';
 
 export type ShutdownMode = 'smart' | 'fast' | 'immediate';
 
@@ -26,4 +27,6 @@ export interface AdminHost {
   requestStop(mode: ShutdownMode): void;
   /** Reads the config file again; throws with the reason when it is not valid. */
   reload(): void;
+  /** The instances through etcd as this one sees them; null without use_watchdog. */
+  watchdog(): WatchdogView | null;
 }

@@ -38,6 +38,8 @@ function describe(spec: Spec<unknown>): string {
       return 'a string';
     case 'enum':
       return `one of ${spec.values!.map((v) => `"${v}"`).join(', ')}`;
+    case 'strings':
+      return 'a list of strings';
   }
 }
 
@@ -59,6 +61,9 @@ function checkValue(key: string, spec: Spec<unknown>, v: unknown): unknown {
     case 'enum':
       if (typeof v !== 'string' || !spec.values!.includes(v)) throw bad();
       return v;
+    case 'strings':
+      if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw bad();
+      return Object.freeze([...v]);
   }
 }
 
@@ -166,6 +171,15 @@ export function buildConfig(raw: Record<string, unknown>, configDir: string): Co
   checkAuth(cfg);
   if (cfg.reserved_connections >= cfg.num_init_children) {
     throw new ConfigError('key "reserved_connections": must be less than num_init_children');
+  }
+  if (cfg.use_watchdog) {
+    if (cfg.etcd_endpoints.length === 0) throw new ConfigError('key "etcd_endpoints": use_watchdog needs at least one etcd endpoint');
+    for (const e of cfg.etcd_endpoints) {
+      if (!/^https?:\/\/[^/]+\/?$/.test(e)) throw new ConfigError(`key "etcd_endpoints": "${e}" is not an etcd client URL (http://host:port)`);
+    }
+    // Patroni's rule: a lease outlives a loop and two retry timeouts, so a working leader never loses it.
+    const least = cfg.wd_loop_wait + 2 * cfg.wd_retry_timeout;
+    if (cfg.wd_lease_ttl < least) throw new ConfigError(`key "wd_lease_ttl": must be at least wd_loop_wait + 2 × wd_retry_timeout (${least} s), not ${cfg.wd_lease_ttl}`);
   }
   return Object.freeze(cfg) as unknown as Config;
 }

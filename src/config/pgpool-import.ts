@@ -16,7 +16,7 @@ export interface Imported {
 /** pgpool parameters with no Sluice key, by pattern, with the reason an operator is told. */
 const NOT_CARRIED: [RegExp, string][] = [
   [/^(use_watchdog|trusted_servers|trusted_server_command|ping_path|delegate_ip|hostname\d+|pgpool_port\d+|wd_.*|heartbeat_.*|if_.*|arping_.*|failover_when_quorum_exists|failover_require_consensus|allow_multiple_failover_requests_from_node|enable_consensus_with_half_votes|clear_memqcache_on_escalation)$/,
-    'watchdog: Sluice has none; run Sluices behind a load balancer that checks /primary or /health'],
+    "pgpool's watchdog protocol: Sluice's instances coordinate through etcd instead (use_watchdog, etcd_endpoints: docs/watchdog.md)"],
   [/^(memory_cache_enabled|memqcache_.*|cache_(un)?safe_memqcache_table_list)$/, 'query cache: Sluice has none (it never serves one user\'s results to another)'],
   [/^(log_destination|log_line_prefix|syslog_.*|logging_collector|log_directory|log_filename|log_file_mode|log_truncate_on_rotation|log_rotation_.*|log_connections|log_disconnections|log_hostname|log_error_verbosity|client_min_messages|log_client_messages|log_standby_delay|log_backend_messages)$/,
     'logging: Sluice writes JSON lines (pino) to stdout for the service manager; levels via log_min_messages'],
@@ -81,6 +81,8 @@ function convert(key: string, spec: Spec<unknown>, raw: string): unknown {
     }
     case 'string':
       return raw;
+    case 'strings':
+      return v.split(',').map((x) => x.trim()).filter(Boolean);
   }
 }
 

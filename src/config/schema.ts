@@ -1,4 +1,4 @@
-import { bool, INT_MAX, int, num, oneOf, optInt, optStr, SpecTable, str } from './spec';
+import { bool, INT_MAX, int, num, oneOf, optInt, optStr, SpecTable, str, strList } from './spec';
 
 // Every config key (CONTRACT.md), pgpool-II's names and meanings. Durations are seconds unless
 // the name says otherwise (connect_timeout is milliseconds, as in pgpool).
@@ -144,6 +144,30 @@ export const topLevel = {
   backend_sslkey: str(''),
   /** Sluice's: CIDR list of load balancers whose PROXY v1/v2 header is believed ('' = none). */
   proxy_protocol_trusted_addresses: str('', { reload: 'restart' }),
+
+  // Several instances as one, through etcd (docs/watchdog.md): pgpool's watchdog names where the
+  // meaning is pgpool's, Patroni's timing (ttl, loop_wait, retry_timeout) under wd_ names.
+  use_watchdog: bool(false, { reload: 'restart' }),
+  /** etcd client URLs (http://host:2379), tried in turn. */
+  etcd_endpoints: strList([], { reload: 'restart' }),
+  /** The etcd key prefix the instances of one group share. */
+  watchdog_cluster_name: str('sluice', { reload: 'restart' }),
+  /** This instance's member name; '' = "<wd_hostname>:<port>". */
+  wd_name: str('', { reload: 'restart' }),
+  /** Where the other instances and operators reach this one; '' = the machine's host name. */
+  wd_hostname: str('', { reload: 'restart' }),
+  /** pgpool's: the live instance with the highest priority stands for leader. */
+  wd_priority: int(1, 0, INT_MAX, { reload: 'restart' }),
+  /** Patroni's ttl: seconds the member and leader keys outlive their last renewal. */
+  wd_lease_ttl: int(10, 2, 3600, { reload: 'restart' }),
+  /** Patroni's loop_wait: seconds between two rounds (renew the lease, read the group). */
+  wd_loop_wait: int(1, 1, 3600, { reload: 'restart' }),
+  /** Patroni's retry_timeout: seconds a round's etcd request may take. */
+  wd_retry_timeout: int(3, 1, 3600, { reload: 'restart' }),
+  /** pgpool's: run when this instance becomes the leader (bring up a virtual IP, say). */
+  wd_escalation_command: str(''),
+  /** pgpool's: run when this instance stops being the leader. */
+  wd_de_escalation_command: str(''),
 } satisfies SpecTable;
 
 export const backendKeys = {

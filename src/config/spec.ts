@@ -3,7 +3,7 @@
 export type Reload = 'hot' | 'restart';
 
 export interface Spec<T> {
-  readonly kind: 'string' | 'int' | 'number' | 'bool' | 'enum';
+  readonly kind: 'string' | 'int' | 'number' | 'bool' | 'enum' | 'strings';
   readonly default: T;
   readonly min?: number;
   readonly max?: number;
@@ -43,6 +43,8 @@ export const num = (def: number, min: number, max: number, o: Opts = {}): Spec<n
   max,
   ...base(o),
 });
+/** A list of strings (etcd_endpoints). */
+export const strList = (def: readonly string[], o: Opts = {}): Spec<readonly string[]> => ({ kind: 'strings', default: def, ...base(o) });
 /** A key that may be left out (undefined): per-node overrides of a top-level key. */
 export const optInt = (min: number, max: number): Spec<number | undefined> => ({ kind: 'int', default: undefined, min, max, reload: 'hot' });
 export const optStr = (): Spec<string | undefined> => ({ kind: 'string', default: undefined, reload: 'hot' });

@@ -85,8 +85,8 @@ export const COMMANDS: { [name: string]: Command } = {
   },
   'watchdog-info': async (c, o) => {
     const [r] = await c.request(PcpRequest.WatchdogInfo, arg(o.node ?? -1), 1);
-    const json = fieldsOf(r!)[0] ?? '{}';
-    return { text: json + '\n', json: JSON.parse(json) as unknown };
+    const info = JSON.parse(fieldsOf(r!)[0] ?? '{}') as WatchdogJson;
+    return { text: watchdogText(info, o.verbose === true), json: info };
   },
   'attach-node': simple(() => PcpRequest.AttachNode, (o, n) => arg(needNode(o, n))),
   'detach-node': simple((o) => (o.graceful ? PcpRequest.DetachNodeGraceful : PcpRequest.DetachNode), (o, n) => arg(needNode(o, n))),
@@ -107,3 +107,54 @@ export const COMMANDS: { [name: string]: Command } = {
   pause: simple(() => PcpRequest.Pause, (o) => Buffer.from(o.wait ? 'w' : 'n')),
   resume: simple(() => PcpRequest.Resume, () => Buffer.alloc(0)),
 };
+
+/** pcp_watchdog_info's answer as pgpool's JSON carries it (admin/watchdog-info.ts). */
+interface WatchdogJson {
+  RemoteNodeCount: number;
+  MemberRemoteNodeCount: number;
+  AliveNodeCount: number;
+  NodesRequireForQuorum: number;
+  QuorumStatus: number;
+  Escalated: number;
+  LeaderNodeName: string;
+  LeaderHostName: string;
+  NodeCount: number;
+  WatchdogNodes: { NodeName: string; HostName: string; DelegateIP: string; PgpoolPort: number; WdPort: number; Priority: number; State: number; StateName: string; Membership: number; MembershipString: string }[];
+}
+
+const QUORUM_STATES: { [status: number]: string } = { 0: 'QUORUM IS ON THE EDGE', 1: 'QUORUM EXIST', [-1]: 'QUORUM ABSENT', [-2]: 'NO LEADER NODE' };
+
+/** As pgpool's pcp_watchdog_info prints it: one summary line and a line per instance, or -v's blocks. */
+function watchdogText(w: WatchdogJson, verbose: boolean): string {
+  const yes = w.Escalated ? 'YES' : 'NO';
+  if (!verbose) {
+    const nodes = w.WatchdogNodes.map((n) => `${n.NodeName} ${n.HostName} ${n.PgpoolPort} ${n.WdPort} ${n.State} ${n.StateName} ${n.Membership} ${n.MembershipString}\n`);
+    return `${w.NodeCount} ${w.MemberRemoteNodeCount + 1} ${yes} ${w.LeaderNodeName} ${w.LeaderHostName}\n\n${nodes.join('')}`;
+  }
+  const block = (title: string, rows: [string, string | number][]) => `${title}\n${rows.map(([k, v]) => `${k.padEnd(25)}: ${v}\n`).join('')}`;
+  const head = block('Watchdog Cluster Information', [
+    ['Total Nodes', w.NodeCount],
+    ['Remote Nodes', w.RemoteNodeCount],
+    ['Member Remote Nodes', w.MemberRemoteNodeCount],
+    ['Alive Remote Nodes', w.AliveNodeCount],
+    ['Nodes required for quorum', w.NodesRequireForQuorum],
+    ['Quorum state', QUORUM_STATES[w.QuorumStatus] ?? 'UNKNOWN'],
+    ['Local node escalation', yes],
+    ['Leader Node Name', w.LeaderNodeName],
+    ['Leader Host Name', w.LeaderHostName],
+  ]);
+  const nodes = w.WatchdogNodes.map((n) =>
+    block('', [
+      ['Node Name', n.NodeName],
+      ['Host Name', n.HostName],
+      ['Delegate IP', n.DelegateIP],
+      ['Pgpool port', n.PgpoolPort],
+      ['Watchdog port', n.WdPort],
+      ['Node priority', n.Priority],
+      ['Status', n.State],
+      ['Status Name', n.StateName],
+      ['Membership Status', n.MembershipString],
+    ]),
+  );
+  return `${head}\nWatchdog Node Information${nodes.join('')}`;
+}

@@ -29,5 +29,9 @@ export function healthProbe(h: HttpHost): ProbeResult {
   if (!h.serving) return { ok: false, body: { status: 'stopping' } };
   const live = h.cluster.topology.nodes.filter(isLive).map((n) => n.id);
   if (live.length === 0) return { ok: false, body: { status: 'no node is up' } };
-  return { ok: true, body: { status: 'ok', nodesUp: live, primary: h.cluster.topology.primaryId } };
+  const wd = h.watchdog();
+  // Without etcd an instance still serves (200) with its last view, but says it is degraded.
+  const status = wd && !wd.etcdReachable ? 'degraded' : 'ok';
+  const watchdog = wd ? { watchdog: { etcdReachable: wd.etcdReachable, leader: wd.leader, isLeader: wd.isLeader, members: wd.members.length } } : {};
+  return { ok: true, body: { status, nodesUp: live, primary: h.cluster.topology.primaryId, ...watchdog } };
 }

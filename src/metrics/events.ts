@@ -1,5 +1,5 @@
 /** What happened to the cluster or to Sluice, as the status page lists it. */
-export type EventKind = 'failover' | 'failback' | 'primary' | 'follow' | 'recovery' | 'reload' | 'shutdown';
+export type EventKind = 'failover' | 'failback' | 'primary' | 'follow' | 'recovery' | 'reload' | 'shutdown' | 'watchdog';
 
 export interface RecentEvent {
   time: Date;

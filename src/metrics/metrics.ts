@@ -32,6 +32,17 @@ export interface MetricsSource {
   pools(): readonly PoolSample[];
   /** Errors the nodes sent to clients, by SQLSTATE class (the code's first two characters). */
   errorClasses(): ReadonlyMap<string, number>;
+  /** The instances through etcd (use_watchdog), else null. */
+  watchdog(): WatchdogSample | null;
+}
+
+/** What the watchdog gauges read: this instance (its member name) and the group as it sees it. */
+export interface WatchdogSample {
+  name: string;
+  members: number;
+  isLeader: boolean;
+  hasLeader: boolean;
+  etcdReachable: boolean;
 }
 
 const NODE_STATUSES = ['up', 'waiting', 'down', 'unused'] as const;
@@ -187,6 +198,26 @@ export class Metrics {
         for (const p of source.pools()) this.inc({ node: node(p.node) }, p.opened);
       },
     });
+    // use_watchdog: labelled by the instance's member name, so that a Sluice without it shows none.
+    const watchdogGauges: [string, string, (w: WatchdogSample) => number][] = [
+      ['members', 'the live Sluice instances in this group, as this one last read them from etcd.', (w) => w.members],
+      ['leader', '1 while this instance is the leader (the one that acts for all), else 0.', (w) => (w.isLeader ? 1 : 0)],
+      ['has_leader', '1 while some instance holds the leader key, else 0.', (w) => (w.hasLeader ? 1 : 0)],
+      ['etcd_reachable', '1 while etcd answers; 0: degraded, serving with the last view and acting for no one.', (w) => (w.etcdReachable ? 1 : 0)],
+    ];
+    for (const [name, help, value] of watchdogGauges) {
+      new Gauge({
+        name: `sluice_watchdog_${name}`,
+        help: `use_watchdog: ${help}`,
+        labelNames: ['member'],
+        registers,
+        collect() {
+          this.reset();
+          const w = source.watchdog();
+          if (w) this.set({ member: w.name }, value(w));
+        },
+      });
+    }
     new Counter({
       name: 'sluice_errors_total',
       help: 'ErrorResponses the nodes sent to clients, by SQLSTATE class.',

@@ -40,5 +40,9 @@ export function metricsSource(h: HttpHost): MetricsSource {
     },
     pools: () => h.poolCounts().map((p, node) => ({ node, ...p })),
     errorClasses: () => h.backendStats.errorClasses,
+    watchdog: () => {
+      const w = h.watchdog();
+      return w && { name: w.self.name, members: w.members.length, isLeader: w.isLeader, hasLeader: w.leader !== null, etcdReachable: w.etcdReachable };
+    },
   };
 }

@@ -10,7 +10,8 @@ export function toToml(o: Record<string, unknown>): string {
   const tables: string[] = [];
   for (const [k, v] of Object.entries(o)) {
     if (v === undefined) continue;
-    if (Array.isArray(v)) {
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) lines.push(`${k} = ${JSON.stringify(v)}`);
+    else if (Array.isArray(v)) {
       for (const entry of v as Record<string, unknown>[]) {
         tables.push('', `[[${k}]]`, ...Object.entries(entry).filter(([, x]) => x !== undefined).map(([ek, ev]) => `${ek} = ${scalar(ev)}`));
       }

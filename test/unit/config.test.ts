@@ -93,3 +93,15 @@ pool_mode = "transaction"
   t.throws(() => parseConfig(`[[pool]]\ndatabase = "x"\n` + minimal, '/'), /key "pool\[0\]\.pool_mode": required/);
   t.throws(() => parseConfig(`[[pool]]\npool_mode = "statement"\n` + minimal, '/'), /key "pool\[0\]\.pool_mode"/);
 });
+
+t.test('watchdog keys: endpoints are needed and checked, and the lease outlives a loop and two retries (Patroni)', async (t) => {
+  const wd = (extra: string) => parseConfig(`use_watchdog = true\n${extra}\n` + minimal, '/');
+  t.throws(() => wd(''), /key "etcd_endpoints": use_watchdog needs at least one etcd endpoint/);
+  t.throws(() => wd('etcd_endpoints = "http://a:2379"'), /key "etcd_endpoints": expected a list of strings/);
+  t.throws(() => wd('etcd_endpoints = ["a:2379"]'), /key "etcd_endpoints": "a:2379" is not an etcd client URL/);
+  t.throws(() => wd('etcd_endpoints = ["http://a:2379"]\nwd_lease_ttl = 6\nwd_loop_wait = 1\nwd_retry_timeout = 3'), /key "wd_lease_ttl": must be at least wd_loop_wait \+ 2 × wd_retry_timeout \(7 s\), not 6/);
+  const c = wd('etcd_endpoints = ["http://a:2379", "http://b:2379"]\nwd_lease_ttl = 7\nwd_loop_wait = 1\nwd_retry_timeout = 3');
+  t.same(c.etcd_endpoints, ['http://a:2379', 'http://b:2379']);
+  t.ok(Object.isFrozen(c.etcd_endpoints));
+  t.same(parseConfig(minimal, '/').etcd_endpoints, [], 'off by default, no endpoints');
+});

@@ -22,6 +22,7 @@ t.test('scrape-time gauges and counters follow the source; the text parses', asy
     sessions: () => ({ active: 2, idle: 5, waiting: 1, pinned: 3 }),
     pools: () => [{ node: 0, idle: 3, inUse: 2, opening: 1, opened: 7, waiting: 4 }],
     errorClasses: () => new Map([['42', 4]]),
+    watchdog: () => null,
   };
   const m = new Metrics(source);
   m.statementDuration.observe(0, 0.002);

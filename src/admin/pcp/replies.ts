@@ -7,6 +7,7 @@ import { healthRow, nodeRows, poolRows, STATUS_CODE } from '../views';
 import { PcpReply, PcpRequest } from './codes';
 import { Writer } from '../../protocol/writer';
 import { PcpPacket, pcpFields, pcpPacket } from './packet';
+import { watchdogInfo } from '../watchdog-info';
 
 const RAND_MAX = 2147483647;
 const MODES: Record<string, ShutdownMode> = { s: 'smart', f: 'fast', i: 'immediate' };
@@ -43,7 +44,7 @@ export async function pcpReply(p: PcpPacket, h: AdminHost, cmd: AdminCommands, n
     case PcpRequest.PoolStatus:
       return poolStatus(h);
     case PcpRequest.WatchdogInfo:
-      throw new AdminError('PCP: informing watchdog info failed', 'watchdog is not enabled');
+      return pcpPacket(PcpReply.WatchdogInfo, ['CommandComplete', JSON.stringify(watchdogInfo(h.watchdog(), intArg(p), false))]);
     case PcpRequest.AttachNode:
       cmd.attach(intArg(p));
       return done(PcpReply.Attached);

@@ -1,0 +1,245 @@
+// Several Sluice instances as one, through etcd, with Patroni's rules (DESIGN.md): each instance
+// keeps a member key on a lease of its own; one leader holds the leader key on its lease
+// (created only where absent); the lease is renewed every loop, each request given up after the
+// retry timeout, and a leader that could not renew stops acting before its lease can have expired
+// at etcd. An instance that cannot reach etcd keeps its last view and never counts as leader.
+import type { Logger } from '../log/logger';
+import type { Clock, TimerHandle } from '../util/clock';
+import type { EtcdKey } from './etcd';
+
+/** What an instance publishes about itself (its member key's value). */
+export interface MemberInfo {
+  name: string;
+  /** Where the others and operators reach it. */
+  host: string;
+  port: number;
+  pcpPort: number;
+  httpPort: number;
+  version: string;
+  /** wd_priority: the live member with the highest stands for leader. */
+  priority: number;
+  /** When it started (ms since the epoch). */
+  startedAt: number;
+}
+
+/** The part of the etcd client the watchdog uses (a fake one in unit tests). */
+export interface Store {
+  grant(ttl: number): Promise<string>;
+  keepAlive(lease: string): Promise<number>;
+  revoke(lease: string): Promise<void>;
+  put(key: string, value: string, lease?: string): Promise<void>;
+  list(prefix: string): Promise<EtcdKey[]>;
+  createIfAbsent(key: string, value: string, lease: string): Promise<true | EtcdKey>;
+  deleteIf(key: string, value: string): Promise<boolean>;
+  close(): void;
+}
+
+export interface WatchdogTiming {
+  /** wd_lease_ttl: seconds the member and leader keys outlive their last renewal. */
+  ttl: number;
+  /** wd_loop_wait: seconds between two rounds (renew, read the others, stand for leader). */
+  loopWaitMs: number;
+  /** wd_retry_timeout: how long one round's requests may take before the round is given up. */
+  retryTimeoutMs: number;
+}
+
+/** The instances as this one sees them. */
+export interface WatchdogView {
+  self: MemberInfo;
+  /** The live members (leased keys), this instance among them once registered, by name. */
+  members: MemberInfo[];
+  /** The leader's name, or null while there is none. */
+  leader: string | null;
+  isLeader: boolean;
+  /** The last round reached etcd. */
+  etcdReachable: boolean;
+}
+
+export interface WatchdogEvents {
+  /** This instance became the leader (true) or stopped being it (false). */
+  leadership(isLeader: boolean): void;
+  /** Another instance leads now (or nobody: null). */
+  leaderChanged?(leader: string | null): void;
+  /** etcd stopped (false) or started again (true) answering. */
+  reachability?(reachable: boolean): void;
+}
+
+export class Watchdog {
+  private lease: string | null = null;
+  /** The lease (and so a leader key on it) lives at least until then (ms, monotonic). */
+  private validUntil = 0;
+  private members: MemberInfo[] = [];
+  private leaderName: string | null = null;
+  private leading = false;
+  private reachable = true;
+  private timer: TimerHandle | undefined;
+  private stepDownTimer: TimerHandle | undefined;
+  private stopped = false;
+  private round: Promise<void> | null = null;
+
+  constructor(
+    private readonly store: Store,
+    /** The etcd key prefix of this group of instances (/<watchdog_cluster_name>/). */
+    private readonly prefix: string,
+    private readonly self: MemberInfo,
+    private readonly timing: WatchdogTiming,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly ev: WatchdogEvents,
+  ) {}
+
+  private get leaderKey(): string {
+    return `${this.prefix}leader`;
+  }
+
+  private get memberKey(): string {
+    return `${this.prefix}members/${this.self.name}`;
+  }
+
+  /** Starts the rounds; resolves after the first (registered, or etcd found unreachable). */
+  start(): Promise<void> {
+    return this.runRound();
+  }
+
+  view(): WatchdogView {
+    return { self: this.self, members: this.members, leader: this.leaderName, isLeader: this.isLeader, etcdReachable: this.reachable };
+  }
+
+  /** Leader, and its lease certainly alive: only then may this instance act for all. */
+  get isLeader(): boolean {
+    return this.leading && this.clock.monotonic() < this.validUntil - this.timing.retryTimeoutMs;
+  }
+
+  /** Leaves the group: gives up the leader key if held, and the lease (the member key goes with it). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.clock.clearTimeout(this.timer);
+    this.clock.clearTimeout(this.stepDownTimer);
+    await this.round?.catch(() => undefined);
+    const wasLeader = this.leading;
+    this.setLeading(false);
+    try {
+      if (wasLeader) await this.store.deleteIf(this.leaderKey, this.self.name);
+      if (this.lease) await this.store.revoke(this.lease);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not leave the watchdog group in etcd; its keys expire with their lease');
+    }
+    this.lease = null;
+    this.store.close();
+  }
+
+  private runRound(): Promise<void> {
+    this.round = this.once()
+      .catch((err: unknown) => this.unreachable(err as Error))
+      .finally(() => {
+        this.round = null;
+        if (!this.stopped) this.timer = this.clock.setTimeout(() => void this.runRound(), this.timing.loopWaitMs);
+      });
+    return this.round;
+  }
+
+  /** One round: the lease, the member key, the others, the leader key. */
+  private async once(): Promise<void> {
+    const sent = this.clock.monotonic();
+    if (this.lease) {
+      const ttl = await this.store.keepAlive(this.lease);
+      if (ttl > 0) {
+        this.validUntil = sent + ttl * 1000;
+      } else {
+        // Expired at etcd (this instance was away too long): its keys are gone with it.
+        this.log.warn({ lease: this.lease }, 'watchdog lease expired; joining again');
+        this.lease = null;
+        this.setLeading(false);
+      }
+    }
+    if (!this.lease) {
+      const sentGrant = this.clock.monotonic();
+      this.lease = await this.store.grant(this.timing.ttl);
+      this.validUntil = sentGrant + this.timing.ttl * 1000;
+      await this.store.put(this.memberKey, JSON.stringify(this.self), this.lease);
+    }
+    if (this.stopped) return;
+    this.reached();
+    await this.readGroup();
+    if (this.leaderName === null && this.standsForLeader()) {
+      const got = await this.store.createIfAbsent(this.leaderKey, this.self.name, this.lease);
+      if (got === true) {
+        this.leaderLease = this.lease;
+        this.noteLeader(this.self.name);
+        this.log.info({ name: this.self.name }, 'this instance is the watchdog leader');
+      } else {
+        this.noteLeader(got.value);
+      }
+    }
+    const leads = this.leaderName === this.self.name && this.leaderLease === this.lease;
+    this.setLeading(leads);
+    if (leads) this.armStepDown();
+  }
+
+  /** The lease the leader key is on (as last read). */
+  private leaderLease: string | null = null;
+
+  private async readGroup(): Promise<void> {
+    const keys = await this.store.list(this.prefix);
+    const members: MemberInfo[] = [];
+    let leader: EtcdKey | null = null;
+    for (const k of keys) {
+      if (k.key === this.leaderKey) leader = k;
+      else if (k.key.startsWith(`${this.prefix}members/`)) {
+        try {
+          members.push(JSON.parse(k.value) as MemberInfo);
+        } catch {
+          this.log.warn({ key: k.key }, 'member key that is not JSON; ignored');
+        }
+      }
+    }
+    this.members = members;
+    this.leaderLease = leader?.lease ?? null;
+    this.noteLeader(leader?.value ?? null);
+  }
+
+  /** pgpool's wd_priority: only a live member with the highest priority stands (ties all stand). */
+  private standsForLeader(): boolean {
+    return this.members.every((m) => m.name === this.self.name || m.priority <= this.self.priority);
+  }
+
+  private noteLeader(name: string | null): void {
+    if (name === this.leaderName) return;
+    this.leaderName = name;
+    this.log.info({ leader: name }, name === null ? 'no watchdog leader' : 'watchdog leader');
+    this.ev.leaderChanged?.(name);
+  }
+
+  private setLeading(leads: boolean): void {
+    if (leads === this.leading) return;
+    this.leading = leads;
+    if (!leads) this.clock.clearTimeout(this.stepDownTimer);
+    this.ev.leadership(leads);
+  }
+
+  /** Steps down when the lease can no longer be known alive (no renewal in time). */
+  private armStepDown(): void {
+    this.clock.clearTimeout(this.stepDownTimer);
+    const at = this.validUntil - this.timing.retryTimeoutMs - this.clock.monotonic();
+    this.stepDownTimer = this.clock.setTimeout(() => {
+      if (this.isLeader) return this.armStepDown();
+      this.log.warn({ name: this.self.name }, 'watchdog lease not renewed in time: no longer acting as leader');
+      this.setLeading(false);
+    }, Math.max(0, at));
+  }
+
+  private reached(): void {
+    if (this.reachable) return;
+    this.reachable = true;
+    this.log.info('etcd reachable again');
+    this.ev.reachability?.(true);
+  }
+
+  private unreachable(err: Error): void {
+    if (this.leading && !this.isLeader) this.setLeading(false);
+    if (!this.reachable) return;
+    this.reachable = false;
+    this.log.warn({ err: err.message }, 'etcd unreachable: serving with the last view, acting for no one');
+    this.ev.reachability?.(false);
+  }
+}

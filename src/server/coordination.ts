@@ -1,0 +1,48 @@
+// The watchdog's wiring (use_watchdog): its etcd client, this instance's member record, and
+// pgpool's escalation hooks run as leadership comes and goes.
+import { hostname } from 'node:os';
+import { runScript } from '../cluster/hooks';
+import type { Config } from '../config/load';
+import { EtcdClient } from '../coord/etcd';
+import { Watchdog } from '../coord/watchdog';
+import type { Logger } from '../log/logger';
+import type { RecentEvents } from '../metrics/events';
+import type { Clock } from '../util/clock';
+
+export interface InstancePorts {
+  port: number;
+  pcpPort: number;
+  httpPort: number;
+}
+
+/** The member name when wd_name is not set: the host and the port clients use. */
+export function memberName(c: Config, port: number): string {
+  return c.wd_name || `${c.wd_hostname || hostname()}:${port}`;
+}
+
+export function makeWatchdog(c: Config, ports: InstancePorts, version: string, clock: Clock, log: Logger, events: RecentEvents): Watchdog {
+  const etcd = new EtcdClient({ endpoints: c.etcd_endpoints, requestTimeoutMs: c.wd_retry_timeout * 1000 });
+  const self = {
+    name: memberName(c, ports.port),
+    host: c.wd_hostname || hostname(),
+    ...ports,
+    version,
+    priority: c.wd_priority,
+    startedAt: clock.now(),
+  };
+  const hook = (name: 'wd_escalation_command' | 'wd_de_escalation_command') => {
+    const line = c[name];
+    if (!line) return;
+    void runScript(name, line, { SLUICE_WD_NAME: self.name }, { cwd: c.configDir, timeoutMs: c.hook_timeout * 1000, log });
+  };
+  return new Watchdog(etcd, `/${c.watchdog_cluster_name}/`, self, { ttl: c.wd_lease_ttl, loopWaitMs: c.wd_loop_wait * 1000, retryTimeoutMs: c.wd_retry_timeout * 1000 }, clock, log, {
+    leadership: (leads) => {
+      events.add('watchdog', null, leads ? `${self.name} became the watchdog leader` : `${self.name} is no longer the watchdog leader`);
+      hook(leads ? 'wd_escalation_command' : 'wd_de_escalation_command');
+    },
+    leaderChanged: (leader) => {
+      if (leader !== self.name) events.add('watchdog', null, leader === null ? 'no watchdog leader' : `watchdog leader: ${leader}`);
+    },
+    reachability: (reachable) => events.add('watchdog', null, reachable ? 'etcd reachable again' : 'etcd unreachable: serving with the last view'),
+  });
+}
