@@ -64,7 +64,8 @@ wait_port() { # port [log]
 base=$(free_port)
 # A primary and one streaming standby: the standby serves the load-balanced runs.
 max_clients=$((IDLE_CLIENTS > 200 ? IDLE_CLIENTS : 200))
-PG_FAST=1 PG_SOCKETS=1 PG_MAX_CONNECTIONS=$((max_clients + 100)) bash "$root/scripts/cluster.sh" create "$work/cluster" "$base" 1 >/dev/null
+# The idle clients hold a server connection each (session mode), beside what every target pools.
+PG_FAST=1 PG_SOCKETS=1 PG_MAX_CONNECTIONS=$((max_clients + 400)) bash "$root/scripts/cluster.sh" create "$work/cluster" "$base" 1 >/dev/null
 pgbench -i -q -s "$SCALE" -h 127.0.0.1 -p "$base" -U postgres postgres >/dev/null 2>&1
 until [ "$(psql -h 127.0.0.1 -p $((base + 1)) -U postgres -Atc 'select count(*) from pgbench_branches' postgres 2>/dev/null)" = "$SCALE" ]; do sleep 0.2; done
 declare -A port=([direct]=$base)

@@ -27,7 +27,8 @@ import { RecentEvents } from './metrics/events';
 import { Metrics } from './metrics/metrics';
 import { metricsSource } from './server/metrics-source';
 import { applyReload } from './server/reload';
-import { makeWatchdog } from './server/coordination';
+import { cancelPeers, makeWatchdog } from './server/coordination';
+import { ClusterEvent, EventCommand, eventName } from './cluster/event-command';
 import type { Watchdog, WatchdogView } from './coord/watchdog';
 import type { BackendConnection, NodeAddress } from './backend/connection';
 import { CatalogCache } from './cluster/catalog-cache';
@@ -106,6 +107,8 @@ export class Server implements AdminHost, HttpHost {
   private readonly heldWatch: NodeJS.Timeout;
   /** The other instances, through etcd (use_watchdog); null when this one is alone. */
   private watchdog_: Watchdog | null = null;
+  /** event_command, run for each cluster event in turn. */
+  readonly eventCommand: EventCommand;
 
   private constructor(
     config: Config,
@@ -153,6 +156,10 @@ export class Server implements AdminHost, HttpHost {
       },
       log.child({ component: 'auth' }),
     );
+    this.eventCommand = new EventCommand(
+      { command: () => this.config_.event_command, cwd: () => this.config_.configDir, timeoutMs: () => this.config_.hook_timeout * 1000 },
+      log.child({ component: 'event_command' }),
+    );
     this.auth = new Authenticator(() => this.config_, this.authQuery, log.child({ component: 'auth' }));
     this.cluster = new ClusterManager(
       config,
@@ -178,6 +185,7 @@ export class Server implements AdminHost, HttpHost {
         },
         event: (kind, node, message, ok) => {
           this.events.add(kind, node, message);
+          this.clusterEvent({ event: eventName(kind, message), node, ok: ok ?? true, detail: message });
           if (kind === 'failover') this.metrics.failovers.inc();
           else if (kind === 'failback') this.metrics.failbacks.inc();
           else if (kind === 'recovery') this.metrics.recoveries.inc({ result: ok ? 'done' : 'failed' });
@@ -198,8 +206,11 @@ export class Server implements AdminHost, HttpHost {
       await s.pcp.start();
       if (config.http_port > 0) await s.http.start(config.http_listen_addresses, config.http_port);
       if (config.use_watchdog) {
-        s.watchdog_ = makeWatchdog(config, { port: s.port, pcpPort: s.pcpPort, httpPort: s.httpPort }, VERSION, s.clock, log.child({ component: 'watchdog' }), s.events);
+        s.watchdog_ = makeWatchdog(config, { port: s.port, pcpPort: s.pcpPort, httpPort: s.httpPort }, VERSION, s.clock, log.child({ component: 'watchdog' }), s.events, (name) =>
+          s.clusterEvent({ event: 'leader_change', node: -1, ok: true, detail: `${name} is the watchdog leader` }),
+        );
         await s.watchdog_.start();
+        s.registry.setPeers(cancelPeers(s.watchdog_, log.child({ component: 'watchdog' })));
       }
     } catch (err) {
       await s.stop('immediate');
@@ -224,6 +235,12 @@ export class Server implements AdminHost, HttpHost {
 
   get config(): Config {
     return this.config_;
+  }
+
+  /** A cluster event for event_command: run by this instance alone, or by the watchdog leader. */
+  private clusterEvent(e: Omit<ClusterEvent, 'epoch' | 'time'>): void {
+    if (this.watchdog_ && !this.watchdog_.isLeader) return;
+    this.eventCommand.notify({ ...e, epoch: this.cluster.topology.epoch, time: new Date(this.clock.now()) });
   }
 
   watchdog(): WatchdogView | null {

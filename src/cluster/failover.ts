@@ -28,7 +28,7 @@ export interface FailoverHost {
   /** Check a node's health at once (after follow_primary_command re-pointed it). */
   recheck(id: number): void;
   /** Something operators want to see (metrics, the status page's recent events). */
-  event(kind: 'failover' | 'failback' | 'primary' | 'follow', node: number, message: string): void;
+  event(kind: 'failover' | 'failback' | 'primary' | 'follow', node: number, message: string, ok?: boolean): void;
 }
 
 const LSN_SQL = 'SELECT pg_catalog.pg_last_wal_receive_lsn(), pg_catalog.pg_last_wal_replay_lsn()';
@@ -89,9 +89,10 @@ export class Failover {
     const oldMain = this.topology.mainNodeId();
     const wasPrimary = node.id === oldPrimary;
     this.log.info({ node: node.id, reason, wasPrimary }, 'failover: node detached');
-    this.host.event('failover', node.id, `node ${node.id} detached${wasPrimary ? ' (was primary)' : ''}: ${reason}`);
     this.topology.setStatus(node.id, 'down');
     if (wasPrimary) this.topology.setPrimary(null);
+    // After the change: the event carries the epoch it made.
+    this.host.event('failover', node.id, `node ${node.id} detached${wasPrimary ? ' (was primary)' : ''}: ${reason}`);
     this.host.nodeDown(node.id);
     // %m: for a dead primary the standby that lost the least (pgpool takes the lowest id); for
     // a dead standby the primary, which stays.
@@ -185,7 +186,7 @@ export class Failover {
       try {
         code = await this.hook('follow_primary_command', this.opts.followPrimaryCommand, this.values(n, primary, oldMain, oldPrimary));
         if (code !== 0) this.log.warn({ node: n.id }, 'follow_primary_command failed; the node is checked before it serves again');
-        this.host.event('follow', n.id, code === 0 ? `node ${n.id} follows the new primary ${primary}` : `node ${n.id}: follow_primary_command failed (exit ${code ?? 'none'}); checked before it serves again`);
+        this.host.event('follow', n.id, code === 0 ? `node ${n.id} follows the new primary ${primary}` : `node ${n.id}: follow_primary_command failed (exit ${code ?? 'none'}); checked before it serves again`, code === 0);
       } finally {
         this.topology.setFollowing(n.id, false);
         if (live) this.host.recheck(n.id);
@@ -207,9 +208,9 @@ export class Failover {
       const oldMain = this.topology.mainNodeId();
       if (old !== null) {
         this.log.info({ node: old, next: id, switchover }, 'promote: primary detached');
-        this.host.event('failover', old, `node ${old} detached: promote node ${id}${switchover ? ' (switchover)' : ''}`);
         this.topology.setStatus(old, 'down');
         this.topology.setPrimary(null);
+        this.host.event('failover', old, `node ${old} detached: promote node ${id}${switchover ? ' (switchover)' : ''}`);
         this.host.nodeDown(old);
         if (switchover && this.opts.failoverCommand) {
           await this.hook('failover_command', this.opts.failoverCommand, this.values(this.topology.nodes[old]!, id, oldMain, old));
@@ -265,6 +266,7 @@ export class Failover {
       oldPrimaryId: p ? p.id : -1,
       oldPrimaryHost: p?.host ?? '',
       oldPrimaryPort: p?.port ?? '',
+      epoch: this.topology.epoch,
     };
   }
 

@@ -22,6 +22,8 @@ export interface HookValues {
   oldPrimaryId: number;
   oldPrimaryHost: string;
   oldPrimaryPort: number | '';
+  /** %E (Sluice's): the cluster's epoch after the change, to fence an old primary with. */
+  epoch: number;
 }
 
 /** Each placeholder letter, its value and the environment variable that carries it too. */
@@ -38,6 +40,7 @@ const PLACEHOLDERS: Record<string, [keyof HookValues, string]> = {
   P: ['oldPrimaryId', 'SLUICE_OLD_PRIMARY_NODE_ID'],
   N: ['oldPrimaryHost', 'SLUICE_OLD_PRIMARY_HOST'],
   S: ['oldPrimaryPort', 'SLUICE_OLD_PRIMARY_PORT'],
+  E: ['epoch', 'SLUICE_EPOCH'],
 };
 
 /** A value as one shell word that the shell takes verbatim: nothing in it is expanded or run. */
@@ -51,10 +54,18 @@ export function shellQuote(v: string): string {
  * that). `%%` is a literal %; an unknown `%x` is left as it is, as pgpool does.
  */
 export function expandPlaceholders(command: string, v: HookValues): string {
+  return expandLetters(command, (c) => {
+    const p = PLACEHOLDERS[c];
+    return p && String(v[p[0]]);
+  });
+}
+
+/** `%x` replaced by valueOf('x') as one shell-quoted word, unless undefined (left as it is); `%%` is %. */
+export function expandLetters(command: string, valueOf: (letter: string) => string | undefined): string {
   return command.replace(/%(.)/g, (whole, c: string) => {
     if (c === '%') return '%';
-    const p = PLACEHOLDERS[c];
-    return p ? shellQuote(String(v[p[0]])) : whole;
+    const v = valueOf(c);
+    return v === undefined ? whole : shellQuote(v);
   });
 }
 

@@ -82,7 +82,7 @@ export class ClusterManager {
         nodeDown: (id) => events.nodeDown(id),
         primaryFound: (id) => this.primaryFound(id),
         recheck: (id) => void this.health[id]?.checkNow(),
-        event: (kind, node, message) => events.event(kind, node, message),
+        event: (kind, node, message, ok) => events.event(kind, node, message, ok),
       },
       log.child({ component: 'failover' }),
       clock,

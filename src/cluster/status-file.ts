@@ -1,10 +1,12 @@
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /** What the status file keeps per node: pgpool_status's three words. */
 export type SavedStatus = 'up' | 'down' | 'unused';
 
 export const STATUS_FILE = 'sluice_status';
+/** The cluster's epoch (see Topology.epoch), beside the statuses: it is kept even by -D. */
+export const EPOCH_FILE = 'sluice_epoch';
 
 /** The file's text: one line per configured node, in node order (pgpool_status's format). */
 export function formatStatus(statuses: readonly SavedStatus[]): string {
@@ -49,6 +51,22 @@ export class StatusFile {
     const tmp = `${this.path}.tmp`;
     writeFileSync(tmp, formatStatus(statuses));
     renameSync(tmp, this.path);
+  }
+
+  /** The epoch last saved (0 when none). */
+  readEpoch(): number {
+    try {
+      const n = Number.parseInt(readFileSync(join(dirname(this.path), EPOCH_FILE), 'utf8'), 10);
+      return Number.isSafeInteger(n) && n > 0 ? n : 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  writeEpoch(epoch: number): void {
+    const file = join(dirname(this.path), EPOCH_FILE);
+    writeFileSync(`${file}.tmp`, `${epoch}\n`);
+    renameSync(`${file}.tmp`, file);
   }
 
   /** -D: start as if there had never been a file. */

@@ -58,6 +58,11 @@ export class Topology {
   readonly nodes: NodeInfo[];
   /** The primary's id; null while none is known (a failover looking for the new one). */
   private primary: number | null = null;
+  /**
+   * Grows by one with every change of a node's status or of the primary, and is saved, so that
+   * it only ever grows: hook scripts get it (%E, SLUICE_EPOCH) to fence an old primary with.
+   */
+  private epoch_: number;
 
   constructor(
     backends: readonly BackendConfig[],
@@ -66,6 +71,16 @@ export class Topology {
     private readonly clock: Pick<Clock, 'now'> = systemClock,
   ) {
     this.nodes = nodesFromConfig(backends, new Date(clock.now()));
+    this.epoch_ = file?.readEpoch() ?? 0;
+  }
+
+  get epoch(): number {
+    return this.epoch_;
+  }
+
+  private nextEpoch(): void {
+    this.epoch_++;
+    this.file?.writeEpoch(this.epoch_);
   }
 
   get primaryId(): number | null {
@@ -91,11 +106,13 @@ export class Topology {
     n.status = status;
     if (status !== 'down') n.wasPrimary = false;
     n.lastStatusChange = new Date(this.clock.now());
+    this.nextEpoch();
     this.save();
     this.changed();
   }
 
   setPrimary(id: number | null): void {
+    if (id !== this.primary) this.nextEpoch();
     this.primary = id;
     for (const n of this.nodes) {
       if (n.id === id) {

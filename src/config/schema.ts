@@ -93,6 +93,11 @@ export const topLevel = {
   failover_hold_timeout: int(60, 0, INT_MAX),
   /** Sluice's: seconds a failover, failback or follow_primary command may run before it is killed. */
   hook_timeout: int(300, 0, INT_MAX),
+  /**
+   * repmgr's event_notification_command: run on every cluster event (failover, switchover,
+   * new_primary, follow, failback, recovery, leader_change), by the watchdog leader alone.
+   */
+  event_command: str(''),
 
   recovery_user: str('postgres'),
   recovery_password: str(''),

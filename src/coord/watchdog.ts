@@ -20,7 +20,16 @@ export interface MemberInfo {
   priority: number;
   /** When it started (ms since the epoch). */
   startedAt: number;
+  /**
+   * Its number in the group (1..255, held in etcd on its lease; 0 while it has none): the top
+   * byte of the cancel secrets it gives clients, so that any instance can tell whose session a
+   * CancelRequest is for.
+   */
+  slot: number;
 }
+
+/** Slots 1..MAX_SLOT: the top byte of a cancel secret (0: an instance without one). */
+export const MAX_SLOT = 255;
 
 /** The part of the etcd client the watchdog uses (a fake one in unit tests). */
 export interface Store {
@@ -81,6 +90,7 @@ export class Watchdog {
     private readonly store: Store,
     /** The etcd key prefix of this group of instances (/<watchdog_cluster_name>/). */
     private readonly prefix: string,
+    /** Its slot is filled in once claimed. */
     private readonly self: MemberInfo,
     private readonly timing: WatchdogTiming,
     private readonly clock: Clock,
@@ -156,6 +166,11 @@ export class Watchdog {
       const sentGrant = this.clock.monotonic();
       this.lease = await this.store.grant(this.timing.ttl);
       this.validUntil = sentGrant + this.timing.ttl * 1000;
+      this.self.slot = 0;
+    }
+    if (this.self.slot === 0) {
+      this.self.slot = await this.claimSlot(this.lease);
+      // Registered (again) with its slot: the key goes with the lease.
       await this.store.put(this.memberKey, JSON.stringify(this.self), this.lease);
     }
     if (this.stopped) return;
@@ -174,6 +189,24 @@ export class Watchdog {
     const leads = this.leaderName === this.self.name && this.leaderLease === this.lease;
     this.setLeading(leads);
     if (leads) this.armStepDown();
+  }
+
+  /** The slot it had before (a new lease tries it first: its sessions' secrets carry it), else the lowest free one; 0 when none is free. */
+  private previousSlot = 0;
+
+  private async claimSlot(lease: string): Promise<number> {
+    const taken = new Set((await this.store.list(`${this.prefix}slots/`)).map((k) => Number(k.key.slice(k.key.lastIndexOf('/') + 1))));
+    const free: number[] = [];
+    if (this.previousSlot > 0 && !taken.has(this.previousSlot)) free.push(this.previousSlot);
+    for (let n = 1; n <= MAX_SLOT && free.length < 4; n++) if (!taken.has(n) && n !== this.previousSlot) free.push(n);
+    for (const n of free) {
+      if ((await this.store.createIfAbsent(`${this.prefix}slots/${n}`, this.self.name, lease)) === true) {
+        this.previousSlot = n;
+        return n;
+      }
+    }
+    this.log.warn('no free watchdog slot: cancel requests for this instance\'s sessions are not forwarded to it');
+    return 0;
   }
 
   /** The lease the leader key is on (as last read). */

@@ -1,10 +1,12 @@
 // The watchdog's wiring (use_watchdog): its etcd client, this instance's member record, and
 // pgpool's escalation hooks run as leadership comes and goes.
 import { hostname } from 'node:os';
+import { sendCancel } from '../backend/cancel';
 import { runScript } from '../cluster/hooks';
 import type { Config } from '../config/load';
 import { EtcdClient } from '../coord/etcd';
 import { Watchdog } from '../coord/watchdog';
+import type { CancelPeers } from '../session/registry';
 import type { Logger } from '../log/logger';
 import type { RecentEvents } from '../metrics/events';
 import type { Clock } from '../util/clock';
@@ -20,7 +22,8 @@ export function memberName(c: Config, port: number): string {
   return c.wd_name || `${c.wd_hostname || hostname()}:${port}`;
 }
 
-export function makeWatchdog(c: Config, ports: InstancePorts, version: string, clock: Clock, log: Logger, events: RecentEvents): Watchdog {
+/** `led`: this instance became the leader (the group's leader_change event is its to report). */
+export function makeWatchdog(c: Config, ports: InstancePorts, version: string, clock: Clock, log: Logger, events: RecentEvents, led: (name: string) => void): Watchdog {
   const etcd = new EtcdClient({ endpoints: c.etcd_endpoints, requestTimeoutMs: c.wd_retry_timeout * 1000 });
   const self = {
     name: memberName(c, ports.port),
@@ -29,6 +32,7 @@ export function makeWatchdog(c: Config, ports: InstancePorts, version: string, c
     version,
     priority: c.wd_priority,
     startedAt: clock.now(),
+    slot: 0,
   };
   const hook = (name: 'wd_escalation_command' | 'wd_de_escalation_command') => {
     const line = c[name];
@@ -39,10 +43,23 @@ export function makeWatchdog(c: Config, ports: InstancePorts, version: string, c
     leadership: (leads) => {
       events.add('watchdog', null, leads ? `${self.name} became the watchdog leader` : `${self.name} is no longer the watchdog leader`);
       hook(leads ? 'wd_escalation_command' : 'wd_de_escalation_command');
+      if (leads) led(self.name);
     },
     leaderChanged: (leader) => {
       if (leader !== self.name) events.add('watchdog', null, leader === null ? 'no watchdog leader' : `watchdog leader: ${leader}`);
     },
     reachability: (reachable) => events.add('watchdog', null, reachable ? 'etcd reachable again' : 'etcd unreachable: serving with the last view'),
   });
+}
+
+/** Cancel requests for another instance's sessions go to it (the slot in the secret says which). */
+export function cancelPeers(w: Watchdog, log: Logger): CancelPeers {
+  return {
+    slot: () => w.view().self.slot,
+    forward: (slot, processId, secret) => {
+      const m = w.view().members.find((x) => x.slot === slot && x.name !== w.view().self.name);
+      if (!m) return log.info({ slot }, 'cancel request for an instance not in the group: dropped');
+      sendCancel(m.host, m.port, processId, secret, (err) => log.warn({ member: m.name, err: err.message }, 'forwarding a cancel request failed'));
+    },
+  };
 }

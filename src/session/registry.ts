@@ -8,6 +8,20 @@ export interface Cancellable {
   cancel(): void;
 }
 
+/**
+ * Several instances (use_watchdog): this one's slot, held in the top byte of every secret it
+ * gives, and the way to the instance that holds another slot.
+ */
+export interface CancelPeers {
+  /** This instance's slot (1..255), or 0 while it has none (secrets are then random throughout). */
+  slot(): number;
+  /** Sends the CancelRequest on to the instance with this slot (nothing when none has it). */
+  forward(slot: number, processId: number, secret: number): void;
+}
+
+/** A CancelRequest forwarded is not forwarded again for this long (two instances with stale views of the slots cannot bounce it). */
+const FORWARD_QUIET_MS = 5000;
+
 interface Waiter {
   token: object;
   resolve(): void;
@@ -16,13 +30,17 @@ interface Waiter {
 
 /**
  * Live sessions: the num_init_children cap (with pgpool's reserved_connections rule) and the
- * cancel keys. Cancel secrets are random 32-bit values from crypto, unique among live sessions,
- * and a cancel needs both the process id and the secret to match.
+ * cancel keys. Cancel secrets are random 32-bit values from crypto (24 random bits behind the
+ * instance's slot when several instances coordinate), unique among live sessions, and a cancel
+ * needs both the process id and the secret to match.
  */
 export class SessionRegistry {
   private active = 0;
   private readonly waiters: Waiter[] = [];
   private readonly bySecret = new Map<number, Cancellable>();
+  private peers: CancelPeers | null = null;
+  /** Cancel keys forwarded lately, and when. */
+  private readonly forwarded = new Map<string, number>();
 
   constructor(
     private readonly maxSessions: number,
@@ -70,9 +88,16 @@ export class SessionRegistry {
     for (const w of this.waiters.splice(0)) w.reject(err);
   }
 
+  /** With several instances: secrets carry this instance's slot; other slots' cancels are sent on. */
+  setPeers(peers: CancelPeers | null): void {
+    this.peers = peers;
+  }
+
   newSecret(session: Cancellable): number {
+    const slot = this.peers?.slot() ?? 0;
     for (;;) {
-      const s = randomInt(-0x80000000, 0x7fffffff);
+      // PgBouncer's peering does the same with two bytes of the key; the process id must match too.
+      const s = slot > 0 ? ((slot << 24) | randomInt(0, 0x1000000)) | 0 : randomInt(-0x80000000, 0x7fffffff);
       if (!this.bySecret.has(s)) {
         this.bySecret.set(s, session);
         return s;
@@ -85,11 +110,22 @@ export class SessionRegistry {
   }
 
   /** A CancelRequest: only the session whose process id and secret both match is cancelled. */
-  cancel(processId: number, secret: number): boolean {
+  cancel(processId: number, secret: number, now = Date.now()): boolean {
     const s = this.bySecret.get(secret);
-    if (!s || s.processId !== processId) return false;
-    s.cancel();
-    return true;
+    if (s && s.processId === processId) {
+      s.cancel();
+      return true;
+    }
+    const slot = secret >>> 24;
+    if (this.peers && slot !== 0 && slot !== this.peers.slot()) {
+      for (const [k, at] of this.forwarded) if (now - at > FORWARD_QUIET_MS) this.forwarded.delete(k);
+      const key = `${processId}:${secret}`;
+      if (!this.forwarded.has(key)) {
+        this.forwarded.set(key, now);
+        this.peers.forward(slot, processId, secret);
+      }
+    }
+    return false;
   }
 }
 

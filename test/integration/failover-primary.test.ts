@@ -35,6 +35,7 @@ t.before(async () => {
     search_primary_node_timeout: 60,
     failover_command: recorded('failover', 'failover.sh'),
     follow_primary_command: recorded('follow', 'follow_primary.sh'),
+    event_command: `node ${join(__dirname, '..', 'fixtures', 'record-hook.mjs')} ${join(cluster.dir, 'events.jsonl')} %e %n %s %E %t %d`,
   });
 });
 
@@ -161,4 +162,18 @@ t.test('primary killed under writes: promoted, followed, nothing acknowledged lo
   t.same(follow.map((c) => c.args[0]), [String(other)], 'follow_primary_command ran once, for the other standby');
   t.same(follow[0]!.args.slice(4, 10), [String(primary), '127.0.0.1', '0', '0', p(primary), dir(primary)], 'follow_primary_command: the new primary, the old one');
   t.equal((await admin.query('select count(*)::int as n from probe')).rows[0].n >= writer.acked.length, true, 'the admin session carries on too');
+
+  // event_command: the failover's events, in order, each with the epoch its change made.
+  await sluice.server.eventCommand.drained();
+  const all = calls('events');
+  const start = all.findIndex((e) => e.args[0] === 'failover');
+  t.same(all.slice(0, start).map((e) => e.args.slice(0, 2)), [['new_primary', '0']], 'before it, only the primary found at start-up');
+  const events = all.slice(start);
+  t.same(events.map((e) => e.args.slice(0, 3)), [['failover', '0', '1'], ['new_primary', String(primary), '1'], ['follow', String(other), '1']], 'failover, new primary, follow: in order, all succeeded');
+  const epochs = events.map((e) => Number(e.args[3]));
+  t.ok(epochs[0]! > 0 && epochs[1]! > epochs[0]! && epochs[2]! >= epochs[1]!, `the epoch grows with the changes (${epochs.join(', ')})`);
+  t.equal(failover[0]!.env.SLUICE_EPOCH, String(epochs[0]), 'failover_command had the same epoch');
+  t.match(events[0]!.env, { SLUICE_EVENT: 'failover', SLUICE_EVENT_NODE_ID: '0', SLUICE_EPOCH: String(epochs[0]) });
+  t.match(events[0]!.args[5], /^node 0 detached \(was primary\)/, 'the detail');
+  t.ok(!Number.isNaN(Date.parse(events[0]!.args[4]!)), 'the time');
 });

@@ -1,6 +1,8 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
+import { serialize } from 'pg-protocol';
 import { Client } from 'pg';
 import t from 'tap';
 import { CliSluice, startCli } from '../helpers/cli';
@@ -108,6 +110,26 @@ t.test('three instances: one view of the group, one leader, which escalated', as
     t.equal(await metric(all[i]!, 'sluice_watchdog_leader', member), i === leader ? 1 : 0, `${names[i]} leader gauge`);
     t.equal(await metric(all[i]!, 'sluice_watchdog_etcd_reachable', member), 1);
   }
+
+  // A CancelRequest sent to another instance for a session on this one cancels it: the secret's
+  // top byte is the instance's slot, and the receiving instance sends the request on.
+  const target = all[(leader + 1) % 3]!;
+  const elsewhere = all[(leader + 2) % 3]!;
+  const c = new Client({ host: '127.0.0.1', port: target.port, user: 'postgres', database: 'postgres' });
+  await c.connect();
+  const key = c as unknown as { processID: number; secretKey: number };
+  const slow = c.query('select pg_sleep(60)').then(
+    () => null,
+    (e: { code?: string }) => e,
+  );
+  await waitFor('the statement runs', async () => (await cluster.psql(0, "select count(*) from pg_stat_activity where query = 'select pg_sleep(60)' and state = 'active'")) === '1');
+  await new Promise<void>((resolve, reject) => {
+    const s = connect(elsewhere.port, '127.0.0.1', () => s.end(serialize.cancel(key.processID, key.secretKey)));
+    s.on('error', reject).on('close', () => resolve());
+  });
+  t.equal((await slow)?.code, '57014', 'cancelled through the other instance');
+  t.not(key.secretKey >>> 24, 0, 'the secret carries the slot');
+  await c.end();
 
   // kill -9 of the leader: another takes over once its lease expires (3 s), and escalates.
   const dead = all[leader]!;

@@ -17,14 +17,15 @@ const values: HookValues = {
   oldPrimaryId: 0,
   oldPrimaryHost: 'db-zero',
   oldPrimaryPort: 5432,
+  epoch: 17,
 };
 
 const argsOf = (command: string): string[] =>
   JSON.parse(execFileSync('/bin/sh', ['-c', `node -e 'console.log(JSON.stringify(process.argv.slice(1)))' -- ${command}`]).toString()) as string[];
 
 t.test('each placeholder becomes its value, shell-quoted; %% is a percent sign', async (t) => {
-  const line = expandPlaceholders('%d %h %p %D %m %H %M %P %r %R %N %S %% %x', values);
-  t.same(argsOf(line), ['2', 'db two', '5434', values.dataDirectory, '1', 'db-one', '0', '0', '5433', '/data/one', 'db-zero', '5432', '%', '%x']);
+  const line = expandPlaceholders('%d %h %p %D %m %H %M %P %r %R %N %S %E %% %x', values);
+  t.same(argsOf(line), ['2', 'db two', '5434', values.dataDirectory, '1', 'db-one', '0', '0', '5433', '/data/one', 'db-zero', '5432', '17', '%', '%x']);
 });
 
 t.test('metacharacters are not run', async (t) => {
@@ -43,7 +44,9 @@ t.test('the same values are in the environment', async (t) => {
   t.equal(env.SLUICE_FAILED_DATA_DIRECTORY, values.dataDirectory);
   t.equal(env.SLUICE_NEW_MAIN_NODE_ID, '1');
   t.equal(env.SLUICE_OLD_PRIMARY_PORT, '5432');
-  t.equal(Object.keys(env).length, 12);
+  t.equal(env.SLUICE_EPOCH, '17');
+  // pgpool's twelve, and Sluice's epoch.
+  t.equal(Object.keys(env).length, 13);
 });
 
 t.test('a hook run for real: hostile values arrive verbatim and nothing in them is executed', async (t) => {

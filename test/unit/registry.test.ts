@@ -43,6 +43,22 @@ t.test('a cancel needs both the process id and the secret', async (t) => {
   t.notOk(r.cancel(1234, secret), 'forgotten after the session ends');
 });
 
+
+t.test('several instances: secrets carry the slot; another slot is forwarded once, this one never', async (t) => {
+  const r = new SessionRegistry(5, 0);
+  const sent: [number, number, number][] = [];
+  r.setPeers({ slot: () => 7, forward: (slot, pid, secret) => sent.push([slot, pid, secret]) });
+  for (let i = 0; i < 50; i++) t.equal(r.newSecret({ processId: i, cancel: () => undefined }) >>> 24, 7);
+  const other = (9 << 24) | 12345;
+  t.notOk(r.cancel(1, other, 1000), 'not a session of this instance');
+  t.notOk(r.cancel(1, other, 2000), 'the same request again soon');
+  t.same(sent, [[9, 1, other]], 'sent on once, to slot 9');
+  r.cancel(1, other, 1000 + 6000);
+  t.equal(sent.length, 2, 'again once the quiet time is over');
+  r.cancel(1, (7 << 24) | 1, 9000);
+  r.cancel(1, 1, 9000);
+  t.equal(sent.length, 2, 'its own slot and slot 0 are never sent on');
+});
 t.test('startup checks', async (t) => {
   const p = (params: [string, string][], minor = 0) => ({ kind: 'startup' as const, major: 3, minor, params: new Map(params), terminated: true });
   const sent: Buffer[] = [];

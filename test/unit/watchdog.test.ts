@@ -91,7 +91,7 @@ class Link implements Store {
 }
 
 const timing: WatchdogTiming = { ttl: 10, loopWaitMs: 1000, retryTimeoutMs: 3000 };
-const member = (name: string, priority = 1): MemberInfo => ({ name, host: 'h', port: 1, pcpPort: 2, httpPort: 3, version: 'v', priority, startedAt: 0 });
+const member = (name: string, priority = 1): MemberInfo => ({ name, host: 'h', port: 1, pcpPort: 2, httpPort: 3, version: 'v', priority, startedAt: 0, slot: 0 });
 const log = createLogger('error');
 
 /** Moves the fake clock in small steps, letting each round's promises settle between them. */
