@@ -206,7 +206,7 @@ export class Server implements AdminHost, HttpHost {
       await s.pcp.start();
       if (config.http_port > 0) await s.http.start(config.http_listen_addresses, config.http_port);
       if (config.use_watchdog) {
-        s.watchdog_ = makeWatchdog(config, { port: s.port, pcpPort: s.pcpPort, httpPort: s.httpPort }, VERSION, s.clock, log.child({ component: 'watchdog' }), s.events, (name) =>
+        s.watchdog_ = makeWatchdog(config, s.cluster, { port: s.port, pcpPort: s.pcpPort, httpPort: s.httpPort }, VERSION, s.clock, log.child({ component: 'watchdog' }), s.events, (name) =>
           s.clusterEvent({ event: 'leader_change', node: -1, ok: true, detail: `${name} is the watchdog leader` }),
         );
         await s.watchdog_.start();
@@ -239,7 +239,8 @@ export class Server implements AdminHost, HttpHost {
 
   /** A cluster event for event_command: run by this instance alone, or by the watchdog leader. */
   private clusterEvent(e: Omit<ClusterEvent, 'epoch' | 'time'>): void {
-    if (this.watchdog_ && !this.watchdog_.isLeader) return;
+    // In a group, only its leader (and none before this instance has joined: start-up).
+    if (this.config_.use_watchdog && !this.watchdog_?.isLeader) return;
     this.eventCommand.notify({ ...e, epoch: this.cluster.topology.epoch, time: new Date(this.clock.now()) });
   }
 

@@ -13,6 +13,8 @@ export interface NodeRow {
   host: string;
   port: number;
   status: NodeInfo['status'];
+  /** Several instances: this one's checks find it down, the group has not failed it over. */
+  quarantined: boolean;
   /** PostgreSQL itself, looked at now: up / down / unknown (health check off). */
   pgStatus: 'up' | 'down' | 'unknown';
   /** The weight normalised over every configured node (pgpool's lb_weight). */
@@ -56,6 +58,7 @@ export async function nodeRows(h: AdminHost, ids?: readonly number[]): Promise<N
       host: n.host,
       port: n.port,
       status: n.status,
+      quarantined: n.quarantined,
       ...looks[i]!,
       weight: total > 0 ? n.weight / total : 0,
       role: isPrimary ? 'primary' : 'standby',

@@ -1,17 +1,12 @@
 // pcp_watchdog_info's answer: the instances as this one sees them through etcd, in the JSON that
 // pgpool 4.3's watchdog sends (pgpool.md b.3), so that pgpool's own pcp_watchdog_info prints it.
-import type { MemberInfo, WatchdogView } from '../coord/watchdog';
+import { MemberInfo, votesNeeded, WatchdogView } from '../coord/watchdog';
 import { AdminError } from './errors';
 
 /** pgpool's watchdog node states (WD_STATES), by the numbers its client prints beside them. */
 const STATE = { LEADER: 4, STANDBY: 7, 'NETWORK ISOLATION': 12 } as const;
 /** pgpool's quorum statuses: exists, absent, no leader. */
 const QUORUM = { exists: 1, absent: -1, noLeader: -2 } as const;
-
-/** Votes needed among `n` live instances: a majority, or half with enable_consensus_with_half_votes. */
-export function votesNeeded(n: number, halfVotes: boolean): number {
-  return halfVotes && n % 2 === 0 ? n / 2 : Math.floor(n / 2) + 1;
-}
 
 function nodeJson(v: WatchdogView, m: MemberInfo, id: number) {
   const self = m.name === v.self.name;

@@ -12,7 +12,7 @@ import { connectTimeoutMs, failoverOptions, recoveryOptions, replicationOptions 
 import { OnlineRecovery } from './recovery';
 import { ReplicationMonitor } from './replication';
 import { StatusFile } from './status-file';
-import { isLive, NodeInfo, Topology } from './topology';
+import { isLive, NodeInfo, NodeStatus, Topology } from './topology';
 import { Clock, systemClock } from '../util/clock';
 
 /** Opens a connection to a node as a user (Sluice's own: checks, discovery). */
@@ -28,6 +28,14 @@ export interface ClusterEvents {
   event(kind: 'failover' | 'failback' | 'primary' | 'follow' | 'recovery', node: number, message: string, ok?: boolean): void;
   /** A health check ran (its duration, retries included). */
   healthMeasured(node: number, ms: number): void;
+}
+
+/**
+ * Several instances (use_watchdog): failed checks quarantine a node here, and only the instance
+ * that leads the group acts (failover by the group's consensus, the primary search, failback).
+ */
+export interface ClusterCoordination {
+  leads(): boolean;
 }
 
 /** pgpool's auto_failback_interval default: a node is not re-attached more often than this. */
@@ -53,6 +61,7 @@ export class ClusterManager {
   /** While paused for maintenance: nodes whose health check failed, checked again on resume. */
   private held: Set<number> | null = null;
   private started = false;
+  private coordination: ClusterCoordination | null = null;
 
   constructor(
     private config: Config,
@@ -144,6 +153,37 @@ export class ClusterManager {
     }
     this.health.forEach((h, id) => h.reconfigure(healthSettings(next, next.backend[id]!)));
     this.refreshViews();
+  }
+
+  /** Joins a group of instances (or leaves it: null). */
+  coordinate(c: ClusterCoordination | null): void {
+    this.coordination = c;
+  }
+
+  /** Alone, or the group's leader: this instance runs hooks and searches. */
+  private get mayAct(): boolean {
+    return this.coordination === null || this.coordination.leads();
+  }
+
+  /** Nodes this instance's checks find down while the group has not failed them over. */
+  quarantined(): number[] {
+    return this.topology.nodes.filter((n) => n.quarantined).map((n) => n.id);
+  }
+
+  /**
+   * The group's view, from the leader: statuses and primary taken as they are (no hook runs
+   * here); a node newly down is let go of, a new primary wakes who waits for one.
+   */
+  applyGroupView(statuses: readonly NodeStatus[], primary: number | null, epoch: number): void {
+    const before = this.topology.nodes.map((n) => n.status);
+    const oldPrimary = this.topology.primaryId;
+    this.topology.applyView(statuses, primary, epoch);
+    this.log.info({ epoch, primary, statuses }, 'the group\'s view of the nodes applied');
+    this.topology.nodes.forEach((n, id) => {
+      if (n.status === 'down' && before[id] !== 'down') this.events.nodeDown(id);
+      if (n.status === 'waiting' && before[id] === 'down') void this.health[id]?.checkNow();
+    });
+    if (primary !== null && primary !== oldPrimary) this.primaryFound(primary);
   }
 
   /** Restores (or discards) saved statuses, finds the primary, starts the checks. */
@@ -256,6 +296,15 @@ export class ClusterManager {
       this.log.warn({ node: n.id, reason }, 'health check failed while paused: checked again on resume');
       return;
     }
+    if (this.coordination) {
+      // pgpool's quarantine: not used from here, and failed over only if the group agrees.
+      if (!n.quarantined) {
+        this.log.warn({ node: n.id, reason }, 'health check failed: node quarantined here; the group decides on a failover');
+        this.topology.setQuarantined(n.id, true);
+        this.events.nodeDown(n.id);
+      }
+      return;
+    }
     void this.failover.degenerate(n.id, `health check failed: ${reason}`);
   }
 
@@ -265,8 +314,12 @@ export class ClusterManager {
   }
 
   private healthy(n: NodeInfo): void {
+    if (n.quarantined) {
+      this.log.info({ node: n.id }, 'node answers again: out of quarantine');
+      this.topology.setQuarantined(n.id, false);
+    }
     if (n.status === 'waiting') this.topology.setStatus(n.id, 'up');
-    if (this.topology.primaryId === null && !this.failover.inProgress) void this.failover.search();
+    if (this.topology.primaryId === null && !this.failover.inProgress && this.mayAct) void this.failover.search();
   }
 
   /** After each replication check: a down standby streaming from the primary is stale. */
@@ -274,6 +327,7 @@ export class ClusterManager {
     if (changed) this.refreshViews();
     for (const n of this.topology.nodes) {
       if (n.status !== 'down' || n.recovery || this.replication.info[n.id]!.state !== 'streaming') continue;
+      if (!this.mayAct) continue;
       if (!this.config.auto_failback) {
         if (!this.reportedStale.has(n.id)) this.log.warn({ node: n.id }, 'node is marked down but streams from the primary; attach it (sluicectl attach-node) or set auto_failback');
         this.reportedStale.add(n.id);

@@ -27,6 +27,11 @@ export interface NodeInfo extends NodeAddress {
   recovery: RecoveryStep | null;
   /** It was the primary when it left service (the status page says so while it is down). */
   wasPrimary: boolean;
+  /**
+   * Several instances (use_watchdog): this instance's checks find it down but the group has not
+   * failed it over (pgpool's quarantine): no statements from here, no hooks, checked until it answers.
+   */
+  quarantined: boolean;
 }
 
 export type RecoveryStep = 'stage 1' | 'stage 2' | 'starting';
@@ -40,7 +45,7 @@ const reloadable = (b: BackendConfig) => ({
 });
 
 function nodeFromConfig(b: BackendConfig, id: number, status: NodeStatus, now: Date): NodeInfo {
-  return { id, host: b.hostname, port: b.port, ...reloadable(b), role: 'unknown', status, lastStatusChange: now, following: false, recovery: null, wasPrimary: false };
+  return { id, host: b.hostname, port: b.port, ...reloadable(b), role: 'unknown', status, lastStatusChange: now, following: false, recovery: null, wasPrimary: false, quarantined: false };
 }
 
 export function nodesFromConfig(backends: readonly BackendConfig[], now = new Date()): NodeInfo[] {
@@ -48,7 +53,7 @@ export function nodesFromConfig(backends: readonly BackendConfig[], now = new Da
 }
 
 /** A node statements may go to. */
-export const isLive = (n: NodeInfo): boolean => (n.status === 'up' || n.status === 'waiting') && !n.following;
+export const isLive = (n: NodeInfo): boolean => (n.status === 'up' || n.status === 'waiting') && !n.following && !n.quarantined;
 
 /**
  * The nodes, which one is primary, and their statuses: every change is written to the status
@@ -113,6 +118,11 @@ export class Topology {
 
   setPrimary(id: number | null): void {
     if (id !== this.primary) this.nextEpoch();
+    this.primaryIs(id);
+    this.changed();
+  }
+
+  private primaryIs(id: number | null): void {
     this.primary = id;
     for (const n of this.nodes) {
       if (n.id === id) {
@@ -123,6 +133,36 @@ export class Topology {
         n.wasPrimary = n.status === 'down';
       }
     }
+  }
+
+  /** Quarantine is this instance's own view: no epoch, nothing saved. */
+  setQuarantined(id: number, on: boolean): void {
+    const n = this.nodes[id]!;
+    if (n.quarantined === on) return;
+    n.quarantined = on;
+    this.changed();
+  }
+
+  /**
+   * The group's view, written by the watchdog leader: statuses and the primary as it has them,
+   * and its epoch (which is then this instance's too; no epoch of its own is counted for it).
+   */
+  applyView(statuses: readonly NodeStatus[], primary: number | null, epoch: number): void {
+    const now = new Date(this.clock.now());
+    statuses.forEach((st, id) => {
+      const n = this.nodes[id];
+      if (!n || n.status === st || (st === 'up' && n.status === 'waiting')) return;
+      // A node the group brought back is checked here before it serves ('waiting').
+      n.status = st === 'up' ? 'waiting' : st;
+      if (n.status !== 'down') n.wasPrimary = false;
+      n.lastStatusChange = now;
+    });
+    if (primary !== this.primary) this.primaryIs(primary);
+    if (epoch > this.epoch_) {
+      this.epoch_ = epoch;
+      this.file?.writeEpoch(epoch);
+    }
+    this.save();
     this.changed();
   }
 

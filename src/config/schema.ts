@@ -169,6 +169,10 @@ export const topLevel = {
   wd_loop_wait: int(1, 1, 3600, { reload: 'restart' }),
   /** Patroni's retry_timeout: seconds a round's etcd request may take. */
   wd_retry_timeout: int(3, 1, 3600, { reload: 'restart' }),
+  /** pgpool's: a node is failed over only when a majority of the live instances see it down. */
+  failover_require_consensus: bool(true),
+  /** pgpool's: with an even number of live instances, half of them are enough. */
+  enable_consensus_with_half_votes: bool(false),
   /** pgpool's: run when this instance becomes the leader (bring up a virtual IP, say). */
   wd_escalation_command: str(''),
   /** pgpool's: run when this instance stops being the leader. */

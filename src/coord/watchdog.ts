@@ -6,6 +6,7 @@
 import type { Logger } from '../log/logger';
 import type { Clock, TimerHandle } from '../util/clock';
 import type { EtcdKey } from './etcd';
+import type { NodeStatus } from '../cluster/topology';
 
 /** What an instance publishes about itself (its member key's value). */
 export interface MemberInfo {
@@ -64,6 +65,25 @@ export interface WatchdogView {
   etcdReachable: boolean;
 }
 
+/** The nodes as the leader has them, published for the others (`/<group>/view`). */
+export interface ClusterView {
+  /** The leader's epoch when it wrote this: the view with the greater one is the newer. */
+  epoch: number;
+  primary: number | null;
+  statuses: NodeStatus[];
+}
+
+/** pgpool's consensus rules (failover_require_consensus, enable_consensus_with_half_votes). */
+export interface ConsensusRules {
+  requireConsensus: boolean;
+  halfVotes: boolean;
+}
+
+/** Votes needed among `n` live instances: a majority, or half with enable_consensus_with_half_votes. */
+export function votesNeeded(n: number, halfVotes: boolean): number {
+  return halfVotes && n % 2 === 0 ? n / 2 : Math.floor(n / 2) + 1;
+}
+
 export interface WatchdogEvents {
   /** This instance became the leader (true) or stopped being it (false). */
   leadership(isLeader: boolean): void;
@@ -71,6 +91,14 @@ export interface WatchdogEvents {
   leaderChanged?(leader: string | null): void;
   /** etcd stopped (false) or started again (true) answering. */
   reachability?(reachable: boolean): void;
+  /** The nodes this instance's own checks find down now (published for the leader to count). */
+  seesDown?(): number[];
+  /** Leader: nodes enough live instances see down; the group fails them over. */
+  agreedDown?(nodes: { id: number; votes: number }[], members: number): void;
+  /** Leader: its view of the nodes, published whenever its epoch grew. */
+  localView?(): ClusterView;
+  /** A view newer than this instance's own (the leader wrote it): apply it. */
+  groupView?(v: ClusterView): void;
 }
 
 export class Watchdog {
@@ -96,6 +124,7 @@ export class Watchdog {
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly ev: WatchdogEvents,
+    private readonly rules: ConsensusRules = { requireConsensus: true, halfVotes: false },
   ) {}
 
   private get leaderKey(): string {
@@ -104,6 +133,14 @@ export class Watchdog {
 
   private get memberKey(): string {
     return `${this.prefix}members/${this.self.name}`;
+  }
+
+  private get healthKey(): string {
+    return `${this.prefix}health/${this.self.name}`;
+  }
+
+  private get viewKey(): string {
+    return `${this.prefix}view`;
   }
 
   /** Starts the rounds; resolves after the first (registered, or etcd found unreachable). */
@@ -167,6 +204,7 @@ export class Watchdog {
       this.lease = await this.store.grant(this.timing.ttl);
       this.validUntil = sentGrant + this.timing.ttl * 1000;
       this.self.slot = 0;
+      this.publishedHealth = null;
     }
     if (this.self.slot === 0) {
       this.self.slot = await this.claimSlot(this.lease);
@@ -189,7 +227,39 @@ export class Watchdog {
     const leads = this.leaderName === this.self.name && this.leaderLease === this.lease;
     this.setLeading(leads);
     if (leads) this.armStepDown();
+    await this.shareHealth(this.lease);
+    // A newer view than this instance's own (the leader's, or the last leader's) is taken first.
+    const own = this.ev.localView?.();
+    if (this.groupState && own && this.groupState.epoch > own.epoch) this.ev.groupView?.(this.groupState);
+    if (leads && this.isLeader) await this.lead();
   }
+
+  /** What this instance's checks see, written when it changed (a new lease writes it again). */
+  private async shareHealth(lease: string): Promise<void> {
+    const text = JSON.stringify({ down: [...(this.ev.seesDown?.() ?? [])].sort((a, b) => a - b) });
+    if (text === this.publishedHealth) return;
+    await this.store.put(this.healthKey, text, lease);
+    this.publishedHealth = text;
+  }
+
+  /** The leader's round: fail over what enough instances see down; publish its view when it changed. */
+  private async lead(): Promise<void> {
+    const needed = this.rules.requireConsensus ? votesNeeded(this.members.length, this.rules.halfVotes) : 1;
+    const agreed = [...this.downVotes].filter(([, votes]) => votes >= needed).map(([id, votes]) => ({ id, votes }));
+    if (agreed.length > 0) this.ev.agreedDown?.(agreed, this.members.length);
+    const v = this.ev.localView?.();
+    if (v && (this.groupState === null || v.epoch > this.groupState.epoch)) {
+      await this.store.put(this.viewKey, JSON.stringify(v));
+      this.groupState = v;
+    }
+  }
+
+  /** The health text last written (null: write it). */
+  private publishedHealth: string | null = null;
+  /** How many live instances see each node down (as last read). */
+  private downVotes = new Map<number, number>();
+  /** The group's view of the nodes as last read (or written). */
+  private groupState: ClusterView | null = null;
 
   /** The slot it had before (a new lease tries it first: its sessions' secrets carry it), else the lowest free one; 0 when none is free. */
   private previousSlot = 0;
@@ -215,18 +285,23 @@ export class Watchdog {
   private async readGroup(): Promise<void> {
     const keys = await this.store.list(this.prefix);
     const members: MemberInfo[] = [];
+    const health = new Map<string, number[]>();
     let leader: EtcdKey | null = null;
     for (const k of keys) {
-      if (k.key === this.leaderKey) leader = k;
-      else if (k.key.startsWith(`${this.prefix}members/`)) {
-        try {
-          members.push(JSON.parse(k.value) as MemberInfo);
-        } catch {
-          this.log.warn({ key: k.key }, 'member key that is not JSON; ignored');
-        }
+      const rest = k.key.slice(this.prefix.length);
+      try {
+        if (k.key === this.leaderKey) leader = k;
+        else if (k.key === this.viewKey) this.groupState = JSON.parse(k.value) as ClusterView;
+        else if (rest.startsWith('members/')) members.push(JSON.parse(k.value) as MemberInfo);
+        else if (rest.startsWith('health/')) health.set(rest.slice('health/'.length), (JSON.parse(k.value) as { down: number[] }).down);
+      } catch {
+        this.log.warn({ key: k.key }, 'watchdog key that is not JSON; ignored');
       }
     }
     this.members = members;
+    // Only live members vote (a health key goes with its member's lease anyway).
+    this.downVotes = new Map();
+    for (const m of members) for (const id of health.get(m.name) ?? []) this.downVotes.set(id, (this.downVotes.get(id) ?? 0) + 1);
     this.leaderLease = leader?.lease ?? null;
     this.noteLeader(leader?.value ?? null);
   }

@@ -3,6 +3,7 @@
 import { hostname } from 'node:os';
 import { sendCancel } from '../backend/cancel';
 import { runScript } from '../cluster/hooks';
+import type { ClusterManager } from '../cluster/manager';
 import type { Config } from '../config/load';
 import { EtcdClient } from '../coord/etcd';
 import { Watchdog } from '../coord/watchdog';
@@ -22,8 +23,12 @@ export function memberName(c: Config, port: number): string {
   return c.wd_name || `${c.wd_hostname || hostname()}:${port}`;
 }
 
-/** `led`: this instance became the leader (the group's leader_change event is its to report). */
-export function makeWatchdog(c: Config, ports: InstancePorts, version: string, clock: Clock, log: Logger, events: RecentEvents, led: (name: string) => void): Watchdog {
+/**
+ * The watchdog of this instance, wired to its cluster: what its checks see goes to the group, the
+ * leader fails over what the group agrees on and publishes its view, the others apply it.
+ * `led`: this instance became the leader (the group's leader_change event is its to report).
+ */
+export function makeWatchdog(c: Config, cluster: ClusterManager, ports: InstancePorts, version: string, clock: Clock, log: Logger, events: RecentEvents, led: (name: string) => void): Watchdog {
   const etcd = new EtcdClient({ endpoints: c.etcd_endpoints, requestTimeoutMs: c.wd_retry_timeout * 1000 });
   const self = {
     name: memberName(c, ports.port),
@@ -39,7 +44,7 @@ export function makeWatchdog(c: Config, ports: InstancePorts, version: string, c
     if (!line) return;
     void runScript(name, line, { SLUICE_WD_NAME: self.name }, { cwd: c.configDir, timeoutMs: c.hook_timeout * 1000, log });
   };
-  return new Watchdog(etcd, `/${c.watchdog_cluster_name}/`, self, { ttl: c.wd_lease_ttl, loopWaitMs: c.wd_loop_wait * 1000, retryTimeoutMs: c.wd_retry_timeout * 1000 }, clock, log, {
+  const w: Watchdog = new Watchdog(etcd, `/${c.watchdog_cluster_name}/`, self, { ttl: c.wd_lease_ttl, loopWaitMs: c.wd_loop_wait * 1000, retryTimeoutMs: c.wd_retry_timeout * 1000 }, clock, log, {
     leadership: (leads) => {
       events.add('watchdog', null, leads ? `${self.name} became the watchdog leader` : `${self.name} is no longer the watchdog leader`);
       hook(leads ? 'wd_escalation_command' : 'wd_de_escalation_command');
@@ -49,7 +54,15 @@ export function makeWatchdog(c: Config, ports: InstancePorts, version: string, c
       if (leader !== self.name) events.add('watchdog', null, leader === null ? 'no watchdog leader' : `watchdog leader: ${leader}`);
     },
     reachability: (reachable) => events.add('watchdog', null, reachable ? 'etcd reachable again' : 'etcd unreachable: serving with the last view'),
-  });
+    seesDown: () => cluster.quarantined(),
+    agreedDown: (nodes, members) => {
+      for (const { id, votes } of nodes) void cluster.failover.degenerate(id, `health check failed on ${votes} of ${members} instances`);
+    },
+    localView: () => ({ epoch: cluster.topology.epoch, primary: cluster.topology.primaryId, statuses: cluster.topology.nodes.map((n) => n.status) }),
+    groupView: (v) => cluster.applyGroupView(v.statuses, v.primary, v.epoch),
+  }, { requireConsensus: c.failover_require_consensus, halfVotes: c.enable_consensus_with_half_votes });
+  cluster.coordinate({ leads: () => w.isLeader });
+  return w;
 }
 
 /** Cancel requests for another instance's sessions go to it (the slot in the secret says which). */

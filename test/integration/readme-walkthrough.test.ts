@@ -110,6 +110,9 @@ t.test('the failover walkthrough: kill the primary, sessions carry on, the recov
   await session.query('prepare answer as select 42 as v');
   const kill = forDemo(inline('bash scripts/cluster.sh kill'));
   t.equal((await sh(kill)).code, 0, kill);
+  // As a person at the keyboard would, the session is used once Sluice has seen the node die:
+  // a statement that reached the dying server first would end the session, as it would direct.
+  await waitFor('node 0 detached', async () => / down /.test((await sh(forDemo('node dist/ctl.js node-info 0 -h localhost -U admin -w'))).out), 60_000);
   const answered = await waitFor('the open session answering again', async () => {
     try {
       return (await session.query('execute answer')).rows[0].v === 42;

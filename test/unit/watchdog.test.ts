@@ -175,3 +175,36 @@ t.test('wd_priority: the live instance with the highest priority stands for lead
   t.equal(low.w.isLeader, true, 'low stands once high is gone');
   await low.w.stop();
 });
+
+t.test('failover by consensus: the leader acts on a majority of live instances, and its view reaches the others', async (t) => {
+  const clock = new FakeClock();
+  const etcd = new MemoryEtcd(clock);
+  const seen = new Map<string, number[]>([['a', []], ['b', []], ['c', []]]);
+  const epochs = new Map<string, number>([['a', 5], ['b', 3], ['c', 3]]);
+  const agreed: number[][] = [];
+  const applied: [string, number][] = [];
+  const make = (name: string) =>
+    new Watchdog(new Link(etcd), '/g/', member(name), timing, clock, log, {
+      leadership: () => undefined,
+      seesDown: () => seen.get(name)!,
+      agreedDown: (nodes) => agreed.push(nodes.map((n) => n.id)),
+      localView: () => ({ epoch: epochs.get(name)!, primary: 0, statuses: ['up', 'up'] }),
+      groupView: (v) => {
+        applied.push([name, v.epoch]);
+        epochs.set(name, v.epoch);
+      },
+    });
+  const [a, b, c] = ['a', 'b', 'c'].map(make) as [Watchdog, Watchdog, Watchdog];
+  for (const w of [a, b, c]) await w.start();
+  await advance(clock, 2000);
+  t.equal(a.isLeader, true);
+  t.same(applied.map(([n]) => n).sort(), ['b', 'c'], "the leader's view (epoch 5) reached b and c");
+  t.ok(applied.every(([, e]) => e === 5));
+  seen.set('c', [1]);
+  await advance(clock, 3000);
+  t.same(agreed, [], 'one instance of three is not enough');
+  seen.set('b', [1]);
+  await advance(clock, 2000);
+  t.ok(agreed.length > 0 && agreed.every((ids) => ids.length === 1 && ids[0] === 1), 'two of three: the leader fails node 1 over');
+  for (const w of [a, b, c]) await w.stop();
+});

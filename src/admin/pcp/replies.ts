@@ -44,7 +44,7 @@ export async function pcpReply(p: PcpPacket, h: AdminHost, cmd: AdminCommands, n
     case PcpRequest.PoolStatus:
       return poolStatus(h);
     case PcpRequest.WatchdogInfo:
-      return pcpPacket(PcpReply.WatchdogInfo, ['CommandComplete', JSON.stringify(watchdogInfo(h.watchdog(), intArg(p), false))]);
+      return pcpPacket(PcpReply.WatchdogInfo, ['CommandComplete', JSON.stringify(watchdogInfo(h.watchdog(), intArg(p), h.config.enable_consensus_with_half_votes))]);
     case PcpRequest.AttachNode:
       cmd.attach(intArg(p));
       return done(PcpReply.Attached);
@@ -115,7 +115,8 @@ async function nodeInfo(h: AdminHost, id: number): Promise<Buffer> {
         r.host,
         String(r.port),
         String(STATUS_CODE[r.status]),
-        '0',
+        // pgpool's quarantine flag (pcp_node_info then says "quarantine").
+        r.quarantined ? '1' : '0',
         r.pgStatus,
         fixed6(r.weight * RAND_MAX),
         r.role === 'primary' ? '2' : '3',
