@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { createInterface } from 'node:readline';
 import { userInfo } from 'node:os';
-import { PcpClient, PcpFailure } from './ctl/client';
+import { PcpClient, PcpFailure } from './admin/pcp/client';
 import { COMMANDS, CtlOptions, UsageError } from './ctl/commands';
 import { pcpPassword } from './ctl/pcppass';
 

@@ -244,6 +244,13 @@ export class Server implements AdminHost, HttpHost {
     this.eventCommand.notify({ ...e, epoch: this.cluster.topology.epoch, time: new Date(this.clock.now()) });
   }
 
+  leaderPcp(): { host: string; port: number } | 'none' | null {
+    if (!this.watchdog_ || this.watchdog_.isLeader) return null;
+    const v = this.watchdog_.view();
+    const leader = v.members.find((m) => m.name === v.leader);
+    return leader ? { host: leader.host, port: leader.pcpPort } : 'none';
+  }
+
   watchdog(): WatchdogView | null {
     return this.watchdog_?.view() ?? null;
   }

@@ -29,4 +29,9 @@ export interface AdminHost {
   reload(): void;
   /** The instances through etcd as this one sees them; null without use_watchdog. */
   watchdog(): WatchdogView | null;
+  /**
+   * Where node commands go: null, here (alone, or the leader); the leader's PCP address; 'none'
+   * while the group has no leader.
+   */
+  leaderPcp(): { host: string; port: number } | 'none' | null;
 }

@@ -94,6 +94,30 @@ export class Failover {
     // After the change: the event carries the epoch it made.
     this.host.event('failover', node.id, `node ${node.id} detached${wasPrimary ? ' (was primary)' : ''}: ${reason}`);
     this.host.nodeDown(node.id);
+    await this.afterDown(node, wasPrimary, oldMain, oldPrimary);
+  }
+
+  /**
+   * A new watchdog leader finds the group's primary detached and no new one (the last leader
+   * died in the middle of that failover): it runs the failover's hooks and search again, for the
+   * whole group: a primary already promoted is found and followed, not a second one made.
+   */
+  resumePrimaryFailover(id: number): Promise<void> {
+    return this.enqueue(async () => {
+      const node = this.topology.nodes[id];
+      if (!node || node.status !== 'down' || this.topology.primaryId !== null) return;
+      this.log.warn({ node: id }, 'failover of the primary left unfinished by the last leader: completing it');
+      const oldMain = this.topology.mainNodeId();
+      // Promoted already (the last leader's failover_command ran): the others follow it, and no
+      // second standby is promoted.
+      const found = await this.findOnce();
+      if (found !== null) return this.followAll(found, oldMain, id);
+      await this.afterDown(node, true, oldMain, id);
+    });
+  }
+
+  /** A node just detached: failover_command, and for the primary the search and follow_primary. */
+  private async afterDown(node: NodeInfo, wasPrimary: boolean, oldMain: number, oldPrimary: number | null): Promise<void> {
     // %m: for a dead primary the standby that lost the least (pgpool takes the lowest id); for
     // a dead standby the primary, which stays.
     const next = wasPrimary ? await this.mostAdvancedStandby() : oldPrimary;

@@ -158,6 +158,7 @@ export class ClusterManager {
   /** Joins a group of instances (or leaves it: null). */
   coordinate(c: ClusterCoordination | null): void {
     this.coordination = c;
+    this.topology.countsEpochs = () => this.mayAct;
   }
 
   /** Alone, or the group's leader: this instance runs hooks and searches. */

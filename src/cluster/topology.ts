@@ -83,7 +83,14 @@ export class Topology {
     return this.epoch_;
   }
 
+  /**
+   * Whether changes here count epochs: in a group of instances only the leader's do (the others
+   * take its epoch with its view; counting their own would make a later view look older).
+   */
+  countsEpochs: () => boolean = () => true;
+
   private nextEpoch(): void {
+    if (!this.countsEpochs()) return;
     this.epoch_++;
     this.file?.writeEpoch(this.epoch_);
   }

@@ -214,6 +214,10 @@ export class Watchdog {
     if (this.stopped) return;
     this.reached();
     await this.readGroup();
+    // A newer view than this instance's own (the leader's, or the last leader's) is taken first,
+    // before this instance may lead on it.
+    const own = this.ev.localView?.();
+    if (this.groupState && own && this.groupState.epoch > own.epoch) this.ev.groupView?.(this.groupState);
     if (this.leaderName === null && this.standsForLeader()) {
       const got = await this.store.createIfAbsent(this.leaderKey, this.self.name, this.lease);
       if (got === true) {
@@ -228,9 +232,6 @@ export class Watchdog {
     this.setLeading(leads);
     if (leads) this.armStepDown();
     await this.shareHealth(this.lease);
-    // A newer view than this instance's own (the leader's, or the last leader's) is taken first.
-    const own = this.ev.localView?.();
-    if (this.groupState && own && this.groupState.epoch > own.epoch) this.ev.groupView?.(this.groupState);
     if (leads && this.isLeader) await this.lead();
   }
 

@@ -1,6 +1,6 @@
 import { PcpRequest } from '../admin/pcp/codes';
 import { pcpFields } from '../admin/pcp/packet';
-import type { PcpClient } from './client';
+import type { PcpClient } from '../admin/pcp/client';
 import { asObject, healthRecord, nodeRecord, plain, procRecord, Record, verbose } from './output';
 
 export interface CtlOptions {

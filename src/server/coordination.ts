@@ -48,7 +48,13 @@ export function makeWatchdog(c: Config, cluster: ClusterManager, ports: Instance
     leadership: (leads) => {
       events.add('watchdog', null, leads ? `${self.name} became the watchdog leader` : `${self.name} is no longer the watchdog leader`);
       hook(leads ? 'wd_escalation_command' : 'wd_de_escalation_command');
-      if (leads) led(self.name);
+      if (leads) {
+        led(self.name);
+        // The last leader may have died between detaching the primary and finding the new one.
+        const t = cluster.topology;
+        const orphan = t.primaryId === null ? t.nodes.find((n) => n.status === 'down' && n.wasPrimary) : undefined;
+        if (orphan) void cluster.failover.resumePrimaryFailover(orphan.id);
+      }
     },
     leaderChanged: (leader) => {
       if (leader !== self.name) events.add('watchdog', null, leader === null ? 'no watchdog leader' : `watchdog leader: ${leader}`);

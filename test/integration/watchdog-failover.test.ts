@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -7,7 +7,8 @@ import { createCluster, TestCluster } from '../helpers/cluster';
 import { startEtcd, TestEtcd } from '../helpers/etcd';
 import { Forwarder, startForwarder } from '../helpers/forwarder';
 import { pcpPassFile, runProgram, sluicectl } from '../helpers/pcp';
-import { clusterConfig, SCRIPTS, waitFor } from '../helpers/sluice';
+import { groupFormed, HOOK_ARGS, memberConfig, recorded, recordInto } from '../helpers/group';
+import { SCRIPTS, waitFor } from '../helpers/sluice';
 
 // Three Sluice instances, one cluster, one etcd: a node is failed over only when most of them
 // see it down, by the leader alone (failover_command once, follow_primary_command once per
@@ -21,11 +22,12 @@ let passFile: string;
 /** Between instance 2 and node 0: cut to isolate that instance from the primary alone. */
 let cut: Forwarder;
 const sluices: CliSluice[] = [];
+/** Found by the failover test: the instance that led it, and the standby left. */
+let leaderIndex = -1;
+let standby = -1;
 
-const ARGS = '%d %h %p %D %m %H %M %P %r %R %N %S';
-const recorder = join(__dirname, '..', 'fixtures', 'record-hook.mjs');
-const recorded = (file: string, script: string) => `node ${recorder} ${join(dir, file)} ${ARGS} && ${SCRIPTS}/${script} ${ARGS}`;
-const lines = (file: string) => (existsSync(join(dir, file)) ? readFileSync(join(dir, file), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { args: string[] }) : []);
+const hook = (file: string, script: string) => `${recordInto(join(dir, file))} ${HOOK_ARGS} && ${SCRIPTS}/${script} ${HOOK_ARGS}`;
+const lines = (file: string) => recorded(join(dir, file));
 
 t.before(async () => {
   [cluster, etcd] = await Promise.all([createCluster(2), startEtcd(3)]);
@@ -36,33 +38,17 @@ t.before(async () => {
   for (let i = 0; i < 3; i++) {
     const work = join(dir, `work${i}`);
     mkdirSync(work);
-    const config = clusterConfig(cluster, {
-      work_dir: work,
-      health_check_period: 1,
-      health_check_timeout: 2,
-      connect_timeout: 2000,
-      sr_check_period: 1,
-      search_primary_node_timeout: 60,
-      failover_command: recorded(`failover-${i}.jsonl`, 'failover.sh'),
-      follow_primary_command: recorded(`follow-${i}.jsonl`, 'follow_primary.sh'),
-      event_command: `node ${recorder} ${join(dir, `events-${i}.jsonl`)} %e %n %s %E`,
-      use_watchdog: true,
-      etcd_endpoints: etcd.endpoints,
-      watchdog_cluster_name: 'wdfo',
-      wd_name: `sluice${i}`,
-      wd_hostname: '127.0.0.1',
-      wd_lease_ttl: 3,
-      wd_loop_wait: 1,
-      wd_retry_timeout: 1,
+    const config = memberConfig(cluster, i === 2 ? [etcd.endpoints[2]!] : etcd.endpoints, 'wdfo', i, work, {
+      failover_command: hook(`failover-${i}.jsonl`, 'failover.sh'),
+      follow_primary_command: hook(`follow-${i}.jsonl`, 'follow_primary.sh'),
+      event_command: `${recordInto(join(dir, `events-${i}.jsonl`))} %e %n %s %E`,
     }) as { backend: { port: number }[] };
-    // Instance 2 reaches node 0 through the forwarder.
+    // Instance 2 knows one etcd member only (stopping it cuts that instance alone off from etcd),
+    // and reaches node 0 through the forwarder.
     if (i === 2) config.backend[0]!.port = cut.port;
     sluices.push(await startCli(dir, config, `sluice${i}.toml`));
   }
-  await waitFor('a group of three with a leader', async () => {
-    const r = await sluicectl(sluices[0]!.pcpPort, passFile, 'watchdog-info');
-    return r.stdout.startsWith('3 3 ') && !r.stdout.includes('Not Set');
-  });
+  await groupFormed(sluices[0]!, passFile, 3);
 });
 
 t.teardown(async () => {
@@ -94,22 +80,28 @@ t.test('one instance alone loses the primary: it quarantines it, nothing is fail
   t.match(r.stdout, /^INSERT 0 1$/m, `a write through instance 2 reaches the primary again ${r.stderr}`);
 });
 
-t.test('kill -9 of the primary under pgbench writes: one failover by the leader, every instance on the new primary', async (t) => {
+t.test('kill -9 of the primary under pgbench through two instances, the third cut off from etcd: one failover by the leader, then every instance on the new primary', async (t) => {
+  await etcd.stop(2);
+  await waitFor('instance 2 cut off from etcd', async () => (await sluicectl(sluices[2]!.pcpPort, passFile, 'watchdog-info')).stdout.includes('NETWORK ISOLATION'), 15_000);
+  const w = await runProgram('psql', ['-X', '-At', '-h', '127.0.0.1', '-p', String(sluices[2]!.port), '-U', 'postgres', '-c', 'insert into pgbench_history (tid, bid, aid, delta, mtime) values (1, 1, 1, 1, now())', 'postgres']);
+  t.match(w.stdout, /^INSERT 0 1$/m, `the isolated instance still writes to the primary it knows ${w.stderr}`);
   // TPC-B through two of the instances while the primary dies (their clients may abort then).
   const load = [0, 1].map((i) => runProgram('pgbench', ['-n', '-c', '2', '-T', '15', '-h', '127.0.0.1', '-p', String(sluices[i]!.port), '-U', 'postgres', 'postgres']));
   await waitFor('writes flow', async () => Number(await cluster.psql(0, 'select count(*) from pgbench_history')) > 50);
   await cluster.sh('kill', '0');
   const killed = Date.now();
-  const primary = await waitFor(
-    'every instance has node 0 down and one new primary',
-    async () => {
-      const seen = await Promise.all(sluices.map(async (s) => [await nodeSeen(s, 0), await nodeSeen(s, 1), await nodeSeen(s, 2)]));
-      const primaries = seen.map((v) => v.findIndex((l) => /\bprimary\b/.test(l) && /\bup\b|\bwaiting\b/.test(l)));
-      return seen.every((v) => /\bdown\b/.test(v[0]!)) && primaries.every((p) => p > 0 && p === primaries[0]) && primaries[0];
-    },
-    60_000,
-  );
-  t.comment(`every instance on the new primary ${Date.now() - killed} ms after the kill`);
+  const agreed = (views: string[][]) => {
+    const primaries = views.map((v) => v.findIndex((l) => /\bprimary\b/.test(l) && /\bup\b|\bwaiting\b/.test(l)));
+    return views.every((v) => /\bdown\b/.test(v[0]!)) && primaries.every((p) => p > 0 && p === primaries[0]) && primaries[0];
+  };
+  const seenBy = (s: CliSluice) => Promise.all([0, 1, 2].map((n) => nodeSeen(s, n)));
+  const primary = await waitFor('the two instances that reach etcd have node 0 down and one new primary', async () => agreed(await Promise.all(sluices.slice(0, 2).map(seenBy))), 60_000);
+  t.comment(`instances 0 and 1 on the new primary ${Date.now() - killed} ms after the kill`);
+  t.same([lines('failover-2.jsonl').length, lines('follow-2.jsonl').length], [0, 0], 'the isolated instance ran no hook');
+  await etcd.start(2);
+  const rejoined = Date.now();
+  t.equal(await waitFor('instance 2 rejoined and took the group\'s view', async () => agreed([await seenBy(sluices[2]!)]), 30_000), primary, 'the same primary');
+  t.comment(`instance 2 on the new primary ${Date.now() - rejoined} ms after its etcd came back`);
   const other = primary === 1 ? 2 : 1;
   t.equal(await cluster.psql(primary, 'select pg_is_in_recovery()'), 'f', `node ${primary} was promoted`);
   const failovers = [0, 1, 2].map((i) => lines(`failover-${i}.jsonl`));
@@ -131,4 +123,20 @@ t.test('kill -9 of the primary under pgbench writes: one failover by the leader,
   t.same(events.filter((e) => e.some((x) => x.args[0] === 'failover')).length, 1, 'one instance reported the failover');
   const names = events[ran]!.map((e) => e.args[0]);
   t.same(names.slice(names.indexOf('failover')), ['failover', 'new_primary', 'follow'], 'failover, new primary, follow');
+  leaderIndex = leader;
+  standby = other;
+});
+
+t.test('node commands sent to any instance are carried out by the leader, for the whole group', async (t) => {
+  t.ok(leaderIndex >= 0, 'the failover test found the leader');
+  const [b, c] = [0, 1, 2].filter((i) => i !== leaderIndex).map((i) => sluices[i]!);
+  await waitFor('the standby serves again after following', async () => (await Promise.all(sluices.map((s) => nodeSeen(s, standby)))).every((l) => / up up standby /.test(l)), 30_000);
+  const detached = await runProgram('/usr/sbin/pcp_detach_node', ['-h', '127.0.0.1', '-p', String(b!.pcpPort), '-U', 'admin', '-w', '-n', String(standby)], { PCPPASSFILE: passFile });
+  t.equal(detached.code, 0, `pcp_detach_node on a non-leader: ${detached.stderr}`);
+  await waitFor('every instance has the standby down', async () => (await Promise.all(sluices.map((s) => nodeSeen(s, standby)))).every((l) => /^\S+ \d+ 3 /.test(l)), 10_000);
+  t.equal(lines(`failover-${leaderIndex}.jsonl`).length, 2, 'failover_command for it ran on the leader');
+  const attached = await runProgram('/usr/sbin/pcp_attach_node', ['-h', '127.0.0.1', '-p', String(c!.pcpPort), '-U', 'admin', '-w', '-n', String(standby)], { PCPPASSFILE: passFile });
+  t.equal(attached.code, 0, `pcp_attach_node on the other non-leader: ${attached.stderr}`);
+  await waitFor('every instance has it back', async () => (await Promise.all(sluices.map((s) => nodeSeen(s, standby)))).every((l) => /^\S+ \d+ [12] /.test(l)), 15_000);
+  t.same([0, 1, 2].filter((i) => i !== leaderIndex).map((i) => lines(`failover-${i}.jsonl`).length), [0, 0], 'no hook ran anywhere else');
 });

@@ -8,6 +8,7 @@ import { PcpReply, PcpRequest } from './codes';
 import { Writer } from '../../protocol/writer';
 import { PcpPacket, pcpFields, pcpPacket } from './packet';
 import { watchdogInfo } from '../watchdog-info';
+import { PcpClient, PcpFailure } from './client';
 
 const RAND_MAX = 2147483647;
 const MODES: Record<string, ShutdownMode> = { s: 'smart', f: 'fast', i: 'immediate' };
@@ -25,6 +26,11 @@ function intArg(p: PcpPacket): number {
  * Null: no reply (pgpool's legacy 'F').
  */
 export async function pcpReply(p: PcpPacket, h: AdminHost, cmd: AdminCommands, notice: (message: string) => void): Promise<Buffer | null> {
+  if (FOR_THE_LEADER.has(p.type)) {
+    const to = h.leaderPcp();
+    if (to === 'none') throw new AdminError('PCP: no watchdog leader', 'node commands are carried out by the leader of the group, and it has none now: try again');
+    if (to) return toTheLeader(to, p, h, notice);
+  }
   switch (p.type) {
     case PcpRequest.NodeCount:
       return pcpPacket(PcpReply.NodeCount, ['CommandComplete', String(h.cluster.topology.nodes.length)]);
@@ -100,6 +106,37 @@ export async function pcpReply(p: PcpPacket, h: AdminHost, cmd: AdminCommands, n
       return done(PcpReply.Resumed);
     default:
       throw new AdminError('PCP processing request', `unknown PCP packet type "${String.fromCharCode(p.type)}"`, true);
+  }
+}
+
+/** Node commands, which the group's leader alone carries out (its hooks run once, for all). */
+const FOR_THE_LEADER = new Set<number>([
+  PcpRequest.AttachNode,
+  PcpRequest.DetachNode,
+  PcpRequest.DetachNodeGraceful,
+  PcpRequest.PromoteNode,
+  PcpRequest.PromoteNodeGraceful,
+  PcpRequest.RecoveryNode,
+]);
+
+/**
+ * Carries a node command to the leader over its PCP port, as this instance's first [[pcp_user]]
+ * (the stored md5 is what the salted answer is made from), and answers with the leader's replies
+ * once it is done; the others take the change from the leader's view within a loop.
+ */
+async function toTheLeader(to: { host: string; port: number }, p: PcpPacket, h: AdminHost, notice: (m: string) => void): Promise<Buffer> {
+  const u = h.config.pcp_user[0];
+  if (!u) throw new AdminError('PCP: could not reach the watchdog leader', 'no [[pcp_user]] to carry the command to it with');
+  let c: PcpClient | null = null;
+  try {
+    c = await PcpClient.open({ host: to.host, port: to.port, user: u.name, password: '', passwordMd5: u.md5, notice });
+    const replies = await c.request(p.type, p.payload);
+    return Buffer.concat(replies.map((r) => new Writer(r.payload.length + 5).begin(r.type).bytes(r.payload).end().finish()));
+  } catch (err) {
+    if (err instanceof PcpFailure) throw new AdminError(err.message, err.detail);
+    throw new AdminError('PCP: could not reach the watchdog leader', `${to.host}:${to.port}: ${(err as Error).message}`);
+  } finally {
+    c?.close();
   }
 }
 

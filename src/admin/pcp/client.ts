@@ -1,9 +1,9 @@
 import { connect, Socket } from 'node:net';
-import { pcpPasswordHash, pcpResponse } from '../admin/pcp/auth';
-import { PcpReply, PcpRequest } from '../admin/pcp/codes';
-import { decodePcpError, PcpPacket, pcpFields, PcpReader } from '../admin/pcp/packet';
-import { Writer } from '../protocol/writer';
-import { nodeEndpoint } from '../backend/endpoint';
+import { pcpPasswordHash, pcpResponse } from './auth';
+import { PcpReply, PcpRequest } from './codes';
+import { decodePcpError, PcpPacket, pcpFields, PcpReader } from './packet';
+import { Writer } from '../../protocol/writer';
+import { nodeEndpoint } from '../../backend/endpoint';
 
 /** A reply packet: its type and payload. */
 export type Reply = PcpPacket;
@@ -25,13 +25,15 @@ export interface Target {
   port: number;
   user: string;
   password: string;
+  /** Instead of the password: its md5 hex, as [[pcp_user]] keeps it (an instance passing a command on to the leader). */
+  passwordMd5?: string;
   /** -d: print each packet sent and received. */
   debug?: (line: string) => void;
   /** The server's notices (progress of a long request). */
   notice?: (message: string) => void;
 }
 
-/** A PCP connection, as pgpool's libpcp makes it: connect, salted md5, requests. */
+/** A PCP connection, as pgpool's libpcp makes it: connect, salted md5, requests (sluicectl's, and an instance's to its leader). */
 export class PcpClient {
   /** Replies are not capped: pgpool's client trusts the length it is sent. */
   private readonly reader = new PcpReader(Infinity);
@@ -82,7 +84,7 @@ export class PcpClient {
     });
     const c = new PcpClient(socket, t.debug, t.notice);
     const [salt] = await c.request(PcpRequest.Salt, Buffer.alloc(0), 1);
-    const hash = pcpResponse(t.user, pcpPasswordHash(t.password), salt!.payload);
+    const hash = pcpResponse(t.user, t.passwordMd5 ?? pcpPasswordHash(t.password), salt!.payload);
     await c.request(PcpRequest.Authenticate, Buffer.from(`${t.user}\0${hash}\0`, 'utf8'), 1);
     return c;
   }
