@@ -200,6 +200,8 @@ export class Server implements AdminHost, HttpHost {
   static async start(config: Config, log: Logger, opts: ServerOptions = {}): Promise<Server> {
     const s = new Server(config, log, opts);
     if (s.routing.loadBalance) await loadParser();
+    // In a group, this instance acts for nobody until its watchdog says it leads.
+    if (config.use_watchdog) s.cluster.coordinate({ leads: () => s.watchdog_?.isLeader ?? false });
     await s.cluster.start(opts.discardStatus ?? false);
     await s.listen();
     try {
@@ -247,7 +249,8 @@ export class Server implements AdminHost, HttpHost {
   leaderPcp(): { host: string; port: number } | 'none' | null {
     if (!this.watchdog_ || this.watchdog_.isLeader) return null;
     const v = this.watchdog_.view();
-    const leader = v.members.find((m) => m.name === v.leader);
+    // Named leader but not acting as one (stepping down, etcd away): nobody to send it to; never itself.
+    const leader = v.leader === v.self.name ? undefined : v.members.find((m) => m.name === v.leader);
     return leader ? { host: leader.host, port: leader.pcpPort } : 'none';
   }
 

@@ -59,9 +59,12 @@ export class EventCommand {
   notify(e: ClusterEvent): void {
     const line = this.opts.command();
     if (!line) return;
-    this.chain = this.chain.then(async () => {
-      await runScript('event_command', expandEventPlaceholders(line, e), eventEnvironment(e), { cwd: this.opts.cwd(), timeoutMs: this.opts.timeoutMs(), log: this.log });
-    });
+    this.chain = this.chain
+      .then(async () => {
+        await runScript('event_command', expandEventPlaceholders(line, e), eventEnvironment(e), { cwd: this.opts.cwd(), timeoutMs: this.opts.timeoutMs(), log: this.log });
+      })
+      // One event's failure to start is logged; the next events still run.
+      .catch((err: Error) => this.log.error({ event: e.event, err: err.message }, 'event_command could not be run'));
   }
 
   /** Resolves when every event notified so far has been handled. */

@@ -29,6 +29,8 @@ export interface FailoverHost {
   recheck(id: number): void;
   /** Something operators want to see (metrics, the status page's recent events). */
   event(kind: 'failover' | 'failback' | 'primary' | 'follow', node: number, message: string, ok?: boolean): void;
+  /** Alone, or still the group's leader: a former leader stops acting mid-chain (no hook, no search). */
+  mayAct?(): boolean;
 }
 
 const LSN_SQL = 'SELECT pg_catalog.pg_last_wal_receive_lsn(), pg_catalog.pg_last_wal_replay_lsn()';
@@ -183,6 +185,8 @@ export class Failover {
     const deadline = this.opts.searchPrimaryTimeoutMs > 0 ? this.clock.now() + this.opts.searchPrimaryTimeoutMs : Infinity;
     let logged = false;
     for (;;) {
+      // A former leader leaves the search (and its outcome) to the new one.
+      if (this.host.mayAct?.() === false) return;
       if ((await this.findOnce()) !== null) return;
       if (this.clock.now() >= deadline) {
         this.log.error({ timeoutMs: this.opts.searchPrimaryTimeoutMs }, 'no primary node found; writes fail until one is');
@@ -295,6 +299,10 @@ export class Failover {
   }
 
   private async hook(name: string, command: string, v: HookValues): Promise<number | null> {
+    if (this.host.mayAct?.() === false) {
+      this.log.warn({ hook: name, node: v.nodeId }, 'no longer the watchdog leader: hook not run (the new leader completes the failover)');
+      return null;
+    }
     const r = await runHook(name, command, v, { cwd: this.opts.cwd, timeoutMs: this.opts.hookTimeoutMs, log: this.log });
     return r.code;
   }

@@ -92,6 +92,7 @@ export class ClusterManager {
         primaryFound: (id) => this.primaryFound(id),
         recheck: (id) => void this.health[id]?.checkNow(),
         event: (kind, node, message, ok) => events.event(kind, node, message, ok),
+        mayAct: () => this.mayAct,
       },
       log.child({ component: 'failover' }),
       clock,
@@ -168,7 +169,7 @@ export class ClusterManager {
 
   /** Nodes this instance's checks find down while the group has not failed them over. */
   quarantined(): number[] {
-    return this.topology.nodes.filter((n) => n.quarantined).map((n) => n.id);
+    return this.topology.nodes.filter((n) => n.quarantined && n.status !== 'down').map((n) => n.id);
   }
 
   /**

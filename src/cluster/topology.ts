@@ -117,6 +117,8 @@ export class Topology {
     if (n.status === status) return;
     n.status = status;
     if (status !== 'down') n.wasPrimary = false;
+    // Down for the group: no longer this instance's quarantine (its checks of it stop).
+    else n.quarantined = false;
     n.lastStatusChange = new Date(this.clock.now());
     this.nextEpoch();
     this.save();
@@ -162,6 +164,7 @@ export class Topology {
       // A node the group brought back is checked here before it serves ('waiting').
       n.status = st === 'up' ? 'waiting' : st;
       if (n.status !== 'down') n.wasPrimary = false;
+      else n.quarantined = false;
       n.lastStatusChange = now;
     });
     if (primary !== this.primary) this.primaryIs(primary);

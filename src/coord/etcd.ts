@@ -124,12 +124,21 @@ export class EtcdClient {
     return decodeKv(kv);
   }
 
-  /** Deletes `key` only while it holds `value` (a leader giving up its own key, never another's). */
-  async deleteIf(key: string, value: string): Promise<boolean> {
+  /** Deletes `key` only while it is on `lease` (a leader giving up its own key, never another's). */
+  async deleteIfHeld(key: string, lease: string): Promise<boolean> {
     const k = b64(key);
     const r = (await this.call('/v3/kv/txn', {
-      compare: [{ key: k, result: 'EQUAL', target: 'VALUE', value: b64(value) }],
+      compare: [{ key: k, result: 'EQUAL', target: 'LEASE', lease }],
       success: [{ request_delete_range: { key: k } }],
+    })) as { succeeded?: boolean };
+    return r.succeeded === true;
+  }
+
+  /** Writes `key` only while `holder` (the leader key) is on `lease`: a deposed writer's write fails. */
+  async putIfHeld(key: string, value: string, holder: string, lease: string): Promise<boolean> {
+    const r = (await this.call('/v3/kv/txn', {
+      compare: [{ key: b64(holder), result: 'EQUAL', target: 'LEASE', lease }],
+      success: [{ request_put: { key: b64(key), value: b64(value) } }],
     })) as { succeeded?: boolean };
     return r.succeeded === true;
   }

@@ -40,7 +40,10 @@ export interface Store {
   put(key: string, value: string, lease?: string): Promise<void>;
   list(prefix: string): Promise<EtcdKey[]>;
   createIfAbsent(key: string, value: string, lease: string): Promise<true | EtcdKey>;
-  deleteIf(key: string, value: string): Promise<boolean>;
+  /** Writes `key` only while `holder` is on `lease`. */
+  putIfHeld(key: string, value: string, holder: string, lease: string): Promise<boolean>;
+  /** Deletes `key` only while it is on `lease`. */
+  deleteIfHeld(key: string, lease: string): Promise<boolean>;
   close(): void;
 }
 
@@ -166,7 +169,7 @@ export class Watchdog {
     const wasLeader = this.leading;
     this.setLeading(false);
     try {
-      if (wasLeader) await this.store.deleteIf(this.leaderKey, this.self.name);
+      if (wasLeader && this.lease) await this.store.deleteIfHeld(this.leaderKey, this.lease);
       if (this.lease) await this.store.revoke(this.lease);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not leave the watchdog group in etcd; its keys expire with their lease');
@@ -203,21 +206,31 @@ export class Watchdog {
       const sentGrant = this.clock.monotonic();
       this.lease = await this.store.grant(this.timing.ttl);
       this.validUntil = sentGrant + this.timing.ttl * 1000;
-      this.self.slot = 0;
+      this.registered = false;
       this.publishedHealth = null;
     }
-    if (this.self.slot === 0) {
-      this.self.slot = await this.claimSlot(this.lease);
-      // Registered (again) with its slot: the key goes with the lease.
-      await this.store.put(this.memberKey, JSON.stringify(this.self), this.lease);
+    if (!this.registered) {
+      // A slot claimed on this lease is kept; the member key says so only once its put succeeded
+      // (a failed one is tried again next round, and a round without a free slot tries again too).
+      if (this.slotLease !== this.lease || this.claimedSlot === 0) {
+        this.claimedSlot = await this.claimSlot(this.lease);
+        this.slotLease = this.lease;
+      }
+      await this.store.put(this.memberKey, JSON.stringify({ ...this.self, slot: this.claimedSlot }), this.lease);
+      this.self.slot = this.claimedSlot;
+      this.registered = this.claimedSlot !== 0;
     }
     if (this.stopped) return;
     this.reached();
+    // Its own vote first, so that the leader counts it in this round.
+    await this.shareHealth(this.lease);
     await this.readGroup();
-    // A newer view than this instance's own (the leader's, or the last leader's) is taken first,
-    // before this instance may lead on it.
-    const own = this.ev.localView?.();
-    if (this.groupState && own && this.groupState.epoch > own.epoch) this.ev.groupView?.(this.groupState);
+    // The group's view, when it is newer than the last one taken (etcd's revision orders them):
+    // taken before this instance may lead on it; a leader does not take back its own.
+    if (this.groupState && this.viewRevision > this.appliedRevision) {
+      if (!this.leading) this.ev.groupView?.(this.groupState);
+      this.appliedRevision = this.viewRevision;
+    }
     if (this.leaderName === null && this.standsForLeader()) {
       const got = await this.store.createIfAbsent(this.leaderKey, this.self.name, this.lease);
       if (got === true) {
@@ -231,9 +244,16 @@ export class Watchdog {
     const leads = this.leaderName === this.self.name && this.leaderLease === this.lease;
     this.setLeading(leads);
     if (leads) this.armStepDown();
-    await this.shareHealth(this.lease);
-    if (leads && this.isLeader) await this.lead();
+    if (leads && this.isLeader) await this.lead(this.lease);
   }
+
+  /** The member key is written with this lease (and the slot claimed on it). */
+  private registered = false;
+  private claimedSlot = 0;
+  private slotLease: string | null = null;
+  /** etcd's revision of the view as last read, and of the last view taken. */
+  private viewRevision = 0;
+  private appliedRevision = 0;
 
   /** What this instance's checks see, written when it changed (a new lease writes it again). */
   private async shareHealth(lease: string): Promise<void> {
@@ -244,14 +264,15 @@ export class Watchdog {
   }
 
   /** The leader's round: fail over what enough instances see down; publish its view when it changed. */
-  private async lead(): Promise<void> {
+  private async lead(lease: string): Promise<void> {
     const needed = this.rules.requireConsensus ? votesNeeded(this.members.length, this.rules.halfVotes) : 1;
     const agreed = [...this.downVotes].filter(([, votes]) => votes >= needed).map(([id, votes]) => ({ id, votes }));
     if (agreed.length > 0) this.ev.agreedDown?.(agreed, this.members.length);
     const v = this.ev.localView?.();
-    if (v && (this.groupState === null || v.epoch > this.groupState.epoch)) {
-      await this.store.put(this.viewKey, JSON.stringify(v));
-      this.groupState = v;
+    if (v && (this.groupState === null || v.epoch !== this.groupState.epoch)) {
+      // Fenced: written only while the leader key is still on this lease (a deposed leader's
+      // late write cannot land over its successor's).
+      if (await this.store.putIfHeld(this.viewKey, JSON.stringify(v), this.leaderKey, lease)) this.groupState = v;
     }
   }
 
@@ -292,7 +313,10 @@ export class Watchdog {
       const rest = k.key.slice(this.prefix.length);
       try {
         if (k.key === this.leaderKey) leader = k;
-        else if (k.key === this.viewKey) this.groupState = JSON.parse(k.value) as ClusterView;
+        else if (k.key === this.viewKey) {
+          this.groupState = JSON.parse(k.value) as ClusterView;
+          this.viewRevision = Number(k.modRevision);
+        }
         else if (rest.startsWith('members/')) members.push(JSON.parse(k.value) as MemberInfo);
         else if (rest.startsWith('health/')) health.set(rest.slice('health/'.length), (JSON.parse(k.value) as { down: number[] }).down);
       } catch {

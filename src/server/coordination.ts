@@ -42,7 +42,7 @@ export function makeWatchdog(c: Config, cluster: ClusterManager, ports: Instance
   const hook = (name: 'wd_escalation_command' | 'wd_de_escalation_command') => {
     const line = c[name];
     if (!line) return;
-    void runScript(name, line, { SLUICE_WD_NAME: self.name }, { cwd: c.configDir, timeoutMs: c.hook_timeout * 1000, log });
+    runScript(name, line, { SLUICE_WD_NAME: self.name }, { cwd: c.configDir, timeoutMs: c.hook_timeout * 1000, log }).catch((err: Error) => log.error({ hook: name, err: err.message }, 'hook could not be run'));
   };
   const w: Watchdog = new Watchdog(etcd, `/${c.watchdog_cluster_name}/`, self, { ttl: c.wd_lease_ttl, loopWaitMs: c.wd_loop_wait * 1000, retryTimeoutMs: c.wd_retry_timeout * 1000 }, clock, log, {
     leadership: (leads) => {
@@ -62,7 +62,12 @@ export function makeWatchdog(c: Config, cluster: ClusterManager, ports: Instance
     reachability: (reachable) => events.add('watchdog', null, reachable ? 'etcd reachable again' : 'etcd unreachable: serving with the last view'),
     seesDown: () => cluster.quarantined(),
     agreedDown: (nodes, members) => {
-      for (const { id, votes } of nodes) void cluster.failover.degenerate(id, `health check failed on ${votes} of ${members} instances`);
+      for (const { id, votes } of nodes) {
+        const n = cluster.topology.nodes[id];
+        // Down already, or never failed over: nothing to do (and nothing to log every round).
+        if (!n || n.status === 'down' || n.flags.includes('DISALLOW_TO_FAILOVER')) continue;
+        void cluster.failover.degenerate(id, `health check failed on ${votes} of ${members} instances`);
+      }
     },
     localView: () => ({ epoch: cluster.topology.epoch, primary: cluster.topology.primaryId, statuses: cluster.topology.nodes.map((n) => n.status) }),
     groupView: (v) => cluster.applyGroupView(v.statuses, v.primary, v.epoch),

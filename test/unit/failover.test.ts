@@ -55,3 +55,37 @@ t.test('the promotion candidate is the most advanced live standby, ties to the l
   t.equal(await failover(scripted({ ...lsns, 2: { lsn: ['0/4000000', null] } })).mostAdvancedStandby(), 2, 'a tie goes to the lowest id');
   t.equal(await failover(scripted({ ...lsns, 2: undefined })).mostAdvancedStandby(), 3, 'an unreachable standby is no candidate');
 });
+
+t.test('a former watchdog leader runs no more hooks and stops looking for the primary; the new one completes the failover without a second promotion', async (t) => {
+  const { mkdtempSync, readFileSync, existsSync, rmSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-failover-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const ran = join(dir, 'ran');
+  const hooks = { failoverCommand: `echo %d %m >> ${ran}`, failbackCommand: '', followPrimaryCommand: '', searchPrimaryTimeoutMs: 1, searchIntervalMs: 1, hookTimeoutMs: 10_000, cwd: dir };
+  let leads = false;
+  const topo = new Topology([backend(5432), backend(5433), backend(5434)], null, () => undefined);
+  topo.setPrimary(0);
+  const host = (q: NodeQuery) => ({ query: q, nodeDown: () => undefined, primaryFound: () => undefined, recheck: () => undefined, event: () => undefined, mayAct: () => leads });
+  await new Failover(topo, hooks, host(scripted({ 1: { recovery: 't' }, 2: { recovery: 't' } })), log).degenerate(0, 'test');
+  t.equal(topo.nodes[0]!.status, 'down', 'detached');
+  t.notOk(existsSync(ran), 'not the leader: failover_command not run');
+  t.equal(topo.primaryId, null);
+  // The new leader: node 2 was promoted meanwhile (by the last leader's hook): found, not promoted again.
+  leads = true;
+  await new Failover(topo, hooks, host(scripted({ 1: { recovery: 't' }, 2: { recovery: 'f' } })), log).resumePrimaryFailover(0);
+  t.equal(topo.primaryId, 2, 'the promoted standby is the primary');
+  t.notOk(existsSync(ran), 'and no failover_command ran for a second promotion');
+  // Nothing promoted yet: the new leader runs failover_command itself (which "promotes" node 1).
+  topo.setPrimary(null);
+  const promotedByHook: NodeQuery = async (node, sqls) =>
+    sqls.map((sql) => {
+      if (sql.includes('pg_is_in_recovery')) return [[node.id === 1 && existsSync(ran) ? 'f' : 't']];
+      if (sql.includes('pg_stat_wal_receiver')) return [];
+      return [[node.id === 1 ? '0/5000000' : '0/1000000', null]];
+    });
+  await new Failover(topo, hooks, host(promotedByHook), log).resumePrimaryFailover(0);
+  t.equal(readFileSync(ran, 'utf8'), '0 1\n', 'failover_command for node 0, the most advanced standby as %m');
+  t.equal(topo.primaryId, 1, 'and the node it promoted is found');
+});

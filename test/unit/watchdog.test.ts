@@ -10,7 +10,9 @@ import { FakeClock } from '../helpers/fake-clock';
 
 /** etcd's keys and leases; a lease ends `ttl` seconds after its last renewal. */
 class MemoryEtcd {
-  readonly keys = new Map<string, { value: string; lease: string }>();
+  readonly keys = new Map<string, { value: string; lease: string; rev: number }>();
+  /** etcd's revision: grows with every write. */
+  revision = 0;
   /** Lease id → when it ends (monotonic ms). */
   readonly leases = new Map<string, number>();
   readonly ttls = new Map<string, number>();
@@ -64,28 +66,36 @@ class Link implements Store {
 
   async put(key: string, value: string, lease = '0'): Promise<void> {
     this.check();
-    this.etcd.keys.set(key, { value, lease });
+    this.etcd.keys.set(key, { value, lease, rev: ++this.etcd.revision });
+  }
+
+  async putIfHeld(key: string, value: string, holder: string, lease: string): Promise<boolean> {
+    this.check();
+    if (this.etcd.keys.get(holder)?.lease !== lease) return false;
+    await this.put(key, value);
+    return true;
+  }
+
+  async deleteIfHeld(key: string, lease: string): Promise<boolean> {
+    this.check();
+    if (this.etcd.keys.get(key)?.lease !== lease) return false;
+    this.etcd.keys.delete(key);
+    return true;
   }
 
   async list(prefix: string): Promise<EtcdKey[]> {
     this.check();
-    return [...this.etcd.keys].filter(([k]) => k.startsWith(prefix)).sort(([a], [b]) => a.localeCompare(b)).map(([key, v]) => ({ key, value: v.value, lease: v.lease, createRevision: '1', modRevision: '1' }));
+    return [...this.etcd.keys].filter(([k]) => k.startsWith(prefix)).sort(([a], [b]) => a.localeCompare(b)).map(([key, v]) => ({ key, value: v.value, lease: v.lease, createRevision: '1', modRevision: String(v.rev) }));
   }
 
   async createIfAbsent(key: string, value: string, lease: string): Promise<true | EtcdKey> {
     this.check();
     const there = this.etcd.keys.get(key);
-    if (there) return { key, value: there.value, lease: there.lease, createRevision: '1', modRevision: '1' };
-    this.etcd.keys.set(key, { value, lease });
+    if (there) return { key, value: there.value, lease: there.lease, createRevision: '1', modRevision: String(there.rev) };
+    this.etcd.keys.set(key, { value, lease, rev: ++this.etcd.revision });
     return true;
   }
 
-  async deleteIf(key: string, value: string): Promise<boolean> {
-    this.check();
-    if (this.etcd.keys.get(key)?.value !== value) return false;
-    this.etcd.keys.delete(key);
-    return true;
-  }
 
   close(): void {}
 }
