@@ -10,7 +10,8 @@ export interface ConfigDiff {
 
 function compare(prefix: string, specs: SpecTable, a: Record<string, unknown>, b: Record<string, unknown>, d: ConfigDiff): void {
   for (const [key, spec] of Object.entries(specs)) {
-    if (a[key] === b[key]) continue;
+    // A list (etcd_endpoints) is a new array at every load: compared by its items.
+    if (a[key] === b[key] || (spec.kind === 'strings' && JSON.stringify(a[key]) === JSON.stringify(b[key]))) continue;
     d.changed.push(prefix + key);
     if (spec.reload === 'restart') d.restartOnly.push(prefix + key);
   }

@@ -95,7 +95,8 @@ export const COMMANDS: { [name: string]: Command } = {
     (o, n) => Buffer.concat([Buffer.from(`${needNode(o, n)} \0`), Buffer.from(o.switchover ? 's' : 'n')]),
   ),
   'recovery-node': simple(() => PcpRequest.RecoveryNode, (o, n) => arg(needNode(o, n))),
-  reload: simple(() => PcpRequest.ReloadConfig, () => Buffer.from('l')),
+  // 'c': every instance of a group (pgpool's -s c); a single instance reloads itself either way.
+  reload: simple(() => PcpRequest.ReloadConfig, () => Buffer.from('c')),
   stop: simple(
     () => PcpRequest.StopLocal,
     (o) => {

@@ -146,3 +146,26 @@ t.test('node commands sent to any instance are carried out by the leader, for th
   await waitFor('every instance has it back in SHOW POOL_NODES', async () => (await Promise.all(sluices.map((s) => poolNodeStatus(s, standby)))).every((st) => st === 'up' || st === 'waiting'), 15_000);
   t.same([0, 1, 2].filter((i) => i !== leaderIndex).map((i) => lines(`failover-${i}.jsonl`).length), [0, 0], 'no hook ran anywhere else');
 });
+
+t.test('reload (-s c), pause and resume sent to one instance act on every instance', async (t) => {
+  const from = sluices.map((s) => s.logs.length);
+  const r = await runProgram('/usr/sbin/pcp_reload_config', ['-h', '127.0.0.1', '-p', String(sluices[0]!.pcpPort), '-U', 'admin', '-w', '-s', 'c'], { PCPPASSFILE: passFile });
+  // pgpool's client exits 0 even on an ERROR: its message is the proof.
+  t.equal(r.stdout, 'pcp_reload_config -- Command Successful\n', `pcp_reload_config -s c: ${r.stderr}`);
+  await Promise.all(sluices.map((s, i) => s.logged('config reloaded', from[i])));
+  t.pass('every instance reloaded its config');
+  const paused = await sluicectl(sluices[1]!.pcpPort, passFile, 'pause');
+  t.equal(paused.code, 0, `sluicectl pause: ${paused.stderr}`);
+  // Through another instance, a new statement now waits for the resume.
+  let done = false;
+  const q = runProgram('psql', ['-X', '-At', '-h', '127.0.0.1', '-p', String(sluices[2]!.port), '-U', 'postgres', '-c', 'select 42', 'postgres']).then((x) => {
+    done = true;
+    return x;
+  });
+  const deadline = Date.now() + 1500;
+  while (Date.now() < deadline && !done) await new Promise((resolve) => setTimeout(resolve, 50));
+  t.notOk(done, 'held while the group is paused');
+  const resumed = await sluicectl(sluices[0]!.pcpPort, passFile, 'resume');
+  t.equal(resumed.code, 0, `sluicectl resume on a third instance: ${resumed.stderr}`);
+  t.match((await q).stdout, /^42$/m, 'and it runs once the group is resumed');
+});

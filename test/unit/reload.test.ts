@@ -45,3 +45,12 @@ t.test('apply: a restart-only change refuses the whole reload, naming the keys',
   );
   t.same(calls, [], 'not even the hot key was applied');
 });
+
+t.test('a list key (etcd_endpoints) reloaded unchanged is no change; a changed one needs a restart', async (t) => {
+  const { diffConfig } = await import('../../src/config/diff');
+  const { parseConfig } = await import('../../src/config/load');
+  const text = (eps: string) => `use_watchdog = true\netcd_endpoints = [${eps}]\n[[backend]]\nhostname = "h"\nport = 1\n`;
+  const a = parseConfig(text('"http://a:2379"'), '/');
+  t.same(diffConfig(a, parseConfig(text('"http://a:2379"'), '/')), { changed: [], restartOnly: [] });
+  t.same(diffConfig(a, parseConfig(text('"http://b:2379"'), '/')).restartOnly, ['etcd_endpoints']);
+});

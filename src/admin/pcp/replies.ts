@@ -85,6 +85,8 @@ export async function pcpReply(p: PcpPacket, h: AdminHost, cmd: AdminCommands, n
       } catch (err) {
         throw new AdminError('PCP: reload config failed', (err as Error).message);
       }
+      // pgpool's scope: 'c' reloads every instance of the group (each its own file), 'l' this one.
+      if (p.payload[0] === SCOPE_CLUSTER) await toEveryMember(h, p.type, Buffer.from('l'), notice);
       return done(PcpReply.Reloaded);
     case PcpRequest.SetBackendParameter: {
       const [name = ''] = pcpFields(p.payload);
@@ -99,10 +101,13 @@ export async function pcpReply(p: PcpPacket, h: AdminHost, cmd: AdminCommands, n
     case PcpRequest.StopRecovery:
       return null;
     case PcpRequest.Pause:
+      // In a group, every instance pauses (the others are asked with 'l': this one alone).
+      if (p.payload[1] !== SCOPE_LOCAL) await toEveryMember(h, p.type, Buffer.from([p.payload[0] ?? 0x6e, SCOPE_LOCAL]), notice);
       await cmd.pause(p.payload[0] === 0x77);
       return done(PcpReply.Paused);
     case PcpRequest.Resume:
       cmd.resume();
+      if (p.payload[0] !== SCOPE_LOCAL) await toEveryMember(h, p.type, Buffer.from([SCOPE_LOCAL]), notice);
       return done(PcpReply.Resumed);
     default:
       throw new AdminError('PCP processing request', `unknown PCP packet type "${String.fromCharCode(p.type)}"`, true);
@@ -125,16 +130,38 @@ const FOR_THE_LEADER = new Set<number>([
  * once it is done; the others take the change from the leader's view within a loop.
  */
 async function toTheLeader(to: { host: string; port: number }, p: PcpPacket, h: AdminHost, notice: (m: string) => void): Promise<Buffer> {
+  const replies = await requestTo(to, p.type, p.payload, h, notice, 'the watchdog leader');
+  return Buffer.concat(replies.map((r) => new Writer(r.payload.length + 5).begin(r.type).bytes(r.payload).end().finish()));
+}
+
+/** pgpool's scope bytes: the whole group, or this instance alone. */
+const SCOPE_CLUSTER = 0x63; // c
+const SCOPE_LOCAL = 0x6c; // l
+
+/** The same request to every other instance of the group (none when alone); answers when all did. */
+async function toEveryMember(h: AdminHost, type: number, payload: Buffer, notice: (m: string) => void): Promise<void> {
+  const v = h.watchdog();
+  if (!v) return;
+  const failed: string[] = [];
+  await Promise.all(
+    v.members
+      .filter((m) => m.name !== v.self.name)
+      .map((m) => requestTo({ host: m.host, port: m.pcpPort }, type, payload, h, notice, m.name).catch((err: Error) => failed.push(`${m.name}: ${err.message}`))),
+  );
+  if (failed.length > 0) throw new AdminError('PCP: not carried out on every instance', failed.join('; '));
+}
+
+/** One request to another instance's PCP port, as this instance's first [[pcp_user]] (its stored md5 makes the salted answer). */
+async function requestTo(to: { host: string; port: number }, type: number, payload: Buffer, h: AdminHost, notice: (m: string) => void, who: string) {
   const u = h.config.pcp_user[0];
-  if (!u) throw new AdminError('PCP: could not reach the watchdog leader', 'no [[pcp_user]] to carry the command to it with');
+  if (!u) throw new AdminError(`PCP: could not reach ${who}`, 'no [[pcp_user]] to carry the command with');
   let c: PcpClient | null = null;
   try {
     c = await PcpClient.open({ host: to.host, port: to.port, user: u.name, password: '', passwordMd5: u.md5, notice });
-    const replies = await c.request(p.type, p.payload);
-    return Buffer.concat(replies.map((r) => new Writer(r.payload.length + 5).begin(r.type).bytes(r.payload).end().finish()));
+    return await c.request(type, payload);
   } catch (err) {
     if (err instanceof PcpFailure) throw new AdminError(err.message, err.detail);
-    throw new AdminError('PCP: could not reach the watchdog leader', `${to.host}:${to.port}: ${(err as Error).message}`);
+    throw new AdminError(`PCP: could not reach ${who}`, `${to.host}:${to.port}: ${(err as Error).message}`);
   } finally {
     c?.close();
   }
