@@ -115,11 +115,7 @@ export class Topology {
   setStatus(id: number, status: NodeStatus): void {
     const n = this.nodes[id]!;
     if (n.status === status) return;
-    n.status = status;
-    if (status !== 'down') n.wasPrimary = false;
-    // Down for the group: no longer this instance's quarantine (its checks of it stop).
-    else n.quarantined = false;
-    n.lastStatusChange = new Date(this.clock.now());
+    this.statusIs(n, status, new Date(this.clock.now()));
     this.nextEpoch();
     this.save();
     this.changed();
@@ -129,6 +125,14 @@ export class Topology {
     if (id !== this.primary) this.nextEpoch();
     this.primaryIs(id);
     this.changed();
+  }
+
+  private statusIs(n: NodeInfo, status: NodeStatus, at: Date): void {
+    n.status = status;
+    if (status !== 'down') n.wasPrimary = false;
+    // Down for the group: no longer this instance's quarantine (its checks of it stop).
+    else n.quarantined = false;
+    n.lastStatusChange = at;
   }
 
   private primaryIs(id: number | null): void {
@@ -162,10 +166,7 @@ export class Topology {
       const n = this.nodes[id];
       if (!n || n.status === st || (st === 'up' && n.status === 'waiting')) return;
       // A node the group brought back is checked here before it serves ('waiting').
-      n.status = st === 'up' ? 'waiting' : st;
-      if (n.status !== 'down') n.wasPrimary = false;
-      else n.quarantined = false;
-      n.lastStatusChange = now;
+      this.statusIs(n, st === 'up' ? 'waiting' : st, now);
     });
     if (primary !== this.primary) this.primaryIs(primary);
     if (epoch > this.epoch_) {
