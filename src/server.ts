@@ -258,6 +258,10 @@ export class Server implements AdminHost, HttpHost {
     return this.watchdog_?.view() ?? null;
   }
 
+  async groupRound(): Promise<void> {
+    await this.watchdog_?.roundNow();
+  }
+
   get serving(): boolean {
     return this.stopping === null;
   }

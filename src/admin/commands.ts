@@ -64,11 +64,6 @@ export class AdminCommands {
     if (n.status === 'down' || n.status === 'unused') {
       throw new AdminError('could not process promote request', `node id ${id} is not up`);
     }
-    if (switchover && this.h.watchdog()) {
-      // Only the leader's sessions would be held: the others could still write to the old
-      // primary after the catch-up, and those writes would be lost when it follows.
-      throw new AdminError('could not process promote request', 'a switchover (-s) is not built for several instances yet: promote without -s once writes have stopped');
-    }
     if (!switchover && !graceful) {
       await this.h.cluster.failover.promote(id, false);
       return;

@@ -34,4 +34,6 @@ export interface AdminHost {
    * while the group has no leader.
    */
   leaderPcp(): { host: string; port: number } | 'none' | null;
+  /** A watchdog round now (the leader publishes its view, another instance takes it); nothing alone. */
+  groupRound(): Promise<void>;
 }

@@ -29,7 +29,8 @@ export interface ServerTls {
   readonly endPoint: Buffer;
 }
 
-const read = (key: string, file: string): Buffer => {
+/** A file a config key names (a certificate, a key), read; the error names the key. */
+export const readKeyFile = (key: string, file: string): Buffer => {
   try {
     return readFileSync(file);
   } catch (err) {
@@ -47,14 +48,14 @@ const version = (key: string, v: string): SecureVersion | undefined => {
 export function serverTls(s: ServerTlsSettings): ServerTls | null {
   if (!s.ssl) return null;
   if (!s.ssl_cert || !s.ssl_key) throw new Error('key "ssl_cert": ssl = true needs ssl_cert and ssl_key');
-  const cert = read('ssl_cert', s.ssl_cert);
+  const cert = readKeyFile('ssl_cert', s.ssl_cert);
   let context: SecureContext;
   try {
     context = createSecureContext({
       cert,
-      key: read('ssl_key', s.ssl_key),
-      ...(s.ssl_ca_cert ? { ca: read('ssl_ca_cert', s.ssl_ca_cert) } : {}),
-      ...(s.ssl_crl_file ? { crl: read('ssl_crl_file', s.ssl_crl_file) } : {}),
+      key: readKeyFile('ssl_key', s.ssl_key),
+      ...(s.ssl_ca_cert ? { ca: readKeyFile('ssl_ca_cert', s.ssl_ca_cert) } : {}),
+      ...(s.ssl_crl_file ? { crl: readKeyFile('ssl_crl_file', s.ssl_crl_file) } : {}),
       ...(s.ssl_ciphers ? { ciphers: s.ssl_ciphers } : {}),
       minVersion: version('ssl_min_protocol_version', s.ssl_min_protocol_version) ?? 'TLSv1.2',
       ...(s.ssl_max_protocol_version ? { maxVersion: version('ssl_max_protocol_version', s.ssl_max_protocol_version)! } : {}),
@@ -107,8 +108,8 @@ export function backendTls(c: BackendTlsConfig): BackendTlsSettings {
   if (c.backend_sslmode === 'disable') return { mode: 'disable' };
   return {
     mode: c.backend_sslmode,
-    ...(c.backend_sslrootcert ? { ca: read('backend_sslrootcert', c.backend_sslrootcert) } : {}),
-    ...(c.backend_sslcert ? { cert: read('backend_sslcert', c.backend_sslcert), key: read('backend_sslkey', c.backend_sslkey) } : {}),
+    ...(c.backend_sslrootcert ? { ca: readKeyFile('backend_sslrootcert', c.backend_sslrootcert) } : {}),
+    ...(c.backend_sslcert ? { cert: readKeyFile('backend_sslcert', c.backend_sslcert), key: readKeyFile('backend_sslkey', c.backend_sslkey) } : {}),
   };
 }
 

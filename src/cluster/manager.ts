@@ -36,6 +36,11 @@ export interface ClusterEvents {
  */
 export interface ClusterCoordination {
   leads(): boolean;
+  /**
+   * Cut off from the group and allowed to act on its own (failover_when_quorum_exists = false,
+   * etcd unreachable): this instance then acts as a single one would.
+   */
+  alone?(): boolean;
 }
 
 /** pgpool's auto_failback_interval default: a node is not re-attached more often than this. */
@@ -164,7 +169,7 @@ export class ClusterManager {
 
   /** Alone, or the group's leader: this instance runs hooks and searches. */
   private get mayAct(): boolean {
-    return this.coordination === null || this.coordination.leads();
+    return this.coordination === null || this.coordination.leads() || this.coordination.alone?.() === true;
   }
 
   /** Nodes this instance's checks find down while the group has not failed them over. */
@@ -298,7 +303,7 @@ export class ClusterManager {
       this.log.warn({ node: n.id, reason }, 'health check failed while paused: checked again on resume');
       return;
     }
-    if (this.coordination) {
+    if (this.coordination && this.coordination.alone?.() !== true) {
       // pgpool's quarantine: not used from here, and failed over only if the group agrees.
       if (!n.quarantined) {
         this.log.warn({ node: n.id, reason }, 'health check failed: node quarantined here; the group decides on a failover');

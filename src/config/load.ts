@@ -177,6 +177,9 @@ export function buildConfig(raw: Record<string, unknown>, configDir: string): Co
     for (const e of cfg.etcd_endpoints) {
       if (!/^https?:\/\/[^/]+\/?$/.test(e)) throw new ConfigError(`key "etcd_endpoints": "${e}" is not an etcd client URL (http://host:port)`);
     }
+    if (new Set(cfg.etcd_endpoints.map((e) => e.startsWith('https:'))).size > 1) throw new ConfigError('key "etcd_endpoints": all http or all https, not both');
+    if ((cfg.etcd_cert === '') !== (cfg.etcd_key === '')) throw new ConfigError('key "etcd_cert": etcd_cert and etcd_key go together');
+    if (cfg.etcd_username === '' && cfg.etcd_password !== '') throw new ConfigError('key "etcd_username": etcd_password needs etcd_username');
     // Patroni's rule: a lease outlives a loop and two retry timeouts, so a working leader never loses it.
     const least = cfg.wd_loop_wait + 2 * cfg.wd_retry_timeout;
     if (cfg.wd_lease_ttl < least) throw new ConfigError(`key "wd_lease_ttl": must be at least wd_loop_wait + 2 × wd_retry_timeout (${least} s), not ${cfg.wd_lease_ttl}`);

@@ -155,6 +155,14 @@ export const topLevel = {
   use_watchdog: bool(false, { reload: 'restart' }),
   /** etcd client URLs (http://host:2379), tried in turn. */
   etcd_endpoints: strList([], { reload: 'restart' }),
+  /** Patroni's etcd3 cacert: the CA (PEM) that signed etcd's certificate ('' = the system's CAs). */
+  etcd_cacert: str('', { reload: 'restart' }),
+  /** Patroni's etcd3 cert and key: this instance's client certificate (etcd --client-cert-auth). */
+  etcd_cert: str('', { reload: 'restart' }),
+  etcd_key: str('', { reload: 'restart' }),
+  /** Patroni's etcd3 username and password: an etcd user (etcd auth enabled). */
+  etcd_username: str('', { reload: 'restart' }),
+  etcd_password: str('', { reload: 'restart' }),
   /** The etcd key prefix the instances of one group share. */
   watchdog_cluster_name: str('sluice', { reload: 'restart' }),
   /** This instance's member name; '' = "<wd_hostname>:<port>". */
@@ -169,10 +177,15 @@ export const topLevel = {
   wd_loop_wait: int(1, 1, 3600, { reload: 'restart' }),
   /** Patroni's retry_timeout: seconds a round's etcd request may take. */
   wd_retry_timeout: int(3, 1, 3600, { reload: 'restart' }),
+  /**
+   * pgpool's: failover only with the group's quorum (this instance reaches etcd). false: one
+   * instance's vote is enough, and an instance cut off from etcd fails over on its own checks.
+   */
+  failover_when_quorum_exists: bool(true, { reload: 'restart' }),
   /** pgpool's: a node is failed over only when a majority of the live instances see it down. */
-  failover_require_consensus: bool(true),
+  failover_require_consensus: bool(true, { reload: 'restart' }),
   /** pgpool's: with an even number of live instances, half of them are enough. */
-  enable_consensus_with_half_votes: bool(false),
+  enable_consensus_with_half_votes: bool(false, { reload: 'restart' }),
   /** pgpool's: run when this instance becomes the leader (bring up a virtual IP, say). */
   wd_escalation_command: str(''),
   /** pgpool's: run when this instance stops being the leader. */

@@ -2,8 +2,11 @@
 // Patroni talks to etcd: plain HTTP POSTs of JSON, keys and values in base64, 64-bit integers as
 // strings. Only what the watchdog needs: leases, put, range over a prefix, delete, and the
 // create-if-absent transaction behind a leader key. No watches: the watchdog reads its prefix
-// once per loop, as Patroni does without them.
+// once per loop, as Patroni does without them. https endpoints (a CA to trust, a client
+// certificate) and etcd's password authentication (a token from /v3/auth/authenticate, taken
+// again when etcd says it is no longer valid) as Patroni's etcd3 settings offer them.
 import http from 'node:http';
+import https from 'node:https';
 
 /** A key as etcd returns it, decoded. */
 export interface EtcdKey {
@@ -59,15 +62,27 @@ export interface EtcdOptions {
   endpoints: readonly string[];
   /** How long one request may take before the next endpoint is tried (ms). */
   requestTimeoutMs: number;
+  /** For https endpoints: the CAs to trust (PEM; none: the system's) and a client certificate. */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  /** etcd's own users (auth enabled): the name and password a token is asked with. */
+  auth?: { username: string; password: string };
 }
+
+/** etcd's answer when a request's token is missing, unknown or expired (gRPC Unauthenticated, or 3.4's "user name is empty"). */
+const TOKEN_REFUSED = /invalid auth token|user name is empty|"code":\s*16\b/;
 
 export class EtcdClient {
   /** The endpoint that answered last: asked first next time. */
   private current = 0;
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  private readonly agent: http.Agent;
+  /** The auth token in use (null: none taken yet, or etcd refused the last). */
+  private token: string | null = null;
 
   constructor(private readonly opts: EtcdOptions) {
     if (opts.endpoints.length === 0) throw new Error('no etcd endpoints');
+    const secure = opts.endpoints.map((e) => new URL(e).protocol === 'https:');
+    if (secure.some((x) => x !== secure[0])) throw new Error('etcd endpoints mix http and https');
+    this.agent = secure[0] ? new https.Agent({ keepAlive: true, maxSockets: 4, ...opts.tls }) : new http.Agent({ keepAlive: true, maxSockets: 4 });
   }
 
   /** Grants a lease of `ttl` seconds; its id. */
@@ -147,15 +162,38 @@ export class EtcdClient {
     this.agent.destroy();
   }
 
-  /** One request, to each endpoint in turn until one answers. */
+  /**
+   * One request, to each endpoint in turn until one answers. With auth, a token is taken first
+   * and once more when etcd refuses it (simple tokens expire, a restarted member forgets them).
+   */
   private async call(path: string, body: unknown): Promise<unknown> {
     const payload = JSON.stringify(body);
+    const auth = this.opts.auth;
+    if (!auth) return this.anyEndpoint(path, payload, null);
+    for (let attempt = 0; ; attempt++) {
+      this.token ??= await this.authenticate(auth);
+      try {
+        return await this.anyEndpoint(path, payload, this.token);
+      } catch (err) {
+        if (attempt > 0 || !TOKEN_REFUSED.test((err as Error).message)) throw err;
+        this.token = null;
+      }
+    }
+  }
+
+  private async authenticate(auth: { username: string; password: string }): Promise<string> {
+    const r = (await this.anyEndpoint('/v3/auth/authenticate', JSON.stringify({ name: auth.username, password: auth.password }), null)) as { token?: string };
+    if (!r.token) throw new EtcdUnavailable(`etcd authentication as "${auth.username}" answered without a token (is auth enabled on etcd?)`);
+    return r.token;
+  }
+
+  private async anyEndpoint(path: string, payload: string, token: string | null): Promise<unknown> {
     const n = this.opts.endpoints.length;
     let last: Error | null = null;
     for (let i = 0; i < n; i++) {
       const at = (this.current + i) % n;
       try {
-        const r = await this.post(this.opts.endpoints[at]!, path, payload);
+        const r = await this.post(this.opts.endpoints[at]!, path, payload, token);
         this.current = at;
         return r;
       } catch (err) {
@@ -165,10 +203,12 @@ export class EtcdClient {
     throw new EtcdUnavailable(`etcd unreachable (${this.opts.endpoints.join(', ')}): ${last?.message ?? 'no endpoint'}`);
   }
 
-  private post(endpoint: string, path: string, payload: string): Promise<unknown> {
+  private post(endpoint: string, path: string, payload: string, token: string | null): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const url = new URL(path, endpoint);
-      const req = http.request(url, { method: 'POST', agent: this.agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }, timeout: this.opts.requestTimeoutMs }, (res) => {
+      const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) };
+      if (token) headers.authorization = token;
+      const req = (url.protocol === 'https:' ? https : http).request(url, { method: 'POST', agent: this.agent, headers, timeout: this.opts.requestTimeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', reject);

@@ -178,6 +178,17 @@ export class Watchdog {
     this.store.close();
   }
 
+  /**
+   * A round now rather than at the next tick (after the one under way, if any): the leader
+   * publishes its view at once, another instance takes the newest one (a group switchover).
+   */
+  async roundNow(): Promise<void> {
+    while (this.round) await this.round.catch(() => undefined);
+    if (this.stopped) return;
+    this.clock.clearTimeout(this.timer);
+    await this.runRound();
+  }
+
   private runRound(): Promise<void> {
     this.round = this.once()
       .catch((err: unknown) => this.unreachable(err as Error))

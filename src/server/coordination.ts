@@ -2,10 +2,11 @@
 // pgpool's escalation hooks run as leadership comes and goes.
 import { hostname } from 'node:os';
 import { sendCancel } from '../backend/cancel';
+import { readKeyFile } from '../backend/tls';
 import { runScript } from '../cluster/hooks';
 import type { ClusterManager } from '../cluster/manager';
 import type { Config } from '../config/load';
-import { EtcdClient } from '../coord/etcd';
+import { EtcdClient, EtcdOptions } from '../coord/etcd';
 import { Watchdog } from '../coord/watchdog';
 import type { CancelPeers } from '../session/registry';
 import type { Logger } from '../log/logger';
@@ -16,6 +17,20 @@ export interface InstancePorts {
   port: number;
   pcpPort: number;
   httpPort: number;
+}
+
+/** The etcd client's settings: endpoints, the request timeout, TLS files and the etcd user. */
+export function etcdOptions(c: Config): EtcdOptions {
+  const tls = {
+    ...(c.etcd_cacert ? { ca: readKeyFile('etcd_cacert', c.etcd_cacert) } : {}),
+    ...(c.etcd_cert ? { cert: readKeyFile('etcd_cert', c.etcd_cert), key: readKeyFile('etcd_key', c.etcd_key) } : {}),
+  };
+  return {
+    endpoints: c.etcd_endpoints,
+    requestTimeoutMs: c.wd_retry_timeout * 1000,
+    ...(Object.keys(tls).length ? { tls } : {}),
+    ...(c.etcd_username ? { auth: { username: c.etcd_username, password: c.etcd_password } } : {}),
+  };
 }
 
 /** The member name when wd_name is not set: the host and the port clients use. */
@@ -29,7 +44,7 @@ export function memberName(c: Config, port: number): string {
  * `led`: this instance became the leader (the group's leader_change event is its to report).
  */
 export function makeWatchdog(c: Config, cluster: ClusterManager, ports: InstancePorts, version: string, clock: Clock, log: Logger, events: RecentEvents, led: (name: string) => void): Watchdog {
-  const etcd = new EtcdClient({ endpoints: c.etcd_endpoints, requestTimeoutMs: c.wd_retry_timeout * 1000 });
+  const etcd = new EtcdClient(etcdOptions(c));
   const self = {
     name: memberName(c, ports.port),
     host: c.wd_hostname || hostname(),
@@ -71,8 +86,9 @@ export function makeWatchdog(c: Config, cluster: ClusterManager, ports: Instance
     },
     localView: () => ({ epoch: cluster.topology.epoch, primary: cluster.topology.primaryId, statuses: cluster.topology.nodes.map((n) => n.status) }),
     groupView: (v) => cluster.applyGroupView(v.statuses, v.primary, v.epoch),
-  }, { requireConsensus: c.failover_require_consensus, halfVotes: c.enable_consensus_with_half_votes });
-  cluster.coordinate({ leads: () => w.isLeader });
+    // failover_when_quorum_exists = false (pgpool's): no quorum asked for, so one vote is enough.
+  }, { requireConsensus: c.failover_require_consensus && c.failover_when_quorum_exists, halfVotes: c.enable_consensus_with_half_votes });
+  cluster.coordinate({ leads: () => w.isLeader, alone: () => !c.failover_when_quorum_exists && !w.view().etcdReachable });
   return w;
 }
 

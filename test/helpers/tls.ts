@@ -23,6 +23,19 @@ async function selfSignedCa(dir: string, name: string): Promise<{ crt: string; k
   return { crt, key };
 }
 
+/**
+ * A client certificate from the test CA with `subject` (e.g. "/O=sluice": no Common Name, which
+ * etcd's gateway refuses once its auth is on).
+ */
+export async function clientCert(pki: TestPki, name: string, subject: string): Promise<{ cert: string; key: string }> {
+  const key = join(pki.dir, `${name}.key`);
+  const csr = join(pki.dir, `${name}.csr`);
+  const cert = join(pki.dir, `${name}.crt`);
+  await run('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-subj', subject]);
+  await run('openssl', ['x509', '-req', '-in', csr, '-CA', pki.ca, '-CAkey', pki.ca.replace(/\.crt$/, '.key'), '-CAcreateserial', '-out', cert, '-days', '2']);
+  return { cert, key };
+}
+
 /** A test CA and a server certificate for localhost and 127.0.0.1, made with openssl. */
 export async function makePki(): Promise<TestPki> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-pki-'));

@@ -25,6 +25,7 @@ const sluices: CliSluice[] = [];
 /** Found by the failover test: the instance that led it, and the standby left. */
 let leaderIndex = -1;
 let standby = -1;
+let primaryNode = -1;
 
 const hook = (file: string, script: string) => `${recordInto(join(dir, file))} ${HOOK_ARGS} && ${SCRIPTS}/${script} ${HOOK_ARGS}`;
 const lines = (file: string) => recorded(join(dir, file));
@@ -131,6 +132,7 @@ t.test('kill -9 of the primary under pgbench through two instances, the third cu
   t.same(names.slice(names.indexOf('failover')), ['failover', 'new_primary', 'follow'], 'failover, new primary, follow');
   leaderIndex = leader;
   standby = other;
+  primaryNode = primary;
 });
 
 t.test('node commands sent to any instance are carried out by the leader, for the whole group', async (t) => {
@@ -145,6 +147,28 @@ t.test('node commands sent to any instance are carried out by the leader, for th
   t.equal(attached.code, 0, `pcp_attach_node on the other non-leader: ${attached.stderr}`);
   await waitFor('every instance has it back in SHOW POOL_NODES', async () => (await Promise.all(sluices.map((s) => poolNodeStatus(s, standby)))).every((st) => st === 'up' || st === 'waiting'), 15_000);
   t.same([0, 1, 2].filter((i) => i !== leaderIndex).map((i) => lines(`failover-${i}.jsonl`).length), [0, 0], 'no hook ran anywhere else');
+});
+
+t.test('a switchover sent to a non-leader: every instance holds, the leader switches once, and pgbench through each loses nothing', async (t) => {
+  const [from, to] = [primaryNode, standby];
+  const asked = [0, 1, 2].find((i) => i !== leaderIndex)!;
+  const before = [0, 1, 2].map((i) => lines(`failover-${i}.jsonl`).length);
+  const writes = Number(await cluster.psql(from, 'select count(*) from pgbench_history'));
+  const load = sluices.map((s) => runProgram('pgbench', ['-n', '-c', '2', '-T', '15', '-h', '127.0.0.1', '-p', String(s.port), '-U', 'postgres', 'postgres']));
+  await waitFor('writes flow through all three', async () => Number(await cluster.psql(from, 'select count(*) from pgbench_history')) > writes + 150);
+  const r = await runProgram('/usr/sbin/pcp_promote_node', ['-h', '127.0.0.1', '-p', String(sluices[asked]!.pcpPort), '-U', 'admin', '-w', '-s', '-n', String(to)], { PCPPASSFILE: passFile });
+  t.equal(r.stdout, 'pcp_promote_node -- Command Successful\n', `pcp_promote_node -s on a non-leader: ${r.stderr}`);
+  // Answered once every instance routes writes to the new primary.
+  for (const s of sluices) t.match(await nodeSeen(s, to), / primary /, `${s.port} has node ${to} as the primary`);
+  t.equal(await cluster.psql(to, 'select pg_is_in_recovery()'), 'f', `node ${to} was promoted`);
+  const ran = await Promise.all(load);
+  ran.forEach((x, i) => {
+    t.equal(x.code, 0, `pgbench through instance ${i}: ${x.stderr.trim().split('\n').pop()}`);
+    t.match(x.stdout, /number of failed transactions: 0 /, `no failed transaction through instance ${i}`);
+  });
+  t.same([0, 1, 2].map((i) => lines(`failover-${i}.jsonl`).length - before[i]!), [0, 1, 2].map((i) => (i === leaderIndex ? 1 : 0)), 'failover_command once, on the leader');
+  await waitFor(`node ${from} follows as a standby`, async () => (await cluster.psql(from, 'select pg_is_in_recovery()').catch(() => '')) === 't', 60_000);
+  [primaryNode, standby] = [to, from];
 });
 
 t.test('reload (-s c), pause and resume sent to one instance act on every instance', async (t) => {
@@ -168,4 +192,11 @@ t.test('reload (-s c), pause and resume sent to one instance act on every instan
   const resumed = await sluicectl(sluices[0]!.pcpPort, passFile, 'resume');
   t.equal(resumed.code, 0, `sluicectl resume on a third instance: ${resumed.stderr}`);
   t.match((await q).stdout, /^42$/m, 'and it runs once the group is resumed');
+});
+
+t.test('pcp_stop_pgpool -s c sent to one instance stops every instance', async (t) => {
+  const r = await runProgram('/usr/sbin/pcp_stop_pgpool', ['-h', '127.0.0.1', '-p', String(sluices[1]!.pcpPort), '-U', 'admin', '-w', '-m', 'fast', '-s', 'c'], { PCPPASSFILE: passFile });
+  t.equal(r.stdout, 'pcp_stop_pgpool -- Command Successful\n', `pcp_stop_pgpool -s c: ${r.stderr}`);
+  await waitFor('every instance exited', () => sluices.every((s) => s.proc.exitCode !== null || s.proc.signalCode !== null), 15_000);
+  t.same(await Promise.all(sluices.map((s) => s.exited)), [0, 0, 0], 'all three, cleanly');
 });

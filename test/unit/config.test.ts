@@ -104,4 +104,9 @@ t.test('watchdog keys: endpoints are needed and checked, and the lease outlives 
   t.same(c.etcd_endpoints, ['http://a:2379', 'http://b:2379']);
   t.ok(Object.isFrozen(c.etcd_endpoints));
   t.same(parseConfig(minimal, '/').etcd_endpoints, [], 'off by default, no endpoints');
+  t.throws(() => wd('etcd_endpoints = ["http://a:2379", "https://b:2379"]'), /key "etcd_endpoints": all http or all https, not both/);
+  t.throws(() => wd('etcd_endpoints = ["https://a:2379"]\netcd_cert = "c.pem"'), /key "etcd_cert": etcd_cert and etcd_key go together/);
+  t.throws(() => wd('etcd_endpoints = ["https://a:2379"]\netcd_password = "x"'), /key "etcd_username": etcd_password needs etcd_username/);
+  const secure = wd('etcd_endpoints = ["https://a:2379"]\netcd_cacert = "ca.pem"\netcd_cert = "c.pem"\netcd_key = "k.pem"\netcd_username = "sluice"\netcd_password = "x"\nfailover_when_quorum_exists = false');
+  t.same([secure.etcd_cacert, secure.etcd_username, secure.failover_when_quorum_exists], ['ca.pem', 'sluice', false]);
 });

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { epochSeconds, fixed6 } from '../format';
 import type { AdminCommands } from '../commands';
 import { AdminError } from '../errors';
@@ -64,6 +65,10 @@ export async function pcpReply(p: PcpPacket, h: AdminHost, cmd: AdminCommands, n
       const text = p.payload.toString('latin1');
       const id = Number.parseInt(text.split(' ')[0] ?? '', 10);
       const option = text[text.indexOf('\0') + 1];
+      if (option === 's' && h.watchdog()) {
+        await groupSwitchover(h, () => cmd.promote(id, true, p.type === PcpRequest.PromoteNodeGraceful), notice);
+        return done(PcpReply.Detached);
+      }
       await cmd.promote(id, option === 's', p.type === PcpRequest.PromoteNodeGraceful);
       return done(PcpReply.Detached);
     }
@@ -76,6 +81,8 @@ export async function pcpReply(p: PcpPacket, h: AdminHost, cmd: AdminCommands, n
       const m = p.payload.toString('latin1', 0, 1);
       const mode = MODES[m];
       if (!mode) throw new AdminError('PCP: error while processing shutdown request', `invalid shutdown mode "${m}"`);
+      // pgpool's scope c ('t'): every instance of the group stops; each says so before it does.
+      if (p.type === PcpRequest.StopCluster) await toEveryMember(h, PcpRequest.StopLocal, p.payload, notice);
       cmd.stop(mode);
       return done(PcpReply.Stopped);
     }
@@ -106,7 +113,13 @@ export async function pcpReply(p: PcpPacket, h: AdminHost, cmd: AdminCommands, n
       await cmd.pause(p.payload[0] === 0x77);
       return done(PcpReply.Paused);
     case PcpRequest.Resume:
-      cmd.resume();
+      // After a group switchover the leader names the new primary: writes go there from the first statement.
+      try {
+        if (p.payload.length > 1) await untilPrimary(h, Number(p.payload.toString('latin1', 1)));
+      } finally {
+        // Held sessions are never left held: without the view in time, the error says so.
+        cmd.resume();
+      }
       if (p.payload[0] !== SCOPE_LOCAL) await toEveryMember(h, p.type, Buffer.from([SCOPE_LOCAL]), notice);
       return done(PcpReply.Resumed);
     default:
@@ -132,6 +145,38 @@ const FOR_THE_LEADER = new Set<number>([
 async function toTheLeader(to: { host: string; port: number }, p: PcpPacket, h: AdminHost, notice: (m: string) => void): Promise<Buffer> {
   const replies = await requestTo(to, p.type, p.payload, h, notice, 'the watchdog leader');
   return Buffer.concat(replies.map((r) => new Writer(r.payload.length + 5).begin(r.type).bytes(r.payload).end().finish()));
+}
+
+/**
+ * A switchover with several instances, run by the leader: every other instance is paused first
+ * (its sessions held at transaction boundaries, so none writes to the old primary after the
+ * catch-up), the leader switches over, publishes its view at once, and each instance resumes
+ * once it routes writes to the new primary.
+ */
+async function groupSwitchover(h: AdminHost, promote: () => Promise<void>, notice: (m: string) => void): Promise<void> {
+  let primary: number | null = null;
+  try {
+    await toEveryMember(h, PcpRequest.Pause, Buffer.from([0x77, SCOPE_LOCAL]), notice);
+    await promote();
+    primary = h.cluster.topology.primaryId;
+    await h.groupRound();
+  } finally {
+    await toEveryMember(h, PcpRequest.Resume, Buffer.from(primary === null ? 'l' : `l${primary}`), notice);
+  }
+}
+
+/** How long an instance told to resume on a new primary waits for the leader's view of it. */
+const VIEW_WAIT_MS = 10_000;
+const VIEW_POLL_MS = 100;
+
+/** Watchdog rounds until this instance's view has `id` as the primary (the leader published it). */
+async function untilPrimary(h: AdminHost, id: number): Promise<void> {
+  const deadline = Date.now() + VIEW_WAIT_MS;
+  for (let round = 0; h.cluster.topology.primaryId !== id; round++) {
+    if (Date.now() >= deadline) throw new AdminError('PCP: resume after a switchover', `the group's view did not name node ${id} the primary in ${VIEW_WAIT_MS / 1000} s`);
+    if (round > 0) await delay(VIEW_POLL_MS);
+    await h.groupRound();
+  }
 }
 
 /** pgpool's scope bytes: the whole group, or this instance alone. */
