@@ -11,6 +11,9 @@ const POLL_MS = 50;
  * Every admin action, one implementation for PCP (pcp_* and sluicectl) and anything else that
  * asks: attach, detach, promote and switchover, pause and resume, stop, reload.
  */
+/** In a group: stage 2's hold on every other instance, resolved once all hold; its release. */
+export type HoldOthers = (deadline: number) => Promise<() => void>;
+
 export class AdminCommands {
   constructor(private readonly h: AdminHost) {}
 
@@ -148,7 +151,7 @@ export class AdminCommands {
    * pcp_recovery_node, after pgpool's checks: the node is down and not the primary, and no other
    * recovery or failover runs. Answers when the node is attached (or the recovery failed).
    */
-  async recovery(id: number, progress: (message: string) => void = () => undefined): Promise<void> {
+  async recovery(id: number, progress: (message: string) => void = () => undefined, holdOthers?: HoldOthers): Promise<void> {
     this.node(id, 'recovery');
     const c = this.h.cluster;
     if (c.recovery.inProgress !== null) throw new AdminError('pgpool-II is already processing another recovery request.', `node ${c.recovery.inProgress} is being recovered`, true);
@@ -156,11 +159,49 @@ export class AdminCommands {
     if (c.topology.primaryId === id) throw new AdminError('primary server cannot be recovered by online recovery.', `node ${id} is the primary`);
     if (c.topology.nodes[id]!.status !== 'down') throw new AdminError(`node recovery failed, node id: ${id} is alive`, 'detach it first (sluicectl detach-node)');
     try {
-      await c.recovery.recover(id, { holdSessions: (deadline) => this.holdNewSessions(deadline), progress });
+      await c.recovery.recover(id, { holdSessions: (deadline) => this.holdEverywhere(deadline, holdOthers), progress });
     } catch (err) {
       if (err instanceof RecoveryError) throw new AdminError(err.message, err.detail);
       throw err;
     }
+  }
+
+  /** Stage 2's hold here and, in a group, on every other instance at once; one release for all. */
+  private async holdEverywhere(deadline: number, holdOthers?: HoldOthers): Promise<() => void> {
+    const [here, others] = await Promise.allSettled([this.holdNewSessions(deadline), holdOthers ? holdOthers(deadline) : () => undefined]);
+    const releases = [here, others].flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const release = () => releases.forEach((r) => r());
+    const failed = [here, others].find((r) => r.status === 'rejected');
+    if (failed) {
+      release();
+      throw failed.reason;
+    }
+    return release;
+  }
+
+  /** Another instance's recovery reached its second stage: sessions here are held too, until it releases them. */
+  private groupHold: { release: () => void; timer: NodeJS.Timeout } | null = null;
+
+  async holdForGroupRecovery(ms: number): Promise<void> {
+    this.releaseGroupRecovery();
+    this.h.log.info('online recovery of the group: new sessions held here, waiting for the open ones to end');
+    const release = await this.holdNewSessions(Date.now() + ms);
+    // A leader that dies before it releases the group must not leave this instance held: its
+    // recovery cannot outlast the stage's deadline and two more of the same (start, standby wait).
+    const timer = setTimeout(() => {
+      this.h.log.warn('online recovery of the group: never released by the leader; sessions admitted again');
+      this.releaseGroupRecovery();
+    }, 3 * ms);
+    timer.unref();
+    this.groupHold = { release, timer };
+  }
+
+  releaseGroupRecovery(): void {
+    const g = this.groupHold;
+    this.groupHold = null;
+    if (!g) return;
+    clearTimeout(g.timer);
+    g.release();
   }
 
   /**

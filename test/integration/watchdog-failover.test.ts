@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Client } from 'pg';
 import t from 'tap';
 import { CliSluice, startCli } from '../helpers/cli';
 import { createCluster, TestCluster } from '../helpers/cluster';
@@ -43,6 +44,10 @@ t.before(async () => {
       failover_command: hook(`failover-${i}.jsonl`, 'failover.sh'),
       follow_primary_command: hook(`follow-${i}.jsonl`, 'follow_primary.sh'),
       event_command: `${recordInto(join(dir, `events-${i}.jsonl`))} %e %n %s %E`,
+      recovery_1st_stage_command: `${SCRIPTS}/recovery_1st_stage.sh`,
+      recovery_2nd_stage_command: recordInto(join(dir, `stage2-${i}.jsonl`)),
+      remote_start_command: `${SCRIPTS}/remote_start.sh`,
+      recovery_timeout: 60,
     }) as { backend: { port: number }[] };
     // Instance 2 knows one etcd member only (stopping it cuts that instance alone off from etcd),
     // and reaches node 0 through the forwarder.
@@ -169,6 +174,27 @@ t.test('a switchover sent to a non-leader: every instance holds, the leader swit
   t.same([0, 1, 2].map((i) => lines(`failover-${i}.jsonl`).length - before[i]!), [0, 1, 2].map((i) => (i === leaderIndex ? 1 : 0)), 'failover_command once, on the leader');
   await waitFor(`node ${from} follows as a standby`, async () => (await cluster.psql(from, 'select pg_is_in_recovery()').catch(() => '')) === 't', 60_000);
   [primaryNode, standby] = [to, from];
+});
+
+t.test('online recovery sent to a non-leader: the leader runs it, its second stage waits for the sessions of every instance, and every instance has the node back', async (t) => {
+  const [asked, other] = [0, 1, 2].filter((i) => i !== leaderIndex) as [number, number];
+  // A session open on a third instance: stage 2 must wait for it to end.
+  const c = new Client({ host: '127.0.0.1', port: sluices[other]!.port, user: 'postgres', database: 'postgres' });
+  await c.connect();
+  await c.query('begin');
+  const from = sluices[other]!.logs.length;
+  const recovery = runProgram('/usr/sbin/pcp_recovery_node', ['-h', '127.0.0.1', '-p', String(sluices[asked]!.pcpPort), '-U', 'admin', '-w', '-n', '0'], { PCPPASSFILE: passFile });
+  await sluices[other]!.logged('online recovery of the group: new sessions held here, waiting for the open ones to end', from);
+  t.same([0, 1, 2].map((i) => lines(`stage2-${i}.jsonl`).length), [0, 0, 0], 'no second stage while a session of another instance is open');
+  await c.query('commit');
+  await c.end();
+  const r = await recovery;
+  t.equal(r.stdout, 'pcp_recovery_node -- Command Successful\n', `pcp_recovery_node on a non-leader: ${r.stderr}`);
+  t.same([0, 1, 2].map((i) => lines(`stage2-${i}.jsonl`).length), [0, 1, 2].map((i) => (i === leaderIndex ? 1 : 0)), 'recovery_2nd_stage_command once, on the leader');
+  await waitFor('every instance has node 0 back', async () => (await Promise.all(sluices.map((s) => nodeSeen(s, 0)))).every((l) => / (up|waiting) \S+ standby /.test(l)), 30_000);
+  // Released everywhere: a new session through the third instance.
+  const q = await runProgram('psql', ['-X', '-At', '-h', '127.0.0.1', '-p', String(sluices[other]!.port), '-U', 'postgres', '-c', 'select 7', 'postgres']);
+  t.match(q.stdout, /^7$/m, 'new sessions admitted again');
 });
 
 t.test('reload (-s c), pause and resume sent to one instance act on every instance', async (t) => {

@@ -3,10 +3,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { pcpAuthenticate, pcpPasswordHash, pcpResponse } from '../../src/admin/pcp/auth';
+import { PcpReply, PcpRequest } from '../../src/admin/pcp/codes';
 import { decodePcpError, pcpError, pcpFields, pcpPacket, PcpReader } from '../../src/admin/pcp/packet';
 import { pcpPassword } from '../../src/ctl/pcppass';
 import { mayBeLocal } from '../../src/session/local-commands';
 import { serialize } from 'pg-protocol';
+
+t.test('every request type and every reply type is its own letter (Sluice\'s own never take one of pgpool\'s)', async (t) => {
+  for (const [what, codes] of [['request', PcpRequest], ['reply', PcpReply]] as const) {
+    const seen = new Map<number, string>();
+    for (const [name, code] of Object.entries(codes)) {
+      t.notOk(seen.has(code), `${what} ${name} (${String.fromCharCode(code)}) is not ${seen.get(code) ?? 'taken'}`);
+      seen.set(code, name);
+    }
+  }
+});
 
 t.test("salted md5: pgpool.md's verified vector", async (t) => {
   const h1 = pcpPasswordHash('pcppass');

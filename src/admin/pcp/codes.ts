@@ -28,6 +28,9 @@ export const PcpRequest = {
   // Sluice's own (sluicectl only; pgpool answers these with "unknown PCP packet type").
   Pause: 0x51, // Q: payload 'w' (wait for transactions in flight) or 'n'
   Resume: 0x59, // Y
+  // Between the instances of a group: 'h<ms>' holds new sessions until all are gone (online
+  // recovery's second stage on the leader), 'r' releases them.
+  RecoveryHold: 0x4b, // K
 } as const;
 
 export const PcpReply = {
@@ -49,6 +52,7 @@ export const PcpReply = {
   CacheInvalidated: 0x67, // g
   Paused: 0x71, // q
   Resumed: 0x79, // y
+  RecoveryHeld: 0x6b, // k
   Error: 0x45, // E
   Notice: 0x4e, // N
 } as const;

@@ -74,8 +74,12 @@ export async function pcpReply(p: PcpPacket, h: AdminHost, cmd: AdminCommands, n
     }
     case PcpRequest.RecoveryNode:
       // pgpool's client skips the progress notices; sluicectl prints them.
-      await cmd.recovery(intArg(p), notice);
+      await cmd.recovery(intArg(p), notice, h.watchdog() ? (deadline) => holdEveryMember(h, deadline, notice) : undefined);
       return done(PcpReply.Attached);
+    case PcpRequest.RecoveryHold:
+      if (p.payload[0] === 0x68) await cmd.holdForGroupRecovery(Number(p.payload.toString('latin1', 1)));
+      else cmd.releaseGroupRecovery();
+      return done(PcpReply.RecoveryHeld);
     case PcpRequest.StopLocal:
     case PcpRequest.StopCluster: {
       const m = p.payload.toString('latin1', 0, 1);
@@ -163,6 +167,19 @@ async function groupSwitchover(h: AdminHost, promote: () => Promise<void>, notic
   } finally {
     await toEveryMember(h, PcpRequest.Resume, Buffer.from(primary === null ? 'l' : `l${primary}`), notice);
   }
+}
+
+/** Online recovery's second stage in a group: every other instance holds its new sessions until none is open. */
+async function holdEveryMember(h: AdminHost, deadline: number, notice: (m: string) => void): Promise<() => void> {
+  const release = () =>
+    void toEveryMember(h, PcpRequest.RecoveryHold, Buffer.from('r'), notice).catch((err: AdminError) => h.log.warn({ err: err.message, detail: err.detail }, 'online recovery: not every instance was released'));
+  try {
+    await toEveryMember(h, PcpRequest.RecoveryHold, Buffer.from(`h${Math.max(1, deadline - Date.now())}`), notice);
+  } catch (err) {
+    release();
+    throw err;
+  }
+  return release;
 }
 
 /** How long an instance told to resume on a new primary waits for the leader's view of it. */
