@@ -8,21 +8,16 @@ import type { Config } from '../config/load';
  * (splitStartup) and carries the rest.
  */
 export function poolKey(nodeId: number, params: ReadonlyMap<string, string>): string {
-  let tail = tails.get(params);
-  if (tail === undefined) {
-    const rest = [...params].filter(([k]) => k !== 'user' && k !== 'database').sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    tail = `${params.get('database') ?? ''}\u0000${params.get('user') ?? ''}\u0000${rest.map(([k, v]) => `${k}=${v}`).join('\u0000')}`;
-    tails.set(params, tail);
-  }
-  return `${nodeId}\u0000${tail}`;
+  // Built with plain loops, not memoized: a session computes it once at its start and once per
+  // other node it uses (relay.ts keeps them), and a WeakMap memo cost more than it saved (each
+  // new connection's Map was a miss, and an ephemeron for the collector).
+  const names: string[] = [];
+  for (const k of params.keys()) if (k !== 'user' && k !== 'database') names.push(k);
+  names.sort();
+  let key = `${nodeId}\u0000${params.get('database') ?? ''}\u0000${params.get('user') ?? ''}`;
+  for (const k of names) key += `\u0000${k}=${params.get(k)}`;
+  return key;
 }
-
-/**
- * The key's part after the node, by parameters: a session's are one Map for its life, looked up
- * at its start and at every connection it borrows. A memo of a pure function (as classify's);
- * an entry goes with its Map.
- */
-const tails = new WeakMap<ReadonlyMap<string, string>, string>();
 
 /**
  * Startup parameters a server connection must have started with, for a session in transaction

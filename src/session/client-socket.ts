@@ -40,8 +40,8 @@ const TLS_HANDSHAKE = 0x16;
  */
 export class ClientSocket {
   private socket: Socket;
-  address: string;
-  port: number;
+  /** The client's address from a trusted PROXY header (else the TCP peer's). */
+  private proxied: { address: string; port: number } | null = null;
   /** The bytes so far, until we know whether a PROXY header or a TLS handshake comes first. */
   private head: Buffer | null = NOTHING;
   private proxyDone = false;
@@ -58,14 +58,24 @@ export class ClientSocket {
     private readonly ev: ClientSocketEvents,
   ) {
     this.socket = raw;
-    this.address = raw.remoteAddress ?? '';
-    this.port = raw.remotePort ?? 0;
     // Set here only (not also as the listener's options, whose keep-alive with no delay the
     // kernel refuses: three system calls per connection saved).
     raw.setNoDelay(true);
     raw.setKeepAlive(true, 60_000);
     onChunks(raw, (chunk) => this.rawSink(chunk));
     this.listen(raw);
+  }
+
+  /**
+   * The client's IP address: asked of the socket only when read (a getpeername system call that
+   * most sessions never need: hba rules without addresses, no logging of the client).
+   */
+  get address(): string {
+    return this.proxied?.address ?? this.raw.remoteAddress ?? '';
+  }
+
+  get port(): number {
+    return this.proxied?.port ?? this.raw.remotePort ?? 0;
   }
 
   get ssl(): boolean {
@@ -103,8 +113,7 @@ export class ClientSocket {
         return;
       }
       if (h.kind === 'proxied') {
-        this.address = h.address;
-        this.port = h.port;
+        this.proxied = { address: h.address, port: h.port };
       }
       this.proxyDone = true;
       b = b.subarray(h.length);

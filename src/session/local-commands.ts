@@ -13,16 +13,6 @@ export interface LocalSession {
   readonly settings: SessionSettings;
 }
 
-/** A session's view for the local commands: its load-balance node now, its PGPOOL SET values. */
-export function localSession(loadBalanceNode: () => number | null, settings: SessionSettings): LocalSession {
-  return {
-    get loadBalanceNode() {
-      return loadBalanceNode();
-    },
-    settings,
-  };
-}
-
 /** The commands Sluice answers itself in a simple Query (implemented in admin/show.ts). */
 export interface LocalCommands {
   /** Whether the statement is one (else it goes to a node as usual). */

@@ -18,7 +18,7 @@ import { Relay, RelayPort, RelaySession } from './relay';
 import { SessionRouting } from './routing';
 import { AuthInbox, checkStartup, encodeWelcome, lendingRequest, StartupDropped, StartupRequest, unencryptedAfter, unsupportedProtocol } from './startup';
 import { untilWritable, WriteBatch } from '../net/write-batch';
-import { LocalSession, localSession } from './local-commands';
+import type { LocalSession } from './local-commands';
 import type { SessionContext } from './context';
 import type { SessionInfo } from './registry';
 import { IdleLimit } from './idle-limit';
@@ -74,7 +74,6 @@ export class Session implements RelayPort, RelaySession {
   /** client_idle_limit_in_recovery, while online recovery's second stage waits for sessions (made then). */
   private recoveryIdle: IdleLimit | null = null;
   private readonly startedAt: Date;
-  readonly localSession: LocalSession;
   /** The config as this session sees it: PGPOOL SET values over the file's (a reload re-reads it). */
   readonly settings: SessionSettings;
   /** Routing with this session's PGPOOL SET values (allow_sql_comments, check_unlogged_table). */
@@ -96,7 +95,6 @@ export class Session implements RelayPort, RelaySession {
     this.routing = new SessionRouting(ctx, this);
     this.settings = new SessionSettings(() => ctx.config, () => this.settingsChanged());
     this.ownRouting = ctx.routing;
-    this.localSession = localSession(() => this.routing.lbNode, this.settings);
     const active = () => this.state.kind === 'ready';
     this.idle = new IdleLimit({
       active,
@@ -118,6 +116,16 @@ export class Session implements RelayPort, RelaySession {
     const t = ctx.config.authentication_timeout;
     this.startedAt = new Date(ctx.clock.now());
     if (t > 0) this.startupTimer = ctx.clock.setTimeout(() => this.close('startup timeout'), t * 1000);
+  }
+
+  /** RelaySession: what the commands Sluice answers itself see of the session (itself). */
+  get localSession(): LocalSession {
+    return this;
+  }
+
+  /** LocalSession: the node this session's reads are balanced to. */
+  get loadBalanceNode(): number | null {
+    return this.routing.lbNode;
   }
 
   /** RelaySession: the session's logger, made when first read. */
@@ -258,7 +266,15 @@ export class Session implements RelayPort, RelaySession {
 
   private async start(req: StartupRequest): Promise<void> {
     try {
-      const peer = { local: false, ssl: this.client.ssl, address: this.client.address };
+      const client = this.client;
+      // The address is read only if an hba rule or a log line needs it.
+      const peer = {
+        local: false,
+        ssl: client.ssl,
+        get address() {
+          return client.address;
+        },
+      };
       await this.ctx.auth.authenticate(req, peer, this.client.endPoint(), { send: (b) => this.client.write(b), receive: () => this.inbox.receive() });
       if (this.closed) return;
       // authentication_timeout covers the startup packet and the exchange, as in PostgreSQL.
