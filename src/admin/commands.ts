@@ -14,6 +14,9 @@ const POLL_MS = 50;
 /** In a group: stage 2's hold on every other instance, resolved once all hold; its release. */
 export type HoldOthers = (deadline: number) => Promise<() => void>;
 
+/** setTimeout's longest delay (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export class AdminCommands {
   constructor(private readonly h: AdminHost) {}
 
@@ -57,7 +60,32 @@ export class AdminCommands {
    * up with everything the primary wrote, failover_command promotes it, follow_primary_command
    * re-points the others (the old primary too), and clients go on: latency, no errors.
    */
-  async promote(id: number, switchover: boolean, graceful: boolean): Promise<void> {
+  async promote(id: number, switchover: boolean, graceful: boolean, ready: () => void = () => undefined): Promise<void> {
+    this.checkPromote(id, switchover);
+    if (!switchover && !graceful) {
+      await this.h.cluster.failover.promote(id, false, ready);
+      return;
+    }
+    if (switchover) this.switching = true;
+    try {
+      await this.paused(async (resume) => {
+        if (switchover) await this.catchUp(id);
+        // Sessions go on as soon as the new primary serves; the others follow it meanwhile.
+        await this.h.cluster.failover.promote(id, switchover, () => {
+          resume();
+          ready();
+        });
+      });
+    } finally {
+      if (switchover) this.switching = false;
+    }
+  }
+
+  /** A switchover runs (one at a time: a second would detach the primary the first just made). */
+  private switching = false;
+
+  /** What pcp_promote_node checks before anything is held (a group's switchover checks first too). */
+  checkPromote(id: number, switchover: boolean): void {
     this.node(id, 'promote');
     const t = this.h.cluster.topology;
     if (t.primaryId === id) {
@@ -67,15 +95,9 @@ export class AdminCommands {
     if (n.status === 'down' || n.status === 'unused') {
       throw new AdminError('could not process promote request', `node id ${id} is not up`);
     }
-    if (!switchover && !graceful) {
-      await this.h.cluster.failover.promote(id, false);
-      return;
+    if (switchover && (this.switching || this.h.cluster.failover.inProgress)) {
+      throw new AdminError('failed to process PCP request at the moment', this.switching ? 'a switchover is in progress' : 'failover is in progress');
     }
-    await this.paused(async (resume) => {
-      if (switchover) await this.catchUp(id);
-      // Sessions go on as soon as the new primary serves; the others follow it meanwhile.
-      await this.h.cluster.failover.promote(id, switchover, resume);
-    });
   }
 
   /** Runs `work` with sessions held at transaction boundaries; they go on when it calls resume (or ends). */
@@ -93,15 +115,31 @@ export class AdminCommands {
     }
   }
 
-  /** sluicectl pause: new statements wait at a transaction boundary; wait: until all are there. */
-  async pause(wait: boolean): Promise<void> {
+  /**
+   * sluicectl pause: new statements wait at a transaction boundary; wait: until all are there.
+   * expiresMs: another instance paused this one for its switchover, and this instance resumes on
+   * its own after that long should that instance never say so (it died, or lost the network).
+   */
+  async pause(wait: boolean, expiresMs?: number): Promise<void> {
     this.h.gate.close();
     this.h.cluster.holdFailovers(true);
-    this.h.log.info({ wait }, 'paused: statements are held at transaction boundaries');
+    this.h.log.info({ wait, expiresMs }, 'paused: statements are held at transaction boundaries');
+    clearTimeout(this.pauseExpiry);
+    if (expiresMs !== undefined) {
+      this.pauseExpiry = setTimeout(() => {
+        this.h.log.warn({ expiresMs }, 'the pause for another instance\'s switchover was never lifted by it: resuming');
+        this.resume();
+      }, Math.min(expiresMs, MAX_TIMER_MS));
+      this.pauseExpiry.unref();
+    }
     if (wait) await this.drain(Date.now() + this.holdMs);
   }
 
+  private pauseExpiry: NodeJS.Timeout | undefined;
+
   resume(): void {
+    clearTimeout(this.pauseExpiry);
+    this.pauseExpiry = undefined;
     const held = this.h.gate.holding;
     this.h.gate.open();
     this.h.cluster.holdFailovers(false);
@@ -181,22 +219,27 @@ export class AdminCommands {
 
   /** Another instance's recovery reached its second stage: sessions here are held too, until it releases them. */
   private groupHold: { release: () => void; timer: NodeJS.Timeout } | null = null;
+  /** Which hold is the current one: a release (or a newer hold) while one still drains ends that one. */
+  private holdGeneration = 0;
 
   async holdForGroupRecovery(ms: number): Promise<void> {
     this.releaseGroupRecovery();
+    const generation = this.holdGeneration;
     this.h.log.info('online recovery of the group: new sessions held here, waiting for the open ones to end');
     const release = await this.holdNewSessions(Date.now() + ms);
+    if (generation !== this.holdGeneration) return release();
     // A leader that dies before it releases the group must not leave this instance held: its
     // recovery cannot outlast the stage's deadline and two more of the same (start, standby wait).
     const timer = setTimeout(() => {
       this.h.log.warn('online recovery of the group: never released by the leader; sessions admitted again');
       this.releaseGroupRecovery();
-    }, 3 * ms);
+    }, Math.min(3 * ms, MAX_TIMER_MS));
     timer.unref();
     this.groupHold = { release, timer };
   }
 
   releaseGroupRecovery(): void {
+    this.holdGeneration++;
     const g = this.groupHold;
     this.groupHold = null;
     if (!g) return;
@@ -229,10 +272,14 @@ export class AdminCommands {
   }
 
   /** pcp_stop_pgpool: refused while a failover runs, as pgpool refuses it. */
-  stop(mode: ShutdownMode): void {
+  checkStop(): void {
     if (this.h.cluster.failover.inProgress) {
       throw new AdminError('failed to process PCP request at the moment', 'failover is in progress');
     }
+  }
+
+  stop(mode: ShutdownMode): void {
+    this.checkStop();
     // The reply goes out first; then Sluice stops (pgpool's order).
     setImmediate(() => this.h.requestStop(mode));
   }

@@ -179,6 +179,8 @@ export function buildConfig(raw: Record<string, unknown>, configDir: string): Co
     }
     if (new Set(cfg.etcd_endpoints.map((e) => e.startsWith('https:'))).size > 1) throw new ConfigError('key "etcd_endpoints": all http or all https, not both');
     if ((cfg.etcd_cert === '') !== (cfg.etcd_key === '')) throw new ConfigError('key "etcd_cert": etcd_cert and etcd_key go together');
+    const tlsKey = (['etcd_cacert', 'etcd_cert'] as const).find((k) => cfg[k] !== '');
+    if (tlsKey && !cfg.etcd_endpoints[0]!.startsWith('https:')) throw new ConfigError(`key "${tlsKey}": TLS to etcd needs https:// endpoints`);
     if (cfg.etcd_username === '' && cfg.etcd_password !== '') throw new ConfigError('key "etcd_username": etcd_password needs etcd_username');
     // Patroni's rule: a lease outlives a loop and two retry timeouts, so a working leader never loses it.
     const least = cfg.wd_loop_wait + 2 * cfg.wd_retry_timeout;

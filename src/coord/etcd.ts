@@ -198,6 +198,8 @@ export class EtcdClient {
         return r;
       } catch (err) {
         last = err as Error;
+        // A member that refuses the token has answered: the others would too (a new one is due).
+        if (token && TOKEN_REFUSED.test(last.message)) break;
       }
     }
     throw new EtcdUnavailable(`etcd unreachable (${this.opts.endpoints.join(', ')}): ${last?.message ?? 'no endpoint'}`);

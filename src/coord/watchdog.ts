@@ -151,6 +151,14 @@ export class Watchdog {
     return this.runRound();
   }
 
+  /** Since when etcd has not answered (monotonic ms; meaningful while it does not). */
+  private unreachableSince = 0;
+
+  /** How long etcd has not answered this instance (0 while it does). */
+  cutOffMs(): number {
+    return this.reachable ? 0 : this.clock.monotonic() - this.unreachableSince;
+  }
+
   view(): WatchdogView {
     return { self: this.self, members: this.members, leader: this.leaderName, isLeader: this.isLeader, etcdReachable: this.reachable };
   }
@@ -375,6 +383,9 @@ export class Watchdog {
   private reached(): void {
     if (this.reachable) return;
     this.reachable = true;
+    // The group's view is taken again, even one this instance had seen: while away it may have
+    // changed its nodes on its own (failover_when_quorum_exists = false).
+    this.appliedRevision = 0;
     this.log.info('etcd reachable again');
     this.ev.reachability?.(true);
   }
@@ -383,6 +394,7 @@ export class Watchdog {
     if (this.leading && !this.isLeader) this.setLeading(false);
     if (!this.reachable) return;
     this.reachable = false;
+    this.unreachableSince = this.clock.monotonic();
     this.log.warn({ err: err.message }, 'etcd unreachable: serving with the last view, acting for no one');
     this.ev.reachability?.(false);
   }

@@ -88,7 +88,9 @@ export function makeWatchdog(c: Config, cluster: ClusterManager, ports: Instance
     groupView: (v) => cluster.applyGroupView(v.statuses, v.primary, v.epoch),
     // failover_when_quorum_exists = false (pgpool's): no quorum asked for, so one vote is enough.
   }, { requireConsensus: c.failover_require_consensus && c.failover_when_quorum_exists, halfVotes: c.enable_consensus_with_half_votes });
-  cluster.coordinate({ leads: () => w.isLeader, alone: () => !c.failover_when_quorum_exists && !w.view().etcdReachable });
+  // Alone only once every lease, a leader's included, has certainly expired: a leader elsewhere
+  // has stopped acting by then, and a short etcd election does not make every instance act.
+  cluster.coordinate({ leads: () => w.isLeader, alone: () => !c.failover_when_quorum_exists && w.cutOffMs() > c.wd_lease_ttl * 1000 });
   return w;
 }
 

@@ -159,6 +159,7 @@ t.test('a switchover sent to a non-leader: every instance holds, the leader swit
   const asked = [0, 1, 2].find((i) => i !== leaderIndex)!;
   const before = [0, 1, 2].map((i) => lines(`failover-${i}.jsonl`).length);
   const writes = Number(await cluster.psql(from, 'select count(*) from pgbench_history'));
+  const startRows = writes;
   const load = sluices.map((s) => runProgram('pgbench', ['-n', '-c', '2', '-T', '15', '-h', '127.0.0.1', '-p', String(s.port), '-U', 'postgres', 'postgres']));
   await waitFor('writes flow through all three', async () => Number(await cluster.psql(from, 'select count(*) from pgbench_history')) > writes + 150);
   const r = await runProgram('/usr/sbin/pcp_promote_node', ['-h', '127.0.0.1', '-p', String(sluices[asked]!.pcpPort), '-U', 'admin', '-w', '-s', '-n', String(to)], { PCPPASSFILE: passFile });
@@ -171,6 +172,13 @@ t.test('a switchover sent to a non-leader: every instance holds, the leader swit
     t.equal(x.code, 0, `pgbench through instance ${i}: ${x.stderr.trim().split('\n').pop()}`);
     t.match(x.stdout, /number of failed transactions: 0 /, `no failed transaction through instance ${i}`);
   });
+  // Nothing written to the old primary after the catch-up and lost: every transaction pgbench
+  // counts (each inserts one history row) is on the new primary.
+  const processed = ran.reduce((n, x) => n + Number(/number of transactions actually processed: (\d+)/.exec(x.stdout)?.[1] ?? -1), 0);
+  t.equal(Number(await cluster.psql(to, 'select count(*) from pgbench_history')) - startRows, processed, `all ${processed} transactions are on node ${to}`);
+  for (const i of [0, 1, 2].filter((x) => x !== leaderIndex)) {
+    t.ok(sluices[i]!.logs.some((l) => l.msg === 'paused: statements are held at transaction boundaries' && typeof l.expiresMs === 'number'), `instance ${i} was paused for the switchover`);
+  }
   t.same([0, 1, 2].map((i) => lines(`failover-${i}.jsonl`).length - before[i]!), [0, 1, 2].map((i) => (i === leaderIndex ? 1 : 0)), 'failover_command once, on the leader');
   await waitFor(`node ${from} follows as a standby`, async () => (await cluster.psql(from, 'select pg_is_in_recovery()').catch(() => '')) === 't', 60_000);
   [primaryNode, standby] = [to, from];
@@ -184,8 +192,14 @@ t.test('online recovery sent to a non-leader: the leader runs it, its second sta
   await c.query('begin');
   const from = sluices[other]!.logs.length;
   const recovery = runProgram('/usr/sbin/pcp_recovery_node', ['-h', '127.0.0.1', '-p', String(sluices[asked]!.pcpPort), '-U', 'admin', '-w', '-n', '0'], { PCPPASSFILE: passFile });
+  let answered = false;
+  void recovery.then(() => (answered = true));
+  await sluices[leaderIndex]!.logged('recovery of node 0: second stage, new sessions are held while open ones finish');
   await sluices[other]!.logged('online recovery of the group: new sessions held here, waiting for the open ones to end', from);
-  t.same([0, 1, 2].map((i) => lines(`stage2-${i}.jsonl`).length), [0, 0, 0], 'no second stage while a session of another instance is open');
+  // The leader is in its second stage and the other instance holds: the open session keeps both waiting.
+  await c.query('select 1');
+  t.same([0, 1, 2].map((i) => lines(`stage2-${i}.jsonl`).length), [0, 0, 0], 'no second stage command while a session of another instance is open');
+  t.notOk(answered, 'pcp_recovery_node still waits');
   await c.query('commit');
   await c.end();
   const r = await recovery;

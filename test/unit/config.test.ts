@@ -107,6 +107,7 @@ t.test('watchdog keys: endpoints are needed and checked, and the lease outlives 
   t.throws(() => wd('etcd_endpoints = ["http://a:2379", "https://b:2379"]'), /key "etcd_endpoints": all http or all https, not both/);
   t.throws(() => wd('etcd_endpoints = ["https://a:2379"]\netcd_cert = "c.pem"'), /key "etcd_cert": etcd_cert and etcd_key go together/);
   t.throws(() => wd('etcd_endpoints = ["https://a:2379"]\netcd_password = "x"'), /key "etcd_username": etcd_password needs etcd_username/);
+  t.throws(() => wd('etcd_endpoints = ["http://a:2379"]\netcd_cacert = "ca.pem"'), /key "etcd_cacert": TLS to etcd needs https:\/\/ endpoints/);
   const secure = wd('etcd_endpoints = ["https://a:2379"]\netcd_cacert = "ca.pem"\netcd_cert = "c.pem"\netcd_key = "k.pem"\netcd_username = "sluice"\netcd_password = "x"\nfailover_when_quorum_exists = false');
   t.same([secure.etcd_cacert, secure.etcd_username, secure.failover_when_quorum_exists], ['ca.pem', 'sluice', false]);
 });

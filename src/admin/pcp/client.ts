@@ -31,6 +31,8 @@ export interface Target {
   debug?: (line: string) => void;
   /** The server's notices (progress of a long request). */
   notice?: (message: string) => void;
+  /** Silence this long (connecting, or waiting for a reply) ends the connection with an error. */
+  timeoutMs?: number;
 }
 
 /** A PCP connection, as pgpool's libpcp makes it: connect, salted md5, requests (sluicectl's, and an instance's to its leader). */
@@ -78,6 +80,9 @@ export class PcpClient {
     // pgpool's PCP socket follows libpq's naming, as a node's does.
     const socket = connect(nodeEndpoint(t.host, t.port));
     socket.setNoDelay(true);
+    if (t.timeoutMs !== undefined) {
+      socket.setTimeout(t.timeoutMs, () => socket.destroy(new Error(`no answer in ${t.timeoutMs! / 1000} s`)));
+    }
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);

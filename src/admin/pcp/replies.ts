@@ -66,7 +66,7 @@ export async function pcpReply(p: PcpPacket, h: AdminHost, cmd: AdminCommands, n
       const id = Number.parseInt(text.split(' ')[0] ?? '', 10);
       const option = text[text.indexOf('\0') + 1];
       if (option === 's' && h.watchdog()) {
-        await groupSwitchover(h, () => cmd.promote(id, true, p.type === PcpRequest.PromoteNodeGraceful), notice);
+        await groupSwitchover(h, cmd, id, p.type === PcpRequest.PromoteNodeGraceful, notice);
         return done(PcpReply.Detached);
       }
       await cmd.promote(id, option === 's', p.type === PcpRequest.PromoteNodeGraceful);
@@ -85,9 +85,14 @@ export async function pcpReply(p: PcpPacket, h: AdminHost, cmd: AdminCommands, n
       const m = p.payload.toString('latin1', 0, 1);
       const mode = MODES[m];
       if (!mode) throw new AdminError('PCP: error while processing shutdown request', `invalid shutdown mode "${m}"`);
-      // pgpool's scope c ('t'): every instance of the group stops; each says so before it does.
-      if (p.type === PcpRequest.StopCluster) await toEveryMember(h, PcpRequest.StopLocal, p.payload, notice);
-      cmd.stop(mode);
+      // pgpool's scope c ('t'): every instance of the group stops; each says so before it does,
+      // and this one stops even when another could not be asked (the error names it).
+      cmd.checkStop();
+      try {
+        if (p.type === PcpRequest.StopCluster) await toEveryMember(h, PcpRequest.StopLocal, p.payload, notice);
+      } finally {
+        cmd.stop(mode);
+      }
       return done(PcpReply.Stopped);
     }
     case PcpRequest.ReloadConfig:
@@ -113,8 +118,9 @@ export async function pcpReply(p: PcpPacket, h: AdminHost, cmd: AdminCommands, n
       return null;
     case PcpRequest.Pause:
       // In a group, every instance pauses (the others are asked with 'l': this one alone).
-      if (p.payload[1] !== SCOPE_LOCAL) await toEveryMember(h, p.type, Buffer.from([p.payload[0] ?? 0x6e, SCOPE_LOCAL]), notice);
-      await cmd.pause(p.payload[0] === 0x77);
+      if (p.payload[1] !== SCOPE_LOCAL) await toEveryMember(h, p.type, Buffer.from([p.payload[0] ?? 0x6e, SCOPE_LOCAL]), notice, memberWaitMs(h));
+      // Digits after the scope: paused for another instance's switchover, for at most that long.
+      await cmd.pause(p.payload[0] === 0x77, p.payload.length > 2 ? Number(p.payload.toString('latin1', 2)) : undefined);
       return done(PcpReply.Paused);
     case PcpRequest.Resume:
       // After a group switchover the leader names the new primary: writes go there from the first statement.
@@ -152,29 +158,50 @@ async function toTheLeader(to: { host: string; port: number }, p: PcpPacket, h: 
 }
 
 /**
- * A switchover with several instances, run by the leader: every other instance is paused first
- * (its sessions held at transaction boundaries, so none writes to the old primary after the
- * catch-up), the leader switches over, publishes its view at once, and each instance resumes
- * once it routes writes to the new primary.
+ * A switchover with several instances, run by the leader: checked first, then every other
+ * instance is paused (its sessions held at transaction boundaries, so none writes to the old
+ * primary after the catch-up), the leader switches over, and as soon as the new primary serves
+ * it publishes its view and resumes each instance once that one routes writes to the new primary
+ * (follow_primary_command goes on meanwhile). A member never told resumes on its own after
+ * `expires`; the switchover's own error is the one answered.
  */
-async function groupSwitchover(h: AdminHost, promote: () => Promise<void>, notice: (m: string) => void): Promise<void> {
-  let primary: number | null = null;
+async function groupSwitchover(h: AdminHost, cmd: AdminCommands, id: number, graceful: boolean, notice: (m: string) => void): Promise<void> {
+  cmd.checkPromote(id, true);
+  const c = h.config;
+  const expires = 2 * c.failover_hold_timeout * 1000 + c.hook_timeout * 1000 + VIEW_WAIT_MS;
+  // Settles to its error (or null) at once: it runs while follow_primary_command still does.
+  const resumeAll = (payload: string): Promise<unknown> =>
+    toEveryMember(h, PcpRequest.Resume, Buffer.from(payload), notice, VIEW_WAIT_MS + MEMBER_WAIT_MS).then(
+      () => null,
+      (err: unknown) => err,
+    );
+  let resumed: Promise<unknown> | null = null;
+  let failure: unknown = null;
   try {
-    await toEveryMember(h, PcpRequest.Pause, Buffer.from([0x77, SCOPE_LOCAL]), notice);
-    await promote();
-    primary = h.cluster.topology.primaryId;
-    await h.groupRound();
-  } finally {
-    await toEveryMember(h, PcpRequest.Resume, Buffer.from(primary === null ? 'l' : `l${primary}`), notice);
+    await toEveryMember(h, PcpRequest.Pause, Buffer.from(`wl${expires}`), notice, memberWaitMs(h));
+    await cmd.promote(id, true, graceful, () => {
+      resumed = h.groupRound().then(() => resumeAll(`l${h.cluster.topology.primaryId ?? ''}`));
+    });
+  } catch (err) {
+    failure = err;
   }
+  // Every instance is resumed whatever happened (the switchover's own error is the one answered).
+  const resumeFailure = await (resumed ?? resumeAll('l'));
+  if (failure ?? resumeFailure) throw failure ?? resumeFailure;
 }
+
+/** How long another instance may take to answer a request that drains its sessions (pause). */
+const memberWaitMs = (h: AdminHost) => h.config.failover_hold_timeout * 1000 + MEMBER_WAIT_MS;
+/** How long another instance may take to answer any other request. */
+const MEMBER_WAIT_MS = 10_000;
 
 /** Online recovery's second stage in a group: every other instance holds its new sessions until none is open. */
 async function holdEveryMember(h: AdminHost, deadline: number, notice: (m: string) => void): Promise<() => void> {
   const release = () =>
     void toEveryMember(h, PcpRequest.RecoveryHold, Buffer.from('r'), notice).catch((err: AdminError) => h.log.warn({ err: err.message, detail: err.detail }, 'online recovery: not every instance was released'));
+  const ms = Math.max(1, deadline - Date.now());
   try {
-    await toEveryMember(h, PcpRequest.RecoveryHold, Buffer.from(`h${Math.max(1, deadline - Date.now())}`), notice);
+    await toEveryMember(h, PcpRequest.RecoveryHold, Buffer.from(`h${ms}`), notice, ms + MEMBER_WAIT_MS);
   } catch (err) {
     release();
     throw err;
@@ -192,7 +219,8 @@ async function untilPrimary(h: AdminHost, id: number): Promise<void> {
   for (let round = 0; h.cluster.topology.primaryId !== id; round++) {
     if (Date.now() >= deadline) throw new AdminError('PCP: resume after a switchover', `the group's view did not name node ${id} the primary in ${VIEW_WAIT_MS / 1000} s`);
     if (round > 0) await delay(VIEW_POLL_MS);
-    await h.groupRound();
+    // A round on a slow etcd may take several request timeouts: the deadline bounds the wait.
+    await Promise.race([h.groupRound(), delay(Math.max(0, deadline - Date.now()))]);
   }
 }
 
@@ -201,25 +229,25 @@ const SCOPE_CLUSTER = 0x63; // c
 const SCOPE_LOCAL = 0x6c; // l
 
 /** The same request to every other instance of the group (none when alone); answers when all did. */
-async function toEveryMember(h: AdminHost, type: number, payload: Buffer, notice: (m: string) => void): Promise<void> {
+async function toEveryMember(h: AdminHost, type: number, payload: Buffer, notice: (m: string) => void, timeoutMs = MEMBER_WAIT_MS): Promise<void> {
   const v = h.watchdog();
   if (!v) return;
   const failed: string[] = [];
   await Promise.all(
     v.members
       .filter((m) => m.name !== v.self.name)
-      .map((m) => requestTo({ host: m.host, port: m.pcpPort }, type, payload, h, notice, m.name).catch((err: Error) => failed.push(`${m.name}: ${err.message}`))),
+      .map((m) => requestTo({ host: m.host, port: m.pcpPort }, type, payload, h, notice, m.name, timeoutMs).catch((err: Error) => failed.push(`${m.name}: ${err.message}`))),
   );
   if (failed.length > 0) throw new AdminError('PCP: not carried out on every instance', failed.join('; '));
 }
 
 /** One request to another instance's PCP port, as this instance's first [[pcp_user]] (its stored md5 makes the salted answer). */
-async function requestTo(to: { host: string; port: number }, type: number, payload: Buffer, h: AdminHost, notice: (m: string) => void, who: string) {
+async function requestTo(to: { host: string; port: number }, type: number, payload: Buffer, h: AdminHost, notice: (m: string) => void, who: string, timeoutMs?: number) {
   const u = h.config.pcp_user[0];
   if (!u) throw new AdminError(`PCP: could not reach ${who}`, 'no [[pcp_user]] to carry the command with');
   let c: PcpClient | null = null;
   try {
-    c = await PcpClient.open({ host: to.host, port: to.port, user: u.name, password: '', passwordMd5: u.md5, notice });
+    c = await PcpClient.open({ host: to.host, port: to.port, user: u.name, password: '', passwordMd5: u.md5, notice, ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
     return await c.request(type, payload);
   } catch (err) {
     if (err instanceof PcpFailure) throw new AdminError(err.message, err.detail);
