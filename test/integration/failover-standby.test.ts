@@ -73,6 +73,8 @@ t.test('kill -9 of a standby under pgbench -S: no aborted client, reads go on', 
   t.ok(s.server.selectCount[1]! > atKill[1]! && s.server.selectCount[0]! > atKill[0]!, 'the other nodes served reads after the kill');
   await waitFor('node 2 detached', () => s.server.cluster.topology.nodes[2]!.status === 'down');
 
+  // The detach comes first, then failover_command: its recorder may not have written yet.
+  await waitFor('failover_command recorded', () => existsSync(hookOut()) && readFileSync(hookOut(), 'utf8').includes('\n'));
   const calls = readFileSync(hookOut(), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { args: string[]; env: Record<string, string> });
   t.equal(calls.length, 1, 'failover_command ran once');
   const p = (n: number) => String(cluster.port(n));

@@ -129,8 +129,11 @@ t.test('kill -9 of the primary under pgbench through two instances, the third cu
     t.equal(r.code, 0, `pgbench through ${s.port}: ${r.stderr.trim().split('\n').pop()}`);
     t.match(r.stdout, /number of failed transactions: 0 /);
   }
-  // event_command: run by the leader alone, the failover's events in order with their epochs.
-  const events = [0, 1, 2].map((i) => lines(`events-${i}.jsonl`).filter((e) => e.args[0] !== 'leader_change'));
+  // event_command: run by the leader alone, the failover's events in order with their epochs
+  // (the last, follow, is reported once follow_primary_command has finished).
+  const eventsOf = (i: number) => lines(`events-${i}.jsonl`).filter((e) => e.args[0] !== 'leader_change');
+  await waitFor('the follow event reported', () => eventsOf(leader).some((e) => e.args[0] === 'follow'), 30_000);
+  const events = [0, 1, 2].map(eventsOf);
   const ran = events.findIndex((e) => e.some((x) => x.args[0] === 'failover'));
   t.same(events.filter((e) => e.some((x) => x.args[0] === 'failover')).length, 1, 'one instance reported the failover');
   const names = events[ran]!.map((e) => e.args[0]);
@@ -147,6 +150,8 @@ t.test('node commands sent to any instance are carried out by the leader, for th
   const detached = await runProgram('/usr/sbin/pcp_detach_node', ['-h', '127.0.0.1', '-p', String(b!.pcpPort), '-U', 'admin', '-w', '-n', String(standby)], { PCPPASSFILE: passFile });
   t.equal(detached.code, 0, `pcp_detach_node on a non-leader: ${detached.stderr}`);
   await waitFor('every instance has the standby down in SHOW POOL_NODES', async () => (await Promise.all(sluices.map((s) => poolNodeStatus(s, standby)))).every((st) => st === 'down'), 10_000);
+  // The view can reach every instance before the hook's recorder (a node process) has started.
+  await waitFor('failover_command for it ran on the leader', () => lines(`failover-${leaderIndex}.jsonl`).length === 2);
   t.equal(lines(`failover-${leaderIndex}.jsonl`).length, 2, 'failover_command for it ran on the leader');
   const attached = await runProgram('/usr/sbin/pcp_attach_node', ['-h', '127.0.0.1', '-p', String(c!.pcpPort), '-U', 'admin', '-w', '-n', String(standby)], { PCPPASSFILE: passFile });
   t.equal(attached.code, 0, `pcp_attach_node on the other non-leader: ${attached.stderr}`);
