@@ -11,7 +11,7 @@ import { loadConfig } from './config/load';
 import { BackendStats } from './cluster/backend-stats';
 import { PauseGate } from './util/gate';
 import type { SessionInfo } from './session/registry';
-import { boundPort, listenAll } from './util/listen';
+import { boundPort, CLIENT_KEEPALIVE_S, listenAll, setInheritedSocketOptions } from './util/listen';
 import { acceptWithSlabReads } from './net/slab-reads';
 import { connectBackend } from './backend/connect';
 import { AuthQuery } from './auth/auth-query';
@@ -425,7 +425,11 @@ export class Server implements AdminHost, HttpHost {
 
   private async listen(): Promise<void> {
     const ctx = this.context();
-    const onConnection = (accepted: Socket) => {
+    const onConnection = (accepted: Socket, inherited: boolean) => {
+      if (!inherited) {
+        accepted.setNoDelay(true);
+        accepted.setKeepAlive(true, CLIENT_KEEPALIVE_S * 1000);
+      }
       const socket = acceptWithSlabReads(accepted);
       socket.on('error', () => undefined); // the session adds its own; this covers the gap
       if (this.stopping) {
@@ -436,7 +440,13 @@ export class Server implements AdminHost, HttpHost {
       this.sessions_.add(session);
       socket.once('close', () => this.sessions_.delete(session));
     };
-    this.listeners.push(...(await listenAll(this.config.listen_addresses, this.config.port, () => createServer({ pauseOnConnect: true }, onConnection))));
+    const make = () => {
+      let inherited = false;
+      const srv = createServer({ pauseOnConnect: true }, (s) => onConnection(s, inherited));
+      srv.once('listening', () => (inherited = setInheritedSocketOptions(srv)));
+      return srv;
+    };
+    this.listeners.push(...(await listenAll(this.config.listen_addresses, this.config.port, make)));
     this.log.info({ addresses: this.config.listen_addresses, port: this.port }, 'listening');
   }
 

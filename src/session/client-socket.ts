@@ -58,10 +58,6 @@ export class ClientSocket {
     private readonly ev: ClientSocketEvents,
   ) {
     this.socket = raw;
-    // Set here only (not also as the listener's options, whose keep-alive with no delay the
-    // kernel refuses: three system calls per connection saved).
-    raw.setNoDelay(true);
-    raw.setKeepAlive(true, 60_000);
     onChunks(raw, (chunk) => this.rawSink(chunk));
     this.listen(raw);
   }

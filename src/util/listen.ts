@@ -34,6 +34,23 @@ export async function listenAll<S extends Server>(spec: string, port: number, ma
   return servers;
 }
 
+/** Keepalive for client connections: probes after a minute of silence (libuv's interval and count). */
+export const CLIENT_KEEPALIVE_S = 60;
+
+/**
+ * TCP_NODELAY and keepalive set once on a listening socket, from which Linux copies them to
+ * every socket it accepts: three setsockopt calls fewer per client connection. False when this
+ * is not Linux or the handle has no such methods (then each accepted socket is set itself).
+ * A connection whose handshake ended in the microseconds between listen() and this call is
+ * accepted without them (start-up only).
+ */
+export function setInheritedSocketOptions(srv: Server): boolean {
+  if (process.platform !== 'linux') return false;
+  const h = (srv as unknown as { _handle?: { setNoDelay?: (on: boolean) => number; setKeepAlive?: (on: boolean, seconds: number) => number } })._handle;
+  if (typeof h?.setNoDelay !== 'function' || typeof h.setKeepAlive !== 'function') return false;
+  return h.setNoDelay(true) === 0 && h.setKeepAlive(true, CLIENT_KEEPALIVE_S) === 0;
+}
+
 /** A TCP server for the PCP port: no Nagle delay, keepalive on. */
 export const tcpServer = (onConnection: (s: Socket) => void) => (): Server => createServer({ noDelay: true, keepAlive: true }, onConnection);
 

@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import t, { Test } from 'tap';
 import { createCluster, TestCluster } from '../helpers/cluster';
 import { RawClient, startupMessage } from '../helpers/raw-client';
@@ -49,6 +51,14 @@ t.test('a client that reconnects gets the same backend connection, reset', async
   t.same((await c.query("select current_setting('work_mem') as w")).rows, [{ w: '4MB' }], 'SET was reset');
   await t.rejects(c.query('select * from scratch'), { code: '42P01' }, 'temp table was dropped');
   await t.rejects(c.query('execute p'), { code: '26000' }, 'prepared statement was deallocated');
+});
+
+t.test('client connections have TCP keepalive (set once on the listening socket, which Linux copies to each)', async (t) => {
+  const s = await withSluice(t);
+  const c = await s.client({ application_name: 'keepalive' });
+  const { stdout } = await promisify(execFile)('ss', ['-tno', 'state', 'established', `( sport = :${s.port} )`]);
+  t.match(stdout, /timer:\(keepalive,/, `the accepted socket probes an idle peer: ${stdout.trim()}`);
+  await c.end();
 });
 
 t.test('an empty reset_query_list pools connections as they are, at once', async (t) => {
