@@ -193,6 +193,9 @@ t.test('online recovery sent to a non-leader: the leader runs it, its second sta
   const [asked, other] = [0, 1, 2].filter((i) => i !== leaderIndex) as [number, number];
   // A session open on a third instance: stage 2 must wait for it to end.
   const c = new Client({ host: '127.0.0.1', port: sluices[other]!.port, user: 'postgres', database: 'postgres' });
+  // Should a check fail before it ends, the instances' stop later must not kill this process.
+  c.on('error', () => undefined);
+  t.teardown(() => c.end().catch(() => undefined));
   await c.connect();
   await c.query('begin');
   const from = sluices[other]!.logs.length;
