@@ -27,7 +27,7 @@ import { RecentEvents } from './metrics/events';
 import { Metrics } from './metrics/metrics';
 import { metricsSource } from './server/metrics-source';
 import { applyReload } from './server/reload';
-import { cancelPeers, makeWatchdog } from './server/coordination';
+import { cancelPeers, groupCoordination, makeWatchdog } from './server/coordination';
 import { ClusterEvent, EventCommand, eventName } from './cluster/event-command';
 import type { Watchdog, WatchdogView } from './coord/watchdog';
 import type { BackendConnection, NodeAddress } from './backend/connection';
@@ -201,7 +201,7 @@ export class Server implements AdminHost, HttpHost {
     const s = new Server(config, log, opts);
     if (s.routing.loadBalance) await loadParser();
     // In a group, this instance acts for nobody until its watchdog says it leads.
-    if (config.use_watchdog) s.cluster.coordinate({ leads: () => s.watchdog_?.isLeader ?? false });
+    if (config.use_watchdog) s.cluster.coordinate(groupCoordination(config, () => s.watchdog_));
     await s.cluster.start(opts.discardStatus ?? false);
     await s.listen();
     try {

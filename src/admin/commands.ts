@@ -206,7 +206,8 @@ export class AdminCommands {
 
   /** Stage 2's hold here and, in a group, on every other instance at once; one release for all. */
   private async holdEverywhere(deadline: number, holdOthers?: HoldOthers): Promise<() => void> {
-    const [here, others] = await Promise.allSettled([this.holdNewSessions(deadline), holdOthers ? holdOthers(deadline) : () => undefined]);
+    if (!holdOthers) return this.holdNewSessions(deadline);
+    const [here, others] = await Promise.allSettled([this.holdNewSessions(deadline), holdOthers(deadline)]);
     const releases = [here, others].flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const release = () => releases.forEach((r) => r());
     const failed = [here, others].find((r) => r.status === 'rejected');

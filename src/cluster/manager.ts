@@ -40,7 +40,7 @@ export interface ClusterCoordination {
    * Cut off from the group and allowed to act on its own (failover_when_quorum_exists = false,
    * etcd unreachable): this instance then acts as a single one would.
    */
-  alone?(): boolean;
+  alone(): boolean;
 }
 
 /** pgpool's auto_failback_interval default: a node is not re-attached more often than this. */
@@ -169,7 +169,7 @@ export class ClusterManager {
 
   /** Alone, or the group's leader: this instance runs hooks and searches. */
   private get mayAct(): boolean {
-    return this.coordination === null || this.coordination.leads() || this.coordination.alone?.() === true;
+    return this.coordination === null || this.coordination.leads() || this.coordination.alone();
   }
 
   /** Nodes this instance's checks find down while the group has not failed them over. */
@@ -303,7 +303,7 @@ export class ClusterManager {
       this.log.warn({ node: n.id, reason }, 'health check failed while paused: checked again on resume');
       return;
     }
-    if (this.coordination && this.coordination.alone?.() !== true) {
+    if (this.coordination && !this.coordination.alone()) {
       // pgpool's quarantine: not used from here, and failed over only if the group agrees.
       if (!n.quarantined) {
         this.log.warn({ node: n.id, reason }, 'health check failed: node quarantined here; the group decides on a failover');

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { sendCancel } from '../backend/cancel';
 import { readKeyFile } from '../backend/tls';
 import { runScript } from '../cluster/hooks';
-import type { ClusterManager } from '../cluster/manager';
+import type { ClusterCoordination, ClusterManager } from '../cluster/manager';
 import type { Config } from '../config/load';
 import { EtcdClient, EtcdOptions } from '../coord/etcd';
 import { Watchdog } from '../coord/watchdog';
@@ -88,10 +88,20 @@ export function makeWatchdog(c: Config, cluster: ClusterManager, ports: Instance
     groupView: (v) => cluster.applyGroupView(v.statuses, v.primary, v.epoch),
     // failover_when_quorum_exists = false (pgpool's): no quorum asked for, so one vote is enough.
   }, { requireConsensus: c.failover_require_consensus && c.failover_when_quorum_exists, halfVotes: c.enable_consensus_with_half_votes });
-  // Alone only once every lease, a leader's included, has certainly expired: a leader elsewhere
-  // has stopped acting by then, and a short etcd election does not make every instance act.
-  cluster.coordinate({ leads: () => w.isLeader, alone: () => !c.failover_when_quorum_exists && w.cutOffMs() > c.wd_lease_ttl * 1000 });
   return w;
+}
+
+/**
+ * How the cluster of an instance in a group acts: only while its watchdog leads (none before the
+ * watchdog exists, at start-up), or alone once cut off (failover_when_quorum_exists = false) for
+ * longer than every lease, a leader's included: a leader elsewhere has stopped acting by then,
+ * and a short etcd election does not make every instance act.
+ */
+export function groupCoordination(c: Config, watchdog: () => Watchdog | null): ClusterCoordination {
+  return {
+    leads: () => watchdog()?.isLeader ?? false,
+    alone: () => !c.failover_when_quorum_exists && (watchdog()?.cutOffMs() ?? 0) > c.wd_lease_ttl * 1000,
+  };
 }
 
 /** Cancel requests for another instance's sessions go to it (the slot in the secret says which). */

@@ -39,7 +39,8 @@ export const CLIENT_KEEPALIVE_S = 60;
 
 /**
  * TCP_NODELAY and keepalive set once on a listening socket, from which Linux copies them to
- * every socket it accepts: three setsockopt calls fewer per client connection. False when this
+ * every socket it accepts: five setsockopt calls fewer per client connection (TCP_NODELAY,
+ * SO_KEEPALIVE and libuv's TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT). False when this
  * is not Linux or the handle has no such methods (then each accepted socket is set itself).
  * A connection whose handshake ended in the microseconds between listen() and this call is
  * accepted without them (start-up only).
