@@ -48,7 +48,8 @@ export class StatusFile {
    */
   write(statuses: readonly SavedStatus[]): void {
     if (!statuses.includes('up')) return;
-    const tmp = `${this.path}.tmp`;
+    // Its own temporary name: two processes given one work_dir must not rename each other's file away.
+    const tmp = `${this.path}.${process.pid}.tmp`;
     writeFileSync(tmp, formatStatus(statuses));
     renameSync(tmp, this.path);
   }
@@ -65,8 +66,8 @@ export class StatusFile {
 
   writeEpoch(epoch: number): void {
     const file = join(dirname(this.path), EPOCH_FILE);
-    writeFileSync(`${file}.tmp`, `${epoch}\n`);
-    renameSync(`${file}.tmp`, file);
+    writeFileSync(`${file}.${process.pid}.tmp`, `${epoch}\n`);
+    renameSync(`${file}.${process.pid}.tmp`, file);
   }
 
   /** -D: start as if there had never been a file. */

@@ -45,6 +45,8 @@ t.teardown(async () => {
 async function instance(i: number): Promise<CliSluice> {
   const http = await freePortRun(1);
   const config = clusterConfig(cluster, {
+    // Each instance its own work_dir, as in production.
+    work_dir: mkdtempSync(join(dir, `work${i}-`)),
     http_port: http,
     use_watchdog: true,
     etcd_endpoints: etcd.endpoints,
@@ -210,6 +212,7 @@ t.test('etcd over TLS with client certificates and a password: the instances wit
   const client = await clientCert(pki, 'sluice-client', '/O=sluice');
   const member = async (i: number, password: string, extra: Record<string, unknown> = {}) => {
     const s = await startCli(dir, clusterConfig(cluster, {
+      work_dir: mkdtempSync(join(dir, `secure${i}-`)),
       http_port: await freePortRun(1),
       use_watchdog: true,
       etcd_endpoints: secure.endpoints,
