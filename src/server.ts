@@ -2,7 +2,7 @@
 // (the hosts and contexts the layers below ask for), and owns the listening sockets, the live
 // sessions and shutdown. One concern, read top to bottom; its parts that are not wiring live in
 // src/server/ (the reload's application, the metrics' view).
-import { createServer, Server as NetServer, Socket } from 'node:net';
+import { createServer, Server as NetServer } from 'node:net';
 import { AdminCommands } from './admin/commands';
 import type { AdminHost, ShutdownMode } from './admin/host';
 import { PcpServer } from './admin/pcp/listener';
@@ -12,7 +12,7 @@ import { BackendStats } from './cluster/backend-stats';
 import { PauseGate } from './util/gate';
 import type { SessionInfo } from './session/registry';
 import { boundPort, CLIENT_KEEPALIVE_S, listenAll, setInheritedSocketOptions } from './util/listen';
-import { acceptWithSlabReads } from './net/slab-reads';
+import { acceptClients, ClientTransport } from './net/client-transport';
 import { connectBackend } from './backend/connect';
 import { AuthQuery } from './auth/auth-query';
 import { Authenticator } from './auth/authenticator';
@@ -44,6 +44,7 @@ import { loadParser } from './router/parse-tree';
 import { Errors } from './protocol/errors';
 import { SessionRegistry } from './session/registry';
 import { Session } from './session/session';
+import { LiveSet } from './util/live-set';
 import type { SessionContext } from './session/context';
 
 export type { ShutdownMode };
@@ -99,7 +100,7 @@ export class Server implements AdminHost, HttpHost {
   /** The config snapshot in force: replaced as a whole by a reload. */
   private config_: Config;
   private readonly listeners: NetServer[] = [];
-  private readonly sessions_ = new Set<Session>();
+  private readonly sessions_ = new LiveSet<Session>();
   private nextSessionId = 1;
   private stopping: Promise<void> | null = null;
   private readonly clock: Clock;
@@ -425,25 +426,19 @@ export class Server implements AdminHost, HttpHost {
 
   private async listen(): Promise<void> {
     const ctx = this.context();
-    const onConnection = (accepted: Socket, inherited: boolean) => {
-      if (!inherited) {
-        accepted.setNoDelay(true);
-        accepted.setKeepAlive(true, CLIENT_KEEPALIVE_S * 1000);
-      }
-      const socket = acceptWithSlabReads(accepted);
-      socket.on('error', () => undefined); // the session adds its own; this covers the gap
+    const onClient = (client: ClientTransport) => {
       if (this.stopping) {
-        socket.end(Errors.shuttingDown().toFrame());
+        client.write(Errors.shuttingDown().toFrame());
+        client.destroySoon();
         return;
       }
-      const session = new Session(socket, ctx, this.nextSessionId++);
-      this.sessions_.add(session);
-      socket.once('close', () => this.sessions_.delete(session));
+      const entry = this.sessions_.add(new Session(client, ctx, this.nextSessionId++, () => this.sessions_.delete(entry)));
     };
+    const onAcceptError = (err: Error) => this.log.warn({ err: err.message }, 'could not accept a client connection');
     const make = () => {
-      let inherited = false;
-      const srv = createServer({ pauseOnConnect: true }, (s) => onConnection(s, inherited));
-      srv.once('listening', () => (inherited = setInheritedSocketOptions(srv)));
+      const srv = createServer({ pauseOnConnect: true });
+      const accept = acceptClients(srv, onClient, onAcceptError, CLIENT_KEEPALIVE_S);
+      srv.once('listening', () => accept(!setInheritedSocketOptions(srv)));
       return srv;
     };
     this.listeners.push(...(await listenAll(this.config.listen_addresses, this.config.port, make)));

@@ -66,6 +66,17 @@ export class SlabReads {
     return this.slab.subarray(this.off);
   }
 
+  /** The first window, for a handle read without net.Socket (client-transport.ts). */
+  first(): Buffer {
+    return this.nextWindow();
+  }
+
+  /** `n` bytes were read into the last window: where the next read goes. */
+  next(n: number): Buffer {
+    this.last = n;
+    return this.nextWindow();
+  }
+
   /** Where chunks go from now on (the ones that came early first). */
   listen(sink: Sink): void {
     this.sink = sink;

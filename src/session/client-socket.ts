@@ -1,12 +1,12 @@
 // The client's socket: plain or TLS (after SSLRequest, or TLS at once), an optional PROXY header
 // in front, and the reads and writes the shell (session.ts) asks of it.
-import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { ServerTls } from '../backend/tls';
 import { Cidr, cidrContains } from '../util/cidr';
+import type { Peer } from '../config/hba';
 import { unencryptedAfter } from './startup';
-import { onChunks } from '../net/slab-reads';
+import { ClientTransport, SocketTransport, TransportEvents } from '../net/client-transport';
 import { looksLikeProxyHeader, parseProxyHeader, ProxyHeaderError } from '../protocol/proxy-header';
 
 export interface ClientSocketEvents {
@@ -34,32 +34,43 @@ const NOTHING = Buffer.alloc(0);
 const TLS_HANDSHAKE = 0x16;
 
 /**
- * The client's transport: the TCP socket, then TLS once negotiated (SSLRequest, or direct TLS
+ * The client's transport: the TCP connection, then TLS once negotiated (SSLRequest, or direct TLS
  * with ALPN "postgresql"), with a PROXY v1/v2 header read first when the peer is a trusted
  * balancer. The session sees one stream of protocol bytes and the client's real address.
  */
-export class ClientSocket {
-  private socket: Socket;
+export class ClientSocket implements Peer {
+  /** A TCP connection (hba's `host` rules): Sluice takes no client on a Unix-domain socket. */
+  readonly local = false;
+  /** The transport the protocol's bytes go through: the TCP one, or TLS over it. */
+  private socket: ClientTransport;
+  private tlsSocket: TLSSocket | null = null;
   /** The client's address from a trusted PROXY header (else the TCP peer's). */
   private proxied: { address: string; port: number } | null = null;
   /** The bytes so far, until we know whether a PROXY header or a TLS handshake comes first. */
   private head: Buffer | null = NOTHING;
   private proxyDone = false;
   private readonly onData = (chunk: Buffer) => (this.head ? this.preamble(chunk) : this.ev.data(chunk));
-  /** Where the TCP socket's bytes go: the protocol, or the TLS handshake of a direct TLS. */
-  private rawSink = this.onData;
   private readonly onError = (err: Error) => this.ev.error(err);
   private readonly onClose = () => this.ev.close();
   private readonly onDrain = () => this.ev.drain();
+  /** Where the TCP connection's events go: the protocol, or the TLS handshake of a direct TLS. */
+  private rawSink = this.onData;
+  private rawDrain = this.onDrain;
+  private rawEnd: () => void = () => undefined;
 
   constructor(
-    private readonly raw: Socket,
+    private readonly raw: ClientTransport,
     private readonly opts: ClientSocketOptions,
     private readonly ev: ClientSocketEvents,
   ) {
     this.socket = raw;
-    onChunks(raw, (chunk) => this.rawSink(chunk));
-    this.listen(raw);
+    raw.bind({
+      data: (chunk) => this.rawSink(chunk),
+      end: () => this.rawEnd(),
+      error: this.onError,
+      close: this.onClose,
+      drain: () => this.rawDrain(),
+    });
   }
 
   /**
@@ -67,15 +78,15 @@ export class ClientSocket {
    * most sessions never need: hba rules without addresses, no logging of the client).
    */
   get address(): string {
-    return this.proxied?.address ?? this.raw.remoteAddress ?? '';
+    return this.proxied?.address ?? this.raw.remoteAddress;
   }
 
   get port(): number {
-    return this.proxied?.port ?? this.raw.remotePort ?? 0;
+    return this.proxied?.port ?? this.raw.remotePort;
   }
 
   get ssl(): boolean {
-    return this.socket instanceof TLSSocket;
+    return this.tlsSocket !== null;
   }
 
   get writable(): boolean {
@@ -83,14 +94,7 @@ export class ClientSocket {
   }
 
   private get trusted(): boolean {
-    return this.opts.trustedProxies.some((c) => cidrContains(c, this.raw.remoteAddress ?? ''));
-  }
-
-  /** Error, close and drain of the transport in use (its bytes: onChunks, or 'data' for TLS). */
-  private listen(s: Socket): void {
-    s.on('error', this.onError);
-    s.on('close', this.onClose);
-    s.on('drain', this.onDrain);
+    return this.opts.trustedProxies.some((c) => cidrContains(c, this.raw.remoteAddress));
   }
 
   /** The first bytes: a PROXY header (trusted peers only), direct TLS, or the protocol itself. */
@@ -141,40 +145,55 @@ export class ClientSocket {
     this.startTls(tls);
   }
 
+  /** After SSLRequest the TLS layer reads the TCP connection itself, through a net.Socket on it. */
   private startTls(tls: ServerTls): void {
-    this.secure(new TLSSocket(this.raw, { isServer: true, secureContext: tls.context, requestCert: tls.requestCert, rejectUnauthorized: false }), false);
+    const tcp = this.raw.toSocket();
+    tcp.on('error', () => undefined); // the TLS socket reports what fails; this covers the gap
+    tcp.on('close', this.onClose);
+    this.secure(new TLSSocket(tcp, { isServer: true, secureContext: tls.context, requestCert: tls.requestCert, rejectUnauthorized: false }), false);
   }
 
   /** TLS from the first byte: the bytes already read are replayed into the handshake. */
   private directTls(tls: ServerTls, first: Buffer): void {
     const raw = this.raw;
+    let drained: (() => void) | null = null;
     const replay = new Duplex({
       read() {},
       write(chunk: Buffer, _enc, cb) {
-        raw.write(chunk, cb);
+        if (raw.write(chunk)) cb();
+        else drained = cb;
       },
       final(cb) {
-        raw.end(cb);
+        raw.destroySoon();
+        cb();
       },
       destroy(err, cb) {
-        raw.destroy(err ?? undefined);
+        raw.destroy();
         cb(err);
       },
     });
     replay.push(first);
     this.rawSink = (d) => replay.push(d);
-    raw.on('end', () => replay.push(null));
+    this.rawEnd = () => replay.push(null);
+    this.rawDrain = () => {
+      const cb = drained;
+      drained = null;
+      cb?.();
+    };
     const s = new TLSSocket(replay, { isServer: true, secureContext: tls.context, requestCert: tls.requestCert, rejectUnauthorized: false, ALPNProtocols: ['postgresql'] });
     this.secure(s, true);
   }
 
   private secure(s: TLSSocket, direct: boolean): void {
-    // After SSLRequest the TLS layer reads the TCP socket itself; nothing more comes this way.
-    if (!direct) this.rawSink = () => undefined;
-    this.raw.off('drain', this.onDrain);
-    this.socket = s;
-    s.on('data', this.onData);
-    this.listen(s);
+    if (!direct) {
+      // The TLS layer reads the TCP connection itself; nothing more comes the raw way.
+      this.rawSink = () => undefined;
+      this.rawDrain = () => undefined;
+    }
+    this.tlsSocket = s;
+    this.socket = new SocketTransport(s, true);
+    const ev: TransportEvents = { data: this.onData, end: () => undefined, error: this.onError, close: this.onClose, drain: this.onDrain };
+    this.socket.bind(ev);
     s.once('secure', () => {
       if (direct && s.alpnProtocol !== 'postgresql') return this.ev.error(new Error('direct TLS without ALPN "postgresql"'));
       // A certificate the client chose to present must verify against ssl_ca_cert.
@@ -200,16 +219,8 @@ export class ClientSocket {
     this.socket.resume();
   }
 
-  end(): void {
-    this.socket.end();
-  }
-
   /** Closes once what was written has gone. */
   destroySoon(): void {
-    const s = this.socket;
-    // Nothing waits in Node's queue: closing the descriptor is enough (the kernel still sends
-    // what it holds, then FIN), without a shutdown and the stream's round of callbacks.
-    if (s === this.raw && s.writableLength === 0) s.destroy();
-    else s.destroySoon();
+    this.socket.destroySoon();
   }
 }

@@ -1,6 +1,7 @@
 // Live sessions, server-wide: the client limit, the cancel keys, and what the admin views list.
 import { randomInt } from 'node:crypto';
 import { Errors } from '../protocol/errors';
+import { LiveMap } from '../util/live-set';
 
 export interface Cancellable {
   /** The process id this session's client was given in BackendKeyData. */
@@ -37,7 +38,8 @@ interface Waiter {
 export class SessionRegistry {
   private active = 0;
   private readonly waiters: Waiter[] = [];
-  private readonly bySecret = new Map<number, Cancellable>();
+  /** A LiveMap: a closed session must not outlive its close in a stale table (live-set.ts). */
+  private readonly bySecret = new LiveMap<number, Cancellable>();
   private peers: CancelPeers | null = null;
   /** Cancel keys forwarded lately, and when. */
   private readonly forwarded = new Map<string, number>();

@@ -1,7 +1,6 @@
 // One client connection's shell: its socket, the startup packet (answered as PostgreSQL does,
 // refusals included), authentication, timers, and the port through which its relay (relay.ts)
 // reaches the client. The states a connection moves through are one story, read top to bottom.
-import { Socket } from 'node:net';
 import type { BackendConnection } from '../backend/connection';
 import { BackendStartupError } from '../backend/connect';
 import type { CompiledRouting } from '../router/options';
@@ -23,6 +22,7 @@ import type { SessionContext } from './context';
 import type { SessionInfo } from './registry';
 import { IdleLimit } from './idle-limit';
 import { ClientSocket, ENCRYPTION_NO } from './client-socket';
+import type { ClientTransport } from '../net/client-transport';
 import { ProxyHeaderError } from '../protocol/proxy-header';
 import { SessionSettings, sessionRouting, SessionValues } from './settings';
 import { pinoLevel } from '../log/logger';
@@ -88,9 +88,11 @@ export class Session implements RelayPort, RelaySession {
   private readonly inbox = new AuthInbox(() => this.framer.resume(this.onClientFrame));
 
   constructor(
-    raw: Socket,
+    raw: ClientTransport,
     private readonly ctx: SessionContext,
     readonly id: number,
+    /** The client's connection is closed (the server forgets the session). */
+    gone: () => void,
   ) {
     this.routing = new SessionRouting(ctx, this);
     this.settings = new SessionSettings(() => ctx.config, () => this.settingsChanged());
@@ -110,7 +112,10 @@ export class Session implements RelayPort, RelaySession {
     this.client = new ClientSocket(raw, { trustedProxies: ctx.trustedProxies, tls: ctx.tls }, {
       data: (chunk) => this.onClientData(chunk),
       error: (err) => this.clientError(err),
-      close: () => this.clientClosed(),
+      close: () => {
+        this.clientClosed();
+        gone();
+      },
       drain: () => this.forEachBackend((b) => b.resume()),
     });
     const t = ctx.config.authentication_timeout;
@@ -266,16 +271,8 @@ export class Session implements RelayPort, RelaySession {
 
   private async start(req: StartupRequest): Promise<void> {
     try {
-      const client = this.client;
-      // The address is read only if an hba rule or a log line needs it.
-      const peer = {
-        local: false,
-        ssl: client.ssl,
-        get address() {
-          return client.address;
-        },
-      };
-      await this.ctx.auth.authenticate(req, peer, this.client.endPoint(), { send: (b) => this.client.write(b), receive: () => this.inbox.receive() });
+      // The client socket is the peer: its address is read only if an hba rule or a log line needs it.
+      await this.ctx.auth.authenticate(req, this.client, this.client.endPoint(), { send: (b) => this.client.write(b), receive: () => this.inbox.receive() });
       if (this.closed) return;
       // authentication_timeout covers the startup packet and the exchange, as in PostgreSQL.
       this.ctx.clock.clearTimeout(this.startupTimer);
