@@ -30,6 +30,8 @@ export interface ClientTransport {
   readonly writable: boolean;
   readonly remoteAddress: string;
   readonly remotePort: number;
+  /** Runs `f` once libuv holds no write of this transport (at once when it holds none). */
+  afterWrites(f: () => void): void;
   /** A net.Socket on the same connection, for TLS to wrap: this transport reads no more. */
   toSocket(): Socket;
 }
@@ -141,6 +143,8 @@ export class TcpClient implements ClientTransport {
   /** The handle is a net.Socket's now (TLS). */
   private given = false;
   private peer: { address?: string; port?: number } | null = null;
+  /** What waits for the pending writes (afterWrites). */
+  private whenWritten: (() => void) | null = null;
 
   constructor(private readonly handle: TcpHandle) {}
 
@@ -203,10 +207,13 @@ export class TcpClient implements ClientTransport {
   /** A queued write finished (status < 0: it failed). */
   written(status: number): void {
     this.pending--;
-    if (this.closed) return;
+    if (this.closed || this.given) return;
     if (status < 0) return this.fail(errnoError(status, 'write'));
     if (this.pending > 0) return;
     if (this.closing) return this.closeHandle();
+    const f = this.whenWritten;
+    this.whenWritten = null;
+    f?.();
     if (this.needDrain) {
       this.needDrain = false;
       this.ev?.drain();
@@ -242,14 +249,21 @@ export class TcpClient implements ClientTransport {
     this.closeHandle();
   }
 
+  afterWrites(f: () => void): void {
+    if (this.pending === 0) f();
+    else this.whenWritten = f;
+  }
+
+  /** As net.Socket: the error is reported on the next tick (never inside the write that failed), then the close. */
   private fail(err: Error): void {
-    if (this.closed) return;
-    this.ev?.error(err);
+    if (this.closed || this.given) return;
+    const ev = this.ev;
+    process.nextTick(() => ev?.error(err));
     this.closeHandle();
   }
 
   private closeHandle(): void {
-    if (this.closed) return;
+    if (this.closed || this.given) return;
     this.closed = true;
     this.closing = true;
     // A closed handle outlives its connection: V8's young-generation collections keep a wrapper
@@ -288,12 +302,16 @@ export class TcpClient implements ClientTransport {
     return this.peerName.port ?? 0;
   }
 
+  /** Only with no write pending (afterWrites): a write libuv finishes later would be the TLS layer's to account for. */
   toSocket(): Socket {
+    if (this.closing || this.closed || this.given || this.pending > 0) throw new Error('the connection cannot start TLS now');
     // The peer's address is kept for later readers (hba, logs, SHOW).
     void this.peerName;
     // The socket sets its own onread (the handle's field takes only a function).
     this.handle.readStop();
+    this.handle.client = null;
     this.given = true;
+    this.ev = null;
     return new Socket({ handle: this.handle, readable: true, writable: true } as unknown as ConstructorParameters<typeof Socket>[0]);
   }
 }
@@ -306,7 +324,10 @@ export class SocketTransport implements ClientTransport {
   constructor(
     private readonly socket: Socket,
     private readonly tls = false,
-  ) {}
+  ) {
+    // Until bind(), and for a client refused before it (shutdown): an error must not go unheard.
+    socket.on('error', () => undefined);
+  }
 
   bind(ev: TransportEvents): void {
     const s = this.socket;
@@ -352,6 +373,11 @@ export class SocketTransport implements ClientTransport {
 
   get remotePort(): number {
     return this.socket.remotePort ?? 0;
+  }
+
+  afterWrites(f: () => void): void {
+    // net.Socket's own queue goes on under TLS (Node's STARTTLS): nothing to wait for here.
+    f();
   }
 
   toSocket(): Socket {

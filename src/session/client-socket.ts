@@ -44,6 +44,8 @@ export class ClientSocket implements Peer {
   /** The transport the protocol's bytes go through: the TCP one, or TLS over it. */
   private socket: ClientTransport;
   private tlsSocket: TLSSocket | null = null;
+  /** SSLRequest answered 'S': the connection is TLS from here, even before the hand-over. */
+  private tlsStarting = false;
   /** The client's address from a trusted PROXY header (else the TCP peer's). */
   private proxied: { address: string; port: number } | null = null;
   /** The bytes so far, until we know whether a PROXY header or a TLS handshake comes first. */
@@ -86,7 +88,7 @@ export class ClientSocket implements Peer {
   }
 
   get ssl(): boolean {
-    return this.tlsSocket !== null;
+    return this.tlsSocket !== null || this.tlsStarting;
   }
 
   get writable(): boolean {
@@ -145,12 +147,21 @@ export class ClientSocket implements Peer {
     this.startTls(tls);
   }
 
-  /** After SSLRequest the TLS layer reads the TCP connection itself, through a net.Socket on it. */
+  /**
+   * After SSLRequest the TLS layer reads the TCP connection itself, through a net.Socket on it,
+   * once the 'S' has left (the client sends nothing before it has the 'S').
+   */
   private startTls(tls: ServerTls): void {
-    const tcp = this.raw.toSocket();
-    tcp.on('error', () => undefined); // the TLS socket reports what fails; this covers the gap
-    tcp.on('close', this.onClose);
-    this.secure(new TLSSocket(tcp, { isServer: true, secureContext: tls.context, requestCert: tls.requestCert, rejectUnauthorized: false }), false);
+    this.tlsStarting = true;
+    this.rawSink = () => undefined;
+    this.rawDrain = () => undefined;
+    this.raw.afterWrites(() => {
+      if (!this.raw.writable) return;
+      const tcp = this.raw.toSocket();
+      tcp.on('error', () => undefined); // the TLS socket reports what fails; this covers the gap
+      tcp.on('close', this.onClose);
+      this.secure(new TLSSocket(tcp, { isServer: true, secureContext: tls.context, requestCert: tls.requestCert, rejectUnauthorized: false }), false);
+    });
   }
 
   /** TLS from the first byte: the bytes already read are replayed into the handshake. */
@@ -160,15 +171,18 @@ export class ClientSocket implements Peer {
     const replay = new Duplex({
       read() {},
       write(chunk: Buffer, _enc, cb) {
-        if (raw.write(chunk)) cb();
+        if (!raw.writable) cb(new Error('the client connection is closing'));
+        else if (raw.write(chunk)) cb();
         else drained = cb;
       },
       final(cb) {
         raw.destroySoon();
         cb();
       },
+      // Closed without an error (the TLS socket's end): what libuv still holds goes out first.
       destroy(err, cb) {
-        raw.destroy();
+        if (err) raw.destroy();
+        else raw.destroySoon();
         cb(err);
       },
     });
@@ -185,11 +199,6 @@ export class ClientSocket implements Peer {
   }
 
   private secure(s: TLSSocket, direct: boolean): void {
-    if (!direct) {
-      // The TLS layer reads the TCP connection itself; nothing more comes the raw way.
-      this.rawSink = () => undefined;
-      this.rawDrain = () => undefined;
-    }
     this.tlsSocket = s;
     this.socket = new SocketTransport(s, true);
     const ev: TransportEvents = { data: this.onData, end: () => undefined, error: this.onError, close: this.onClose, drain: this.onDrain };
