@@ -48,11 +48,15 @@ function spellings(w: string): string[] {
   return calls.flatMap((c) => [`select ${c}`, `select 1 as one, ${c}`, `select v from (values (1)) s(v) where ${c} is not null and (${c}) like 'called%'`]);
 }
 
+/** A time of day as PostgreSQL prints a time or timetz: 16:40:17.9+00. */
+const TIME_OF_DAY = /^\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d(:\d\d)?)?$/;
+
 async function outcome(c: Client, sql: string): Promise<string> {
   try {
-    // A time (current_timestamp(1), ...) is read twice, a moment apart: that it is one is what counts.
+    // A time (current_timestamp(1), current_time(1), localtime(1), ...) is read twice, a moment
+    // apart: that it is one is what counts (pg gives a timestamp as a Date, a time of day as text).
     const rows = (await c.query({ text: sql, rowMode: 'array' })).rows as unknown[][];
-    return JSON.stringify(rows.map((r) => r.map((v) => (v instanceof Date ? 'a time' : v))));
+    return JSON.stringify(rows.map((r) => r.map((v) => (v instanceof Date || (typeof v === 'string' && TIME_OF_DAY.test(v)) ? 'a time' : v))));
   } catch (err) {
     return `error ${(err as { code?: string }).code}: ${(err as Error).message}`;
   }
