@@ -182,7 +182,7 @@ export class TcpClient implements ClientTransport {
   }
 
   write(b: Buffer): boolean {
-    if (this.closing || this.closed || this.given) return false;
+    if (!this.writable) return false;
     const req = this.spare ?? new internals!.WriteWrap();
     this.spare = null;
     req.handle = this.handle;
@@ -237,7 +237,7 @@ export class TcpClient implements ClientTransport {
   }
 
   destroySoon(): void {
-    if (this.closing || this.closed || this.given) return;
+    if (!this.writable) return;
     this.closing = true;
     this.handle.readStop();
     // The kernel sends what it holds, then FIN: a close with nothing queued in libuv loses nothing.
@@ -266,22 +266,13 @@ export class TcpClient implements ClientTransport {
     if (this.closed || this.given) return;
     this.closed = true;
     this.closing = true;
-    // A closed handle outlives its connection: V8's young-generation collections keep a wrapper
-    // object alive until a full collection once JavaScript has set fields on it, so it must not
-    // reach the session (seen as megabytes of sessions copied and promoted at every scavenge).
+    // The handle's fields let go of this connection: nothing more is read for it.
     const h = this.handle;
     h.client = null;
     h.onread = readNothing;
-    const closing: { client: TcpClient | null } = { client: this };
     h.close(() => {
-      const c = closing.client;
-      closing.client = null;
-      if (!c) return;
-      // Nothing more is reported: the connection lets go of its session, slab and request too.
-      const ev = c.ev;
-      c.ev = null;
-      c.spare = null;
-      c.window = null;
+      const ev = this.ev;
+      this.ev = null;
       ev?.close();
     });
   }
@@ -304,7 +295,7 @@ export class TcpClient implements ClientTransport {
 
   /** Only with no write pending (afterWrites): a write libuv finishes later would be the TLS layer's to account for. */
   toSocket(): Socket {
-    if (this.closing || this.closed || this.given || this.pending > 0) throw new Error('the connection cannot start TLS now');
+    if (!this.writable || this.pending > 0) throw new Error('the connection cannot start TLS now');
     // The peer's address is kept for later readers (hba, logs, SHOW).
     void this.peerName;
     // The socket sets its own onread (the handle's field takes only a function).

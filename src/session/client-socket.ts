@@ -43,9 +43,8 @@ export class ClientSocket implements Peer {
   readonly local = false;
   /** The transport the protocol's bytes go through: the TCP one, or TLS over it. */
   private socket: ClientTransport;
-  private tlsSocket: TLSSocket | null = null;
-  /** SSLRequest answered 'S': the connection is TLS from here, even before the hand-over. */
-  private tlsStarting = false;
+  /** TLS: SSLRequest answered 'S' (even before the hand-over), or TLS from the first byte. */
+  private encrypted = false;
   /** The client's address from a trusted PROXY header (else the TCP peer's). */
   private proxied: { address: string; port: number } | null = null;
   /** The bytes so far, until we know whether a PROXY header or a TLS handshake comes first. */
@@ -88,7 +87,7 @@ export class ClientSocket implements Peer {
   }
 
   get ssl(): boolean {
-    return this.tlsSocket !== null || this.tlsStarting;
+    return this.encrypted;
   }
 
   get writable(): boolean {
@@ -152,7 +151,7 @@ export class ClientSocket implements Peer {
    * once the 'S' has left (the client sends nothing before it has the 'S').
    */
   private startTls(tls: ServerTls): void {
-    this.tlsStarting = true;
+    this.encrypted = true;
     this.rawSink = () => undefined;
     this.rawDrain = () => undefined;
     this.raw.afterWrites(() => {
@@ -199,7 +198,7 @@ export class ClientSocket implements Peer {
   }
 
   private secure(s: TLSSocket, direct: boolean): void {
-    this.tlsSocket = s;
+    this.encrypted = true;
     this.socket = new SocketTransport(s, true);
     const ev: TransportEvents = { data: this.onData, end: () => undefined, error: this.onError, close: this.onClose, drain: this.onDrain };
     this.socket.bind(ev);
