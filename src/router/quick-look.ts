@@ -12,16 +12,22 @@
  */
 const PLAIN = new Set(['select', 'insert', 'update', 'delete', 'merge', 'values', 'table', 'with', 'commit', 'end', 'copy', 'explain', 'lock', 'truncate', 'vacuum', 'analyze', 'notify', 'call']);
 
-/** Words whose presence anywhere sends the statement to the classifier (SELECT ... INTO TEMP, pg_advisory_lock). */
-const SUSPECT = ['temp', 'advisory'];
+/**
+ * Words whose presence anywhere sends the statement to the classifier (SELECT ... INTO TEMP,
+ * pg_advisory_lock, set_config), by their first letter.
+ */
+const SUSPECT: (string | undefined)[] = new Array<string | undefined>(128).fill(undefined);
+SUSPECT[0x74] = 'temp';
+SUSPECT[0x61] = 'advisory';
+SUSPECT[0x73] = 'set_config';
 
 const LONGEST_KEYWORD = 9;
 
 /**
  * True when the Query (its message bytes) is one statement that certainly sets nothing, prepares
  * nothing, makes no temporary object and takes no session lock: its first keyword is a plain
- * one, it holds no ';' but a trailing one, and neither "temp" nor "advisory" appears in it (in
- * any letter case).
+ * one, it holds no ';' but a trailing one, and none of "temp", "advisory" and "set_config"
+ * appears in it (in any letter case).
  */
 export function isPlainQuery(buf: Buffer, start: number, end: number): boolean {
   const last = end - 1; // the text's terminating zero
@@ -35,10 +41,8 @@ export function isPlainQuery(buf: Buffer, start: number, end: number): boolean {
     const c = buf[j]!;
     if (c === 0x3b) return false;
     if (c >= 0x80) return false; // non-ASCII text: leave it to the classifier
-    const lower = c | 0x20;
-    if (lower === 0x74 /* t */ || lower === 0x61 /* a */) {
-      for (const w of SUSPECT) if (matchesAt(buf, j, tail, w)) return false;
-    }
+    const suspect = SUSPECT[c | 0x20];
+    if (suspect !== undefined && matchesAt(buf, j, tail, suspect)) return false;
   }
   return true;
 }
@@ -68,7 +72,11 @@ function wordAt(buf: Buffer, i: number, last: number): string {
 
 function matchesAt(buf: Buffer, at: number, end: number, word: string): boolean {
   if (at + word.length > end) return false;
-  for (let k = 0; k < word.length; k++) if ((buf[at + k]! | 0x20) !== word.charCodeAt(k)) return false;
+  for (let k = 0; k < word.length; k++) {
+    const b = buf[at + k]!;
+    // Letters in either case; '_' (which has no case bit) as itself.
+    if (b !== word.charCodeAt(k) && (b | 0x20) !== word.charCodeAt(k)) return false;
+  }
   return true;
 }
 

@@ -24,7 +24,7 @@ export type StatementKind =
  * What a statement leaves on its server connection that cannot be carried to another: in
  * transaction mode the session keeps that connection from then on (docs/pooling.md).
  */
-export type ConnectionPin = 'LISTEN' | 'WITH HOLD cursor' | 'SET ROLE' | 'SET SESSION AUTHORIZATION' | 'advisory lock';
+export type ConnectionPin = 'LISTEN' | 'WITH HOLD cursor' | 'SET ROLE' | 'SET SESSION AUTHORIZATION' | 'advisory lock' | 'set_config()';
 
 /** Every reason a session keeps its connection: what a statement says, and what the session made (docs/pooling.md). */
 export type PinReason = ConnectionPin | 'temporary table';

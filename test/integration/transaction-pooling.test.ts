@@ -99,6 +99,34 @@ t.test('a rolled-back SET, RESET ALL and DISCARD ALL behave as on one server, an
   await b!.end();
 });
 
+t.test('set_config() is carried as SET is and never leaks; a call that cannot be replayed keeps the session on its connection', async (t) => {
+  const [a, b, c] = await clients(3);
+  // PostgreSQL's namespace.sql does this; another client once got the empty search_path.
+  await a!.query("select pg_catalog.set_config('search_path', ' ', false)");
+  await a!.query("set myapp.a = 'one'");
+  await a!.query("set myapp.b = 'two'");
+  // A custom setting once defined stays on its server process, empty after DISCARD ALL ('' not NULL).
+  const read = async (x: Client) => (await x.query("select current_setting('search_path') as p, nullif(current_setting('myapp.a', true), '') as a, nullif(current_setting('myapp.b', true), '') as b")).rows[0];
+  // Two transactions at once hold both connections, the one a used among them.
+  await Promise.all([b!.query('begin'), c!.query('begin')]);
+  for (const x of [b!, c!]) t.same(await read(x), { p: '"$user", public', a: null, b: null }, 'another client sees none of it');
+  await Promise.all([b!.query('commit'), c!.query('commit')]);
+  t.same(await read(a!), { p: ' ', a: 'one', b: 'two' }, 'the session has all of it on the connection it borrows next');
+  await a!.query('reset all');
+  // A value the statement computes (a parameter here) cannot be replayed: the session keeps its connection.
+  await a!.query("select set_config('myapp.user', $1, false)", ['alice']);
+  const pid = (await a!.query('select pg_backend_pid() as p')).rows[0].p as number;
+  // The other clients, many times over, run on the connection left (the pool has two).
+  for (let i = 0; i < 3; i++) {
+    const seen = await Promise.all([b!, c!].map(async (x) => (await x.query("select pg_backend_pid() as p, nullif(current_setting('myapp.user', true), '') as u")).rows[0]));
+    t.ok(seen.every((r) => r.p !== pid && r.u === null), `round ${i}: on another connection, without the setting`);
+  }
+  t.same((await a!.query("select pg_backend_pid() as p, current_setting('myapp.user') as u")).rows[0], { p: pid, u: 'alice' }, 'the session stays on its connection, with its setting');
+  t.ok((await b!.query('show pool_processes')).rows.some((r) => r.status === 'Idle (pinned: set_config())'), 'SHOW POOL_PROCESSES says why');
+  await a!.query('discard all');
+  await Promise.all([a!, b!, c!].map((x) => x.end()));
+});
+
 t.test('a temporary table and a session advisory lock keep the session on its connection, shown by the admin views, until DISCARD ALL or pg_advisory_unlock_all', async (t) => {
   // One pinned client at a time: a pool of two, and the other clients need the second one.
   for (const pin of ['temporary table', 'advisory lock'] as const) {

@@ -290,3 +290,38 @@ t.test('settings a statement resets (transaction mode puts the client startup va
   ];
   for (const [sql, want] of resets) t.same(classify(sql).resets, want, sql);
 });
+
+t.test('set_config() is SET from inside a query: logged when it can be replayed as written, else the session keeps its connection', async (t) => {
+  const bare = classify("SELECT pg_catalog.set_config('search_path', ' ', false)");
+  t.equal(bare.kind, 'session', 'the bare call, as namespace.sql makes it');
+  t.equal(bare.replayKey, 'set search_path', 'keyed as SET search_path is');
+  t.equal(classify("select set_config('MyApp.Mode', 'x', 'off') as old").replayKey, 'set myapp.mode', 'a custom setting, an alias, a string boolean');
+  t.equal(classify("select set_config(E'search_path', 'x', false)").replayKey, undefined, 'a name Sluice does not read: logged without a key');
+  t.equal(classify("select set_config(E'search_path', 'x', false)").kind, 'session');
+  for (const sql of ["select set_config('request.jwt', $1, true)", "SELECT set_config('a.b', 'c', 't'), now()", "select * from t where set_config('a.b', 'c', true) <> ''"]) {
+    const s = classify(sql);
+    t.same([s.kind, s.pinTransaction], ['txLocal', true], `${sql}: is_local true, as SET LOCAL`);
+  }
+  for (const sql of [
+    "select set_config('app.user', $1, false)",
+    "select set_config('a.b', 'c', false), 1",
+    "select set_config('a.b', 'c' || 'd', false)",
+    "select set_config('a.b', 'c', is_local) from t",
+    "select set_config('a.b', 'c', false), set_config('a.c', 'd', false)",
+    "select 1 from t where set_config('a.b', 'c', false) is not null",
+  ]) {
+    const s = classify(sql);
+    t.same([s.kind, s.pinSession, s.pinsConnection], ['write', true, 'set_config()'], `${sql}: cannot be replayed`);
+  }
+  t.equal(classify("explain analyze select set_config('a.b', 'c', false)").kind, 'session', 'EXPLAIN ANALYZE runs it too');
+  const multi = classify("select set_config('a.b', 'c', false); select 1");
+  t.same(multi.replay, ["select set_config('a.b', 'c', false)"], 'in a multi-statement query: replayed');
+  t.equal(classify("select myschema.set_config_x('a')").kind, 'read', 'another function');
+});
+
+t.test('a SET is keyed by its whole setting name: a SET of another setting of the same prefix leaves it in the log', async (t) => {
+  t.equal(classify('SET myapp.a = 1').replayKey, 'set myapp.a');
+  t.equal(classify('SET SESSION myapp.b TO 2').replayKey, 'set myapp.b');
+  t.equal(classify('RESET myapp.a').replayKey, 'set myapp.a');
+  t.equal(classify('SET "Search_Path" = a').replayKey, 'set search_path', 'names are case-insensitive');
+});

@@ -41,6 +41,8 @@ t.test('anything that may set, prepare, pin or span statements is left to the cl
     'select 1 into TeMp t',
     'select pg_advisory_lock(1)',
     'SELECT PG_TRY_ADVISORY_LOCK(1)',
+    "select pg_catalog.set_config('search_path', ' ', false)",
+    "SELECT SET_CONFIG('a.b', 'c', false)",
     'select 1; set x = 1',
     '/* comment */ select 1',
     'discard all',
