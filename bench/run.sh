@@ -128,6 +128,13 @@ start_floor() { # name node-binary
   wait_port "${port[$1]}" "$work/$1.log"
 }
 start_floor node-floor node
+# The floor of a session pooler on Node.js (pgbench -C: a new client per transaction, server
+# connections pooled): SSLRequest, startup, pooling and Terminate, and nothing else.
+port[pool-floor]=$(free_port)
+node "$root/bench/pool-floor.mjs" "${port[pool-floor]}" "$backend_host" "$base" >"$work/pool-floor.log" 2>&1 &
+pids+=($!)
+proc[pool-floor]=$!
+wait_port "${port[pool-floor]}" "$work/pool-floor.log"
 if [ -n "$BUN" ]; then
   port[bun-floor]=$(free_port)
   "$BUN" "$root/bench/bun-floor.mjs" "${port[bun-floor]}" "$backend_host" "$base" >"$work/bun-floor.log" 2>&1 &
@@ -231,7 +238,7 @@ cpu_ticks() { # main-pid
 server_conns() { psql -h 127.0.0.1 -p "$base" -U postgres -Atc "select count(*) - 1 from pg_stat_activity where backend_type = 'client backend' and datname = 'postgres'" postgres 2>/dev/null || echo 0; }
 
 targets=()
-for t in direct sluice sluice-alt base-sluice sluice-route sluice-lb base-sluice-lb sluice-tx base-sluice-tx node-floor node-floor-alt bun-floor pgbouncer pgbouncer-tx pgpool; do
+for t in direct sluice sluice-alt base-sluice sluice-route sluice-lb base-sluice-lb sluice-tx base-sluice-tx node-floor node-floor-alt pool-floor bun-floor pgbouncer pgbouncer-tx pgpool; do
   [ -n "${port[$t]:-}" ] || continue
   [ -z "$TARGETS" ] || [[ " $TARGETS " == *" $t "* ]] || continue
   targets+=("$t")
