@@ -73,9 +73,10 @@ export class Authenticator {
       return (await secret())?.kind === 'md5' ? 'md5' : 'scram-sha-256';
     }
     const rule = matchHba(rules, peer, login.database, login.user);
-    const where = `host "${peer.local ? '[local]' : peer.address}", user "${login.user}", database "${login.database}", ${peer.ssl ? 'SSL encryption' : 'no encryption'}`;
-    if (!rule) throw Errors.noHbaEntry(where);
-    if (rule.method === 'reject') throw Errors.hbaRejects(where);
+    // Made only for a refusal: the peer's address is read when something needs it.
+    const where = () => `host "${peer.local ? '[local]' : peer.address}", user "${login.user}", database "${login.database}", ${peer.ssl ? 'SSL encryption' : 'no encryption'}`;
+    if (!rule) throw Errors.noHbaEntry(where());
+    if (rule.method === 'reject') throw Errors.hbaRejects(where());
     return rule.method;
   }
 

@@ -85,6 +85,11 @@ const TESTED_MAJORS = new Set([20, 24, 26]);
 
 /** Node's stream_wrap binding, found once; null where TcpClient is not used. */
 const internals: StreamInternals | null = findInternals();
+// Its fields, read once: the binding is a dictionary-mode object, slow to read on every read and write.
+const WriteWrap = internals?.WriteWrap;
+const streamState = internals?.streamBaseState ?? new Int32Array(0);
+const READ_BYTES = internals?.kReadBytesOrError ?? 0;
+const LAST_WRITE_ASYNC = internals?.kLastWriteWasAsync ?? 0;
 
 function findInternals(): StreamInternals | null {
   if (!TESTED_MAJORS.has(Number(process.versions.node.split('.')[0]))) return null;
@@ -112,7 +117,7 @@ function onWriteComplete(this: WriteRequest, status: number): void {
 
 /** The handle's onread: `this` is the handle (one function for every connection, no closure). */
 function onRead(this: TcpHandle): Buffer | undefined {
-  return this.client?.read(internals!.streamBaseState[internals!.kReadBytesOrError]!);
+  return this.client?.read(streamState[READ_BYTES]!);
 }
 
 /** A closed handle's onread (its field takes only a function). */
@@ -183,7 +188,7 @@ export class TcpClient implements ClientTransport {
 
   write(b: Buffer): boolean {
     if (!this.writable) return false;
-    const req = this.spare ?? new internals!.WriteWrap();
+    const req = this.spare ?? new WriteWrap!();
     this.spare = null;
     req.handle = this.handle;
     req.oncomplete = onWriteComplete;
@@ -193,7 +198,7 @@ export class TcpClient implements ClientTransport {
       this.fail(errnoError(err, 'write'));
       return false;
     }
-    if (!internals!.streamBaseState[internals!.kLastWriteWasAsync]) {
+    if (!streamState[LAST_WRITE_ASYNC]) {
       // Written whole into the kernel: libuv made no request of it, so it serves the next write.
       this.spare = req;
       return !this.needDrain;

@@ -164,12 +164,13 @@ export class PoolSet {
    * mode), a checkout past it waits in line for a connection given back or closed.
    */
   async acquire(nodeId: number, key: string, open: () => Promise<BackendConnection>, limited = false): Promise<{ conn: BackendConnection; reused: boolean }> {
-    const started = performance.now();
     const idle = this.takeIdle(key);
     if (idle) {
-      this.opts.waited?.((performance.now() - started) / 1000);
+      // Taken at once: no wait to time.
+      this.opts.waited?.(0);
       return { conn: idle, reused: true };
     }
+    const started = performance.now();
     const r = limited ? await this.withinGroup(nodeId, key, open) : await this.openNew(nodeId, open, null);
     this.opts.waited?.((performance.now() - started) / 1000);
     return r;

@@ -25,8 +25,8 @@ function setConfig(values: Iterable<[string, string]>, local: boolean): string[]
 /**
  * The settings a session started with that its connections must be given with set_config()
  * (the same parsing as a startup packet's: a list setting such as search_path takes "a, b"),
- * keyed in lower case as PostgreSQL looks them up. One per session, shared by reference with
- * the connections that carry it.
+ * keyed in lower case as PostgreSQL looks them up. One per startup request (sessions that sent
+ * the same packet share it), shared by reference with the connections that carry it.
  */
 export class CarriedStartup implements StartupSettings {
   readonly values: ReadonlyMap<string, string>;

@@ -17,19 +17,19 @@ const MIN_RECHECK_MS = 50;
  * limit may change during the session (PGPOOL SET); with none the clock is never read.
  */
 export class IdleLimit {
-  private last: number;
+  /** When the client last sent something (read only while a limit is set). */
+  private last = 0;
   private limitMs = 0;
   private timer: TimerHandle | undefined;
 
   constructor(
     private readonly h: IdleLimitHost,
     private readonly clock: Clock,
-  ) {
-    this.last = clock.now();
-  }
+  ) {}
 
   /** (Re)starts the clock for a limit in seconds; 0 turns it off. */
   set(seconds: number): void {
+    if (seconds === 0 && this.limitMs === 0) return;
     this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.limitMs = seconds * 1000;

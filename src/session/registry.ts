@@ -1,5 +1,5 @@
 // Live sessions, server-wide: the client limit, the cancel keys, and what the admin views list.
-import { randomInt } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { Errors } from '../protocol/errors';
 import { LiveMap } from '../util/live-set';
 
@@ -41,6 +41,8 @@ export class SessionRegistry {
   /** A LiveMap: a closed session must not outlive its close in a stale table (live-set.ts). */
   private readonly bySecret = new LiveMap<number, Cancellable>();
   private peers: CancelPeers | null = null;
+  private readonly randoms = new Int32Array(1024);
+  private nextRandom = 1024;
   /** Cancel keys forwarded lately, and when. */
   private readonly forwarded = new Map<string, number>();
 
@@ -99,12 +101,23 @@ export class SessionRegistry {
     const slot = this.peers?.slot() ?? 0;
     for (;;) {
       // PgBouncer's peering does the same with two bytes of the key; the process id must match too.
-      const s = slot > 0 ? ((slot << 24) | randomInt(0, 0x1000000)) | 0 : randomInt(-0x80000000, 0x7fffffff);
-      if (!this.bySecret.has(s)) {
+      const r = this.randomInt32();
+      const s = slot > 0 ? ((slot << 24) | (r & 0xffffff)) | 0 : r;
+      // 0 is no secret at all (a session that never started has it).
+      if (s !== 0 && !this.bySecret.has(s)) {
         this.bySecret.set(s, session);
         return s;
       }
     }
+  }
+
+  /** Random 32-bit integers, drawn from the system 1024 at a time (one per session start). */
+  private randomInt32(): number {
+    if (this.nextRandom === this.randoms.length) {
+      randomFillSync(this.randoms);
+      this.nextRandom = 0;
+    }
+    return this.randoms[this.nextRandom++]!;
   }
 
   forgetSecret(secret: number): void {

@@ -4,6 +4,7 @@ import { ClientError } from '../protocol/client-error';
 import { Errors } from '../protocol/errors';
 import { StartupPacket } from '../protocol/frontend';
 import { SqlState } from '../protocol/sqlstate';
+import { StartupCode } from '../protocol/codes';
 import { Writer } from '../protocol/writer';
 import type { BackendConnection } from '../backend/connection';
 import { splitStartup } from '../pool/pool-key';
@@ -19,12 +20,17 @@ export interface StartupRequest {
   readonly backend: ReadonlyMap<string, string>;
   /** Transaction mode: the settings given to each connection the session borrows. */
   readonly carried: CarriedStartup;
+  /** This request in transaction mode, made once (requests are shared: knownRequest). */
+  lending?: StartupRequest;
 }
 
 /** A request in transaction mode: its connections start with the pool key's parameters; the rest is carried. */
 export function lendingRequest(req: StartupRequest): StartupRequest {
-  const { backend, carried } = splitStartup(req.params);
-  return { ...req, backend, carried: new CarriedStartup(carried) };
+  if (req.lending === undefined) {
+    const { backend, carried } = splitStartup(req.params);
+    req.lending = { ...req, backend, carried: new CarriedStartup(carried) };
+  }
+  return req.lending;
 }
 
 /** The longest user or database name PostgreSQL keeps (NAMEDATALEN - 1 bytes); it cuts longer ones. */
@@ -85,6 +91,37 @@ export function checkStartup(p: Extract<StartupPacket, { kind: 'startup' }>, sen
     params.set(k, v);
   }
   return { params, user, database, backend: params, carried: NOTHING_CARRIED };
+}
+
+/**
+ * Checked requests by their StartupMessage's bytes. An application's connections send the same
+ * packet again and again (a pool that reconnects, `pgbench -C`), and decoding and checking it is
+ * a function of those bytes alone; a StartupRequest is read-only, so sessions share one. Only a
+ * request checked without a word to the client (protocol 3.0, no `_pq_.` option) is kept; the
+ * table is emptied when full (a client sending ever new packets gets no further than that). Like
+ * the classifier's memo (router/classify.ts) it is module-level state on purpose: it memoizes a
+ * pure function, and no caller can tell it is there but by the time it saves.
+ */
+const knownRequests = new Map<string, StartupRequest>();
+const KNOWN_REQUESTS = 256;
+
+/** The packet's parameters as a key (null: not a protocol 3.0 StartupMessage). */
+function requestKey(buf: Buffer, start: number, end: number): string | null {
+  return end - start > 8 && buf.readUInt32BE(start + 4) === StartupCode.Protocol3 ? buf.toString('latin1', start + 8, end) : null;
+}
+
+/** The request this StartupMessage made before, if it is kept. */
+export function knownRequest(buf: Buffer, start: number, end: number): StartupRequest | undefined {
+  const key = requestKey(buf, start, end);
+  return key === null ? undefined : knownRequests.get(key);
+}
+
+/** Keeps a request checkStartup made from this packet, when nothing else came of it. */
+export function rememberRequest(buf: Buffer, start: number, end: number, p: Extract<StartupPacket, { kind: 'startup' }>, req: StartupRequest): void {
+  const key = requestKey(buf, start, end);
+  if (key === null || p.minor !== 0 || [...p.params.keys()].some((k) => k.startsWith('_pq_.'))) return;
+  if (knownRequests.size >= KNOWN_REQUESTS) knownRequests.clear();
+  knownRequests.set(key, req);
 }
 
 /**
