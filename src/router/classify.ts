@@ -3,6 +3,7 @@ import { lex, Lexed, Token, word } from './lexer';
 import { names } from './names';
 import { parserMisses, settleWithParser } from './parse-tree';
 import { resetsOf, SettingsReset, Statement, statement } from './statement';
+import { callsSetConfig, withSettingCalls } from './setting-calls';
 
 /**
  * Classifies a query string for routing (pgpool's send_to_where(), with the differences the
@@ -93,6 +94,12 @@ function setToDefault(t: Token[], local: boolean): SettingsReset | undefined {
 }
 
 function classifyTokens(t: Token[], sql: string): Statement {
+  const c = classifyStatement(t, sql);
+  // EXPLAIN runs its statement only with ANALYZE, which classifies that statement on its own.
+  return !word(t[0], 'explain') && callsSetConfig(t) ? withSettingCalls(t, sql, c) : c;
+}
+
+function classifyStatement(t: Token[], sql: string): Statement {
   const first = t[0]!;
   if (first.kind === 'punct' && first.text === '(') return classifySelect(t, sql, 'parenthesized query');
   if (first.kind !== 'word') return statement('write', 'not a statement keyword');
@@ -208,70 +215,12 @@ function classifySelect(t: Token[], sql: string, reason: string): Statement {
       cteWriteSuspect = true;
     }
   }
-  if (cteWriteSuspect && reason === 'with') return settleWithParser(sql, () => readOf(t, 'with', sql));
-  return readOf(t, reason, sql);
+  if (cteWriteSuspect && reason === 'with') return settleWithParser(sql, () => readOf(t, 'with'));
+  return readOf(t, reason);
 }
 
-function readOf(t: Token[], reason: string, sql: string): Statement {
-  const n = names(t, 0);
-  return n.functions.some((f) => f === 'set_config' || f === 'pg_catalog.set_config') ? settingCalls(t, sql) : statement('read', reason, n);
-}
-
-/**
- * A query that calls set_config(name, value, is_local): SET from inside a query. With is_local
- * true in every call it is SET LOCAL's equal (the transaction stays on the primary). The bare
- * form, `SELECT set_config('name', 'value', false)` with constants, is SET's equal: logged and
- * replayed as written (keyed by its setting). Any other (a parameter or expression for an
- * argument, more in the statement than the call) changes what Sluice cannot carry: the session's
- * reads stay on the primary and, in transaction mode, it keeps its connection.
- */
-function settingCalls(t: Token[], sql: string): Statement {
-  const calls: Token[][][] = [];
-  for (let i = 0; i < t.length; i++) {
-    const tok = t[i]!;
-    if ((tok.kind === 'word' || tok.kind === 'ident') && tok.text === 'set_config' && t[i + 1]?.text === '(') calls.push(callArguments(t, i + 1));
-  }
-  const locals = calls.map((args) => (args.length === 3 && args[2]!.length === 1 ? booleanConstant(args[2]![0]!) : undefined));
-  if (locals.every((l) => l === true)) return statement('txLocal', 'set_config for the transaction', { pinTransaction: true });
-  const args = calls[0]!;
-  const at = word(t[1], 'pg_catalog') ? 3 : 1;
-  const end = at + 2 + args.reduce((n, a) => n + a.length + 1, 0);
-  const alias = word(t[end], 'as') ? 2 : t[end] ? 1 : 0;
-  const bare =
-    calls.length === 1 &&
-    locals[0] === false &&
-    word(t[0], 'select') &&
-    t[at]?.text === 'set_config' &&
-    (at === 1 || t[2]?.text === '.') &&
-    t.length === end + alias && args.slice(0, 2).every((a) => a.length === 1 && a[0]!.kind === 'literal') && !/\$[0-9]/.test(sql);
-  if (!bare) return statement('write', 'set_config with what cannot be replayed', { pinSession: true, pinsConnection: 'set_config()' });
-  const name = args[0]![0]!.text.toLowerCase();
-  return statement('session', 'set_config', { replayKey: name !== '' && !name.includes('\\') ? `set ${name}` : undefined });
-}
-
-/** The arguments of the call whose '(' is at `open`, each as its tokens. */
-function callArguments(t: Token[], open: number): Token[][] {
-  const depth = t[open]!.depth + 1;
-  const args: Token[][] = [[]];
-  for (let j = open + 1; j < t.length; j++) {
-    const x = t[j]!;
-    if (x.depth < depth || (x.depth === depth && x.text === ')' && x.kind === 'punct')) break;
-    if (x.depth === depth && x.kind === 'punct' && x.text === ',') args.push([]);
-    else args[args.length - 1]!.push(x);
-  }
-  return args[0]!.length === 0 && args.length === 1 ? [] : args;
-}
-
-const TRUE_TEXTS = new Set(['t', 'tr', 'tru', 'true', 'y', 'ye', 'yes', 'on', '1']);
-const FALSE_TEXTS = new Set(['f', 'fa', 'fal', 'fals', 'false', 'n', 'no', 'of', 'off', '0']);
-
-/** A boolean constant's value (TRUE, FALSE, or a string boolean input reads), else undefined. */
-function booleanConstant(x: Token): boolean | undefined {
-  if (word(x, 'true')) return true;
-  if (word(x, 'false')) return false;
-  if (x.kind !== 'literal') return undefined;
-  const v = x.text.trim().toLowerCase();
-  return TRUE_TEXTS.has(v) ? true : FALSE_TEXTS.has(v) ? false : undefined;
+function readOf(t: Token[], reason: string): Statement {
+  return statement('read', reason, names(t, 0));
 }
 
 function isLockingClause(t: Token[], i: number): boolean {
@@ -308,7 +257,7 @@ function classifyExplain(t: Token[], sql: string): Statement {
   if (analyze) {
     if (c.kind === 'read') return { ...c, reason: 'explain analyze of a read' };
     // What set_config() changes, it changes when EXPLAIN ANALYZE runs it too.
-    if (c.kind === 'session' || c.kind === 'txLocal' || c.pinsConnection) return c;
+    if (c.kind === 'session' || c.kind === 'txLocal' || c.pinsConnection || c.pinTransaction) return c;
     return statement('write', 'explain analyze executes');
   }
   return statement('read', 'explain', names(inner, 0));

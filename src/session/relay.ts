@@ -1001,7 +1001,8 @@ export class Relay implements LinkOwner, Listener {
     if (this.lending) {
       if (s.pinsConnection) this.pinned(s.pinsConnection);
       else if (this.state.hasTempObjects) this.pinned('temporary table');
-      else if (s.kind === 'read' && s.functions.some((f) => SESSION_ADVISORY_LOCKS.has(bare(f)))) this.pinned('advisory lock');
+      // A read's, or one that set_config() made a txLocal: the functions it calls were kept.
+      else if (s.functions.some((f) => SESSION_ADVISORY_LOCKS.has(bare(f)))) this.pinned('advisory lock');
     }
   }
 

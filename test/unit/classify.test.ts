@@ -296,9 +296,13 @@ t.test('set_config() is SET from inside a query: logged when it can be replayed 
   t.equal(bare.kind, 'session', 'the bare call, as namespace.sql makes it');
   t.equal(bare.replayKey, 'set search_path', 'keyed as SET search_path is');
   t.equal(classify("select set_config('MyApp.Mode', 'x', 'off') as old").replayKey, 'set myapp.mode', 'a custom setting, an alias, a string boolean');
-  t.equal(classify("select set_config(E'search_path', 'x', false)").replayKey, undefined, 'a name Sluice does not read: logged without a key');
-  t.equal(classify("select set_config(E'search_path', 'x', false)").kind, 'session');
-  for (const sql of ["select set_config('request.jwt', $1, true)", "SELECT set_config('a.b', 'c', 't'), now()", "select * from t where set_config('a.b', 'c', true) <> ''"]) {
+  for (const sql of [
+    "select set_config('request.jwt', $1, true)",
+    "SELECT set_config('a.b', 'c', 't'), now()",
+    "select * from t where set_config('a.b', 'c', true) <> ''",
+    "select set_config('app.u', lower('A'), true)",
+    "select set_config('app.u', coalesce($1, ''), 'yes')",
+  ]) {
     const s = classify(sql);
     t.same([s.kind, s.pinTransaction], ['txLocal', true], `${sql}: is_local true, as SET LOCAL`);
   }
@@ -309,10 +313,30 @@ t.test('set_config() is SET from inside a query: logged when it can be replayed 
     "select set_config('a.b', 'c', is_local) from t",
     "select set_config('a.b', 'c', false), set_config('a.c', 'd', false)",
     "select 1 from t where set_config('a.b', 'c', false) is not null",
+    "select set_config(E'search_path', 'x', false)",
+    "update t set c = 1 where set_config('search_path', 'x', false) is not null",
+    "select set_config('search_path', 'x', false) from t for update",
+    "copy (select set_config('search_path', 'x', false)) to stdout",
+    "create table c as select set_config('search_path', 'x', false)",
+    "with w as (insert into t values (1) returning 1) select set_config('search_path', 'x', false) from w",
   ]) {
     const s = classify(sql);
     t.same([s.kind, s.pinSession, s.pinsConnection], ['write', true, 'set_config()'], `${sql}: cannot be replayed`);
   }
+  const prepared = classify("prepare p as select set_config('app.u', $1, false)");
+  t.same([prepared.kind, prepared.pinsConnection], ['session', 'set_config()'], 'a PREPARE of what cannot be replayed pins at once (its EXECUTE is routed as the statement)');
+  t.equal(classify("explain select set_config('a.b', 'c', false)").kind, 'read', 'EXPLAIN without ANALYZE runs nothing');
+  const lockToo = classify("select set_config('app.u', 'a', true), pg_advisory_lock(42)");
+  t.same([lockToo.kind, lockToo.functions.includes('pg_advisory_lock')], ['txLocal', true], 'the functions it calls are kept (a session advisory lock still pins)');
+  const special: [string, Record<string, unknown>][] = [
+    ["select set_config('default_transaction_isolation', 'serializable', false)", { kind: 'session', pinSession: true, replayKey: undefined }],
+    ["select set_config('search_path', 'pg_temp, public', false)", { kind: 'session', pinSession: true }],
+    ["select set_config('role', 'r', false)", { kind: 'session', pinsConnection: 'SET ROLE' }],
+    ["select set_config('session_authorization', 'u', false)", { kind: 'session', pinsConnection: 'SET SESSION AUTHORIZATION' }],
+    ["select set_config('DateStyle', 'SQL', false)", { kind: 'session', replayKey: undefined }],
+    ["select set_config('transaction_read_only', 'on', false)", { kind: 'txLocal', pinTransaction: true }],
+  ];
+  for (const [sql, want] of special) t.match(classify(sql), want, `${sql}: as SET of the same setting`);
   t.equal(classify("explain analyze select set_config('a.b', 'c', false)").kind, 'session', 'EXPLAIN ANALYZE runs it too');
   const multi = classify("select set_config('a.b', 'c', false); select 1");
   t.same(multi.replay, ["select set_config('a.b', 'c', false)"], 'in a multi-statement query: replayed');
