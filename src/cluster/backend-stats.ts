@@ -12,7 +12,14 @@ export interface StatementCounts {
   error: number;
 }
 
-const DDL = new Set(['CREATE', 'ALTER', 'DROP', 'TRUNCATE', 'COMMENT', 'GRANT', 'REVOKE', 'REINDEX', 'CLUSTER']);
+const DDL = ['CREATE', 'ALTER', 'DROP', 'TRUNCATE', 'COMMENT', 'GRANT', 'REVOKE', 'REINDEX', 'CLUSTER'];
+
+/** The tag's first word, at [at, stop), is `word` (compared byte by byte: no string is made). */
+function tagIs(buf: Buffer, at: number, stop: number, word: string): boolean {
+  if (stop - at !== word.length) return false;
+  for (let i = 0; i < word.length; i++) if (buf[at + i] !== word.charCodeAt(i)) return false;
+  return true;
+}
 
 /**
  * Statements and errors per node, counted from what the nodes answered to clients: the
@@ -42,13 +49,13 @@ export class BackendStats {
     const c = this.nodes[node];
     // SELECT, the most common tag, is told from its first bytes without decoding it.
     if (!c || (buf[start + 5] === 0x53 && buf[start + 6] === 0x45 && buf[start + 7] === 0x4c)) return;
-    let stop = start + 5;
+    const at = start + 5;
+    let stop = at;
     while (stop < end && buf[stop] !== 0x20 && buf[stop] !== 0) stop++;
-    const word = buf.toString('latin1', start + 5, stop);
-    if (word === 'INSERT') c.insert++;
-    else if (word === 'UPDATE') c.update++;
-    else if (word === 'DELETE') c.delete++;
-    else if (DDL.has(word)) c.ddl++;
+    if (tagIs(buf, at, stop, 'INSERT')) c.insert++;
+    else if (tagIs(buf, at, stop, 'UPDATE')) c.update++;
+    else if (tagIs(buf, at, stop, 'DELETE')) c.delete++;
+    else if (DDL.some((w) => tagIs(buf, at, stop, w))) c.ddl++;
     else c.other++;
   }
 
