@@ -4,6 +4,7 @@ import { names } from './names';
 import { parserMisses, settleWithParser } from './parse-tree';
 import { resetsOf, SettingsReset, Statement, statement } from './statement';
 import { callsSetConfig, withSettingCalls } from './setting-calls';
+import { settingChange } from './setting-change';
 
 /**
  * Classifies a query string for routing (pgpool's send_to_where(), with the differences the
@@ -292,31 +293,15 @@ function classifyBegin(t: Token[]): Statement {
 }
 
 function classifySet(t: Token[]): Statement {
-  const words = t.map((x) => x.text).join(' ');
   if (word(t[1], 'local') || word(t[1], 'transaction')) return statement('txLocal', 'set for the transaction', { pinTransaction: true, resets: setToDefault(t, true) });
   if (word(t[1], 'constraints')) return statement('txLocal', 'set constraints', { pinTransaction: true });
-  if (/\btransaction_read_only\b/.test(words)) return statement('txLocal', 'set transaction_read_only', { pinTransaction: true });
-  if (/\btransaction_isolation\b/.test(words) && !/\bdefault_transaction_isolation\b/.test(words)) {
-    return statement('txLocal', 'set transaction_isolation', { pinTransaction: true });
-  }
-  // A session whose transactions default to serializable cannot read on a standby at all.
-  const defaults = t.some((x) => x.text === 'default_transaction_isolation' || x.text === 'characteristics');
-  const serializable = defaults && t.some((x) => x.text.toLowerCase() === 'serializable');
   const at = word(t[1], 'session') ? 2 : 1;
-  const name = t[at];
-  // The whole name keys the log (a later SET of myapp.b leaves myapp.a's in it).
-  const key = `set ${settingName(t, at) ?? ''}`;
-  if (word(name, 'role')) return statement('session', 'set', { pinsConnection: 'SET ROLE', replayKey: key });
-  if (word(name, 'authorization')) return statement('session', 'set', { pinsConnection: 'SET SESSION AUTHORIZATION', replayKey: key });
-  // pg_temp in the search path makes the session's temporary schema (which only the primary can
-  // create) the target of unqualified names, even for reads.
-  if (name?.text === 'search_path' && /\bpg_temp\b/i.test(words)) return statement('session', 'set', { pinSession: true, replayKey: key });
-  // A SET of DateStyle may change only the output format or only the field order, keeping the
-  // other part: it composes with the SETs before it, so none of them may be dropped from the log.
-  const composes = name?.text.toLowerCase() === 'datestyle';
-  const replayKey = name && !defaults && !composes ? key : undefined;
-  const resets = setToDefault(t, false);
-  return statement('session', 'set', serializable ? { pinSession: true, replayKey, resets } : { replayKey, resets });
+  // The whole name keys the log (a later SET of myapp.b leaves myapp.a's in it); the value as its words.
+  const value = t
+    .slice(at + 1)
+    .map((x) => x.text)
+    .join(' ');
+  return settingChange(settingName(t, at) ?? '', value, 'set', setToDefault(t, false));
 }
 
 function classifyPrepare(t: Token[], sql: string): Statement {

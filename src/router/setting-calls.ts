@@ -1,5 +1,6 @@
 import { Token, word } from './lexer';
 import { Statement, statement } from './statement';
+import { settingChange } from './setting-change';
 import { parseBool } from '../util/parse-bool';
 
 // set_config(name, value, is_local) in a statement: SET from inside a query. Whatever statement
@@ -22,7 +23,7 @@ const isSetConfig = (t: readonly Token[], i: number): boolean => {
  * What a statement that calls set_config is (`c`: what it is otherwise). With is_local true in
  * every call it is SET LOCAL's equal: the rest of the transaction stays on the primary. The bare
  * form, `SELECT set_config('name', 'value', false)` with constants, is a SET: logged and replayed
- * as written, keyed by its setting, with SET's own cases (role, serializable, pg_temp...). Any
+ * as written, as SET of the same setting is (setting-change.ts). Any
  * other use (a parameter or an expression for an argument, more in the statement than the call,
  * a name Sluice cannot read) changes what Sluice cannot carry: the session's reads stay on the
  * primary and, in transaction mode, it keeps its connection.
@@ -36,7 +37,7 @@ export function withSettingCalls(t: readonly Token[], sql: string, c: Statement)
     return statement('txLocal', 'set_config for the transaction', { functions: c.functions, relations: c.relations, catalog: c.catalog, pinTransaction: true });
   }
   const bare = calls.length === 1 && locals[0] === false ? bareCall(t, calls[0]!, sql) : null;
-  if (bare) return bareSetting(bare.name, bare.value);
+  if (bare) return settingChange(bare.name, bare.value, 'set_config');
   const pins = { pinSession: true, pinsConnection: c.pinsConnection ?? ('set_config()' as const) };
   if (c.kind !== 'read') return { ...c, ...pins };
   return statement('write', 'set_config with what cannot be replayed', { functions: c.functions, relations: c.relations, catalog: c.catalog, ...pins });
@@ -59,24 +60,6 @@ function bareCall(t: readonly Token[], args: Token[][], sql: string): { name: st
   // string ('' to the lexer: E'...', $$...$$) cannot be read.
   if (/\$[0-9]/.test(sql) || name[0]!.text === '' || name[0]!.text.includes('\\')) return null;
   return { name: name[0]!.text.toLowerCase(), value: value[0]!.text };
-}
-
-/** Settings that last only for the transaction, as SET treats them (classifySet). */
-const TRANSACTION_ONLY = new Set(['transaction_read_only', 'transaction_isolation', 'transaction_deferrable']);
-
-/** A bare set_config of a session-level setting, with what SET of the same setting would carry (classifySet). */
-function bareSetting(name: string, value: string): Statement {
-  const replayKey = `set ${name}`;
-  if (TRANSACTION_ONLY.has(name)) return statement('txLocal', 'set_config for the transaction', { pinTransaction: true });
-  if (name === 'role') return statement('session', 'set_config', { pinsConnection: 'SET ROLE', replayKey });
-  if (name === 'session_authorization') return statement('session', 'set_config', { pinsConnection: 'SET SESSION AUTHORIZATION', replayKey });
-  // A value Sluice cannot read (E'...') may hold what the two below look for.
-  const unread = value === '';
-  if (name === 'search_path' && (unread || /\bpg_temp\b/i.test(value))) return statement('session', 'set_config', { pinSession: true, replayKey });
-  if (name === 'default_transaction_isolation') return statement('session', 'set_config', unread || /serializable/i.test(value) ? { pinSession: true } : {});
-  // DateStyle's parts compose with the SETs before it: none of them may leave the log.
-  if (name === 'datestyle') return statement('session', 'set_config');
-  return statement('session', 'set_config', { replayKey });
 }
 
 /** The arguments of the call whose '(' is at `open`, each as its tokens (a ')' carries the depth outside it). */

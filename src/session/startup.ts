@@ -94,7 +94,7 @@ export function checkStartup(p: Extract<StartupPacket, { kind: 'startup' }>, sen
 const knownRequests = new Map<string, StartupRequest>();
 const KNOWN_REQUESTS = 256;
 
-/** The packet's parameters as a key (null: not a protocol 3.0 StartupMessage). */
+/** The packet's parameters as a key (null: not a protocol 3.0 StartupMessage; a later minor version negotiates). */
 function requestKey(buf: Buffer, start: number, end: number): string | null {
   return end - start > 8 && buf.readUInt32BE(start + 4) === StartupCode.Protocol3 ? buf.toString('latin1', start + 8, end) : null;
 }
@@ -108,7 +108,7 @@ export function knownRequest(buf: Buffer, start: number, end: number): StartupRe
 /** Keeps a request checkStartup made from this packet, when nothing else came of it. */
 export function rememberRequest(buf: Buffer, start: number, end: number, p: Extract<StartupPacket, { kind: 'startup' }>, req: StartupRequest): void {
   const key = requestKey(buf, start, end);
-  if (key === null || p.minor !== 0 || [...p.params.keys()].some((k) => k.startsWith('_pq_.'))) return;
+  if (key === null || [...p.params.keys()].some((k) => k.startsWith('_pq_.'))) return;
   if (knownRequests.size >= KNOWN_REQUESTS) knownRequests.clear();
   knownRequests.set(key, req);
 }
