@@ -33,7 +33,7 @@ NODE_ALT=${NODE_ALT:-}
 #   npm install --prefix /tmp/bun-rt bun && BUN=/tmp/bun-rt/node_modules/.bin/bun bash bench/run.sh
 BUN=${BUN:-}
 # A/B against another build: BASELINE_DIST=/path/to/its/dist adds the targets base-sluice,
-# base-sluice-lb and base-sluice-tx, run by that build in the same rounds (build it from a
+# base-sluice-route, base-sluice-lb and base-sluice-tx, run by that build in the same rounds (build it from a
 # worktree of the commit).
 BASELINE_DIST=${BASELINE_DIST:-}
 
@@ -98,6 +98,7 @@ start_sluice sluice-lb "$(node_toml "$base" 1; node_toml $((base + 1)) 1)"
 start_sluice sluice-tx "$(printf 'pool_mode = "transaction"\ndefault_pool_size = %s\nmax_client_conn = %s\n' "$TX_POOL_SIZE" $((TX_IDLE_CLIENTS + 300)); node_toml "$base" 1)"
 if [ -n "$BASELINE_DIST" ]; then
   start_sluice base-sluice "$(node_toml "$base" 1)" "$BASELINE_DIST"
+  start_sluice base-sluice-route "$(node_toml "$base" 1; node_toml $((base + 1)) 0)" "$BASELINE_DIST"
   start_sluice base-sluice-lb "$(node_toml "$base" 1; node_toml $((base + 1)) 1)" "$BASELINE_DIST"
   start_sluice base-sluice-tx "$(printf 'pool_mode = "transaction"\ndefault_pool_size = %s\nmax_client_conn = %s\n' "$TX_POOL_SIZE" $((TX_IDLE_CLIENTS + 300)); node_toml "$base" 1)" "$BASELINE_DIST"
 fi
@@ -238,7 +239,7 @@ cpu_ticks() { # main-pid
 server_conns() { psql -h 127.0.0.1 -p "$base" -U postgres -Atc "select count(*) - 1 from pg_stat_activity where backend_type = 'client backend' and datname = 'postgres'" postgres 2>/dev/null || echo 0; }
 
 targets=()
-for t in direct sluice sluice-alt base-sluice sluice-route sluice-lb base-sluice-lb sluice-tx base-sluice-tx node-floor node-floor-alt pool-floor bun-floor pgbouncer pgbouncer-tx pgpool; do
+for t in direct sluice sluice-alt base-sluice sluice-route base-sluice-route sluice-lb base-sluice-lb sluice-tx base-sluice-tx node-floor node-floor-alt pool-floor bun-floor pgbouncer pgbouncer-tx pgpool; do
   [ -n "${port[$t]:-}" ] || continue
   [ -z "$TARGETS" ] || [[ " $TARGETS " == *" $t "* ]] || continue
   targets+=("$t")

@@ -5,6 +5,7 @@ import { parserMisses, settleWithParser } from './parse-tree';
 import { resetsOf, SettingsReset, Statement, statement } from './statement';
 import { callsSetConfig, withSettingCalls } from './setting-calls';
 import { settingChange } from './setting-change';
+import { shapeOf } from './text-shape';
 
 /**
  * Classifies a query string for routing (pgpool's send_to_where(), with the differences the
@@ -13,35 +14,51 @@ import { settingChange } from './setting-change';
  * settles it. Text that cannot be lexed or parsed goes to the primary, as in pgpool.
  */
 export function classify(sql: string): Statement {
-  const known = seen.get(sql);
+  // The text itself first: a Parse's text with parameters comes again word for word.
+  const same = seen.get(sql);
+  if (same) return same;
+  const shape = shapeOf(sql);
+  const known = shape !== null && shape !== sql ? seen.get(shape) : undefined;
   if (known) return known;
   const lexed = lex(sql);
   const misses = parserMisses();
   const c = classifyText(sql, lexed);
   const s = LEADING_COMMENT_START.test(sql) ? { ...c, leadingComment: true } : c;
-  if (!lexed.constants && sql.length <= SEEN_TEXT && parserMisses() === misses) remember(sql, s);
+  if (sql.length <= SEEN_TEXT && parserMisses() === misses) {
+    if (!lexed.constants) remember(sql, s);
+    else if (shape !== null && sameForEveryNumber(s)) remember(shape, s);
+  }
   return s;
 }
 
 const LEADING_COMMENT_START = /^\s*(--|\/\*)/;
 
 /**
- * Classifications of texts without constants (BEGIN, COMMIT, a Parse's `... WHERE id = $1`), which
- * come again word for word all day: a prepared statement's text is classified on every Parse of
- * the unnamed statement. A text's classification depends on nothing else (the session's state is
- * weighed later, in route.ts), so one table serves every session. Texts with constants seldom
- * repeat and are not kept; the oldest entry goes when the table is full. A Statement is read-only,
- * so sharing one is safe. At most 2048 texts of up to 4 KB each: a few MB at worst. It is
- * module-level state (house rule 11 keeps that in server.ts) on purpose: it memoizes a pure
- * function, so no caller can tell it is there except by the time it saves.
+ * Classifications of texts that come again word for word all day (BEGIN, COMMIT, a Parse's
+ * `... WHERE id = $1`), or again but for their numbers (text-shape.ts): a prepared statement's
+ * text is classified on every Parse of the unnamed statement, pgbench's `... WHERE aid = 12` on
+ * every Query. A text's classification depends on nothing else (the session's state is weighed
+ * later, in route.ts), so one table serves every session. Texts with other constants (strings)
+ * seldom repeat and are not kept; the oldest entry goes when the table is full. A Statement is
+ * read-only, so sharing one is safe. At most 2048 texts of up to 4 KB each: a few MB at worst.
+ * It is module-level state (house rule 11 keeps that in server.ts) on purpose: it memoizes a
+ * pure function, so no caller can tell it is there except by the time it saves.
  */
 const seen = new Map<string, Statement>();
 const SEEN_ENTRIES = 2048;
 const SEEN_TEXT = 4096;
 
-function remember(sql: string, s: Statement): void {
+function remember(key: string, s: Statement): void {
   if (seen.size >= SEEN_ENTRIES) seen.delete(seen.keys().next().value as string);
-  seen.set(sql, s);
+  seen.set(key, s);
+}
+
+/**
+ * A classification that holds for every text of its shape: a read or a write that carries no
+ * text of the statement (a multi-statement query's SETs to replay would carry its numbers).
+ */
+function sameForEveryNumber(s: Statement): boolean {
+  return s.kind === 'read' || (s.kind === 'write' && s.replay === undefined);
 }
 
 function classifyText(sql: string, lexed: Lexed): Statement {

@@ -30,9 +30,9 @@ export interface Lexed {
 }
 
 const isSpace = (c: number) => c === 32 || (c >= 9 && c <= 13);
-const isWordStart = (c: number) => (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c >= 128;
-const isWordPart = (c: number) => isWordStart(c) || (c >= 48 && c <= 57) || c === 36;
-const isDigit = (c: number) => c >= 48 && c <= 57;
+export const isWordStart = (c: number): boolean => (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c >= 128;
+export const isWordPart = (c: number): boolean => isWordStart(c) || (c >= 48 && c <= 57) || c === 36;
+export const isDigit = (c: number): boolean => c >= 48 && c <= 57;
 
 const QUOTE = 39;
 const DQUOTE = 34;

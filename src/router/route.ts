@@ -1,4 +1,4 @@
-import type { Statement } from './statement';
+import type { ReadStatement, Statement } from './statement';
 
 export type DisableOnWrite = 'off' | 'transaction' | 'trans_transaction' | 'always' | 'dml_adaptive';
 
@@ -82,13 +82,8 @@ export function route(s: Statement, sql: string, o: RoutingOptions, v: SessionVi
   const tx = transactionRule(o, v);
   if (tx) return primary('transaction', tx);
   if (o.catalogToPrimary && s.catalog) return primary('system catalog');
-  if (o.checkTempTables && v.tempTables.size > 0 && s.relations.some((r) => v.tempTables.has(bare(r)))) return primary('temporary object', 'temporary table');
-  // pg_temp.name is the session's own temporary schema, which only its primary connection has.
-  if (s.relations.some(inTempSchema) || s.functions.some(inTempSchema)) return primary('temporary object', 'temporary schema');
-  if (o.checkTempTables && v.tempFunctions.size > 0 && s.functions.some((f) => v.tempFunctions.has(bare(f)))) return primary('temporary object', 'function over a temporary table');
-  if (o.checkUnloggedTables && s.relations.some((r) => c.isUnlogged(bare(r)))) return primary('unlogged table');
-  // A standby shows a sequence as last WAL-logged, up to 32 values ahead of the primary's state.
-  if (s.relations.some((r) => c.isSequence(bare(r)))) return primary('sequence');
+  const named = namedRule(s, o, v, c);
+  if (named) return named;
   if (o.primaryPatterns.some((p) => p.test(sql))) return primary('pattern', 'primary_routing_query_pattern_list');
   const fn = writingFunction(s.functions, o, c);
   if (typeof fn === 'string') return primary('writing function', `function ${fn}`);
@@ -99,8 +94,36 @@ export function route(s: Statement, sql: string, o: RoutingOptions, v: SessionVi
   return BALANCE;
 }
 
+/**
+ * What the names a read uses say, in this order: a temporary table of the session, its temporary
+ * schema, a function over its temporary tables, an unlogged table, a sequence. One pass over the
+ * relations (a read names a few, and this runs for every one).
+ */
+function namedRule(s: ReadStatement, o: RoutingOptions, v: SessionView, c: CatalogView): Decision | null {
+  const checkTemp = o.checkTempTables && v.tempTables.size > 0;
+  let temp = false;
+  let tempSchema = false;
+  let unlogged = false;
+  let sequence = false;
+  for (const r of s.relations) {
+    const b = bare(r);
+    if (b !== r && inTempSchema(r)) tempSchema = true;
+    if (checkTemp && v.tempTables.has(b)) temp = true;
+    if (o.checkUnloggedTables && c.isUnlogged(b)) unlogged = true;
+    if (c.isSequence(b)) sequence = true;
+  }
+  if (temp) return primary('temporary object', 'temporary table');
+  // pg_temp.name is the session's own temporary schema, which only its primary connection has.
+  if (tempSchema || s.functions.some(inTempSchema)) return primary('temporary object', 'temporary schema');
+  if (o.checkTempTables && v.tempFunctions.size > 0 && s.functions.some((f) => v.tempFunctions.has(bare(f)))) return primary('temporary object', 'function over a temporary table');
+  if (unlogged) return primary('unlogged table');
+  // A standby shows a sequence as last WAL-logged, up to 32 values ahead of the primary's state.
+  if (sequence) return primary('sequence');
+  return null;
+}
+
 /** A name qualified with the session's temporary schema (pg_temp, or its real name pg_temp_N). */
-const inTempSchema = (name: string): boolean => /^pg_temp(_\d+)?\./.test(name);
+const inTempSchema = (name: string): boolean => name.startsWith('pg_temp') && /^pg_temp(_\d+)?\./.test(name);
 
 /** The name without its schema: the caches and the session's tables are keyed by it. */
 export function bare(name: string): string {

@@ -246,12 +246,22 @@ t.test('what the regression suite showed: temporary relations, keyword names, sa
   t.equal(classify('alter system set work_mem = 1').kind, 'write');
 });
 
-t.test('a text without constants is classified once and the result shared; one with constants is not kept', async (t) => {
+t.test('a text without constants, or one again but for its numbers, is classified once and the result shared; one with strings is not kept', async (t) => {
   const parse = 'select abalance from pgbench_accounts where aid = $1';
   const first = classify(parse);
   t.equal(classify(parse), first, 'the same Statement for the same text');
   t.equal(first.kind, 'read');
-  t.not(classify('select 1 from t where a = 42'), classify('select 1 from t where a = 42'), 'constants: classified each time');
+  t.not(classify("select 1 from t where a = 'x'"), classify("select 1 from t where a = 'x'"), 'strings: classified each time');
+  const numbered = classify('SELECT abalance FROM pgbench_accounts WHERE aid = 12;');
+  t.equal(classify('SELECT abalance FROM pgbench_accounts WHERE aid = 345;'), numbered, 'another number, the same Statement');
+  t.equal(classify('SELECT abalance FROM pgbench_accounts WHERE aid = 6.5e3;'), numbered);
+  t.same(numbered.relations, ['abalance', 'pgbench_accounts', 'aid']);
+  t.not(classify('SELECT abalance FROM pgbench_accounts WHERE aid = a12;'), numbered, 'a name with digits is not a number');
+  t.equal(classify('update t set a = a + 1 where id = 7').kind, 'write');
+  t.equal(classify('update t set a = a + 2 where id = 8'), classify('update t set a = a + 1 where id = 7'), 'a write: shared too');
+  // What a statement carries of its own text is not shared: a multi-statement query's SETs are replayed as written.
+  t.same(classify('set statement_timeout = 1000; select 1').replay, ['set statement_timeout = 1000']);
+  t.same(classify('set statement_timeout = 2000; select 1').replay, ['set statement_timeout = 2000']);
   const commented = '/* app */ select * from t where a = $1';
   t.equal(classify(commented).leadingComment, true, 'a remembered text keeps its leading-comment mark');
   t.equal(classify(commented).leadingComment, true);
