@@ -4,6 +4,7 @@ import { decodeParameterStatus, decodeReadyForQuery, encodeParameterStatus } fro
 import { Writer } from '../protocol/writer';
 import { Framer } from '../protocol/framer';
 import { onChunks } from '../net/slab-reads';
+import { errnoError, HandleWrites, socketHandle } from '../net/stream-handle';
 
 export interface NodeAddress {
   readonly id: number;
@@ -92,6 +93,8 @@ export class BackendConnection {
   readonly carried = new CarriedState();
   isClosed = false;
   private handler: BackendHandler;
+  /** Writes straight to the socket's handle (null: TLS, or a Node whose handles are not known). */
+  private readonly direct: HandleWrites | null;
   private readonly framer = new Framer(MAX_BACKEND_MESSAGE, true);
 
   constructor(
@@ -106,6 +109,8 @@ export class BackendConnection {
     onChunks(socket, (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.onClose(err));
     socket.on('close', () => this.onClose());
+    const h = socketHandle(socket);
+    this.direct = h && new HandleWrites(h, (status, drained) => this.written(status, drained));
   }
 
   /**
@@ -132,8 +137,28 @@ export class BackendConnection {
     return !this.isClosed && this.awaitingReady === 0 && !this.unsynced;
   }
 
+  /**
+   * Sends bytes to the server. On a plain socket with nothing queued in its stream they go
+   * straight to the handle (stream-handle.ts): net.Socket's Writable made a request object and
+   * ran a round of stream bookkeeping for every message, about a microsecond each. libuv keeps
+   * the handle's writes in order, so a later socket.write (Terminate) still follows them.
+   */
   write(buf: Buffer): boolean {
-    return this.socket.write(buf);
+    const d = this.direct;
+    if (d === null || this.isClosed || this.socket.writableLength > 0) return this.socket.write(buf);
+    const err = d.write(buf);
+    if (err !== 0) {
+      this.destroy(errnoError(err, 'write'));
+      return false;
+    }
+    return !d.full;
+  }
+
+  /** A write libuv had queued finished: a failure closes; a drained queue is the socket's 'drain', as its own writes would say. */
+  private written(status: number, drained: boolean): void {
+    if (this.isClosed) return;
+    if (status < 0) this.destroy(errnoError(status, 'write'));
+    else if (drained) this.socket.emit('drain');
   }
 
   /** Tracks one frontend message sent to the server (called for every frame forwarded). */

@@ -3,8 +3,8 @@
 // ones tested). One concern, the bytes of a client connection both ways; long because the handle
 // needs its own reads, writes, backpressure and close, each of which net.Socket otherwise does.
 import { Server, Socket } from 'node:net';
-import { getSystemErrorName } from 'node:util';
 import { acceptWithSlabReads, onChunks, SlabReads } from './slab-reads';
+import { errnoError, HandleWrites, handlesKnown, readResult, StreamHandle } from './stream-handle';
 
 /** What a transport reports; one sink per transport, set once (bind). */
 export interface TransportEvents {
@@ -36,35 +36,18 @@ export interface ClientTransport {
   toSocket(): Socket;
 }
 
-/** A libuv stream handle's methods and fields that TcpClient uses (Node's tcp_wrap). */
-interface TcpHandle {
+/** A libuv TCP handle's methods and fields that TcpClient uses (Node's tcp_wrap). */
+interface TcpHandle extends StreamHandle {
   onread: (this: TcpHandle, arrayBuffer: ArrayBuffer | undefined) => Buffer | undefined;
   /** Ours: the connection this handle reads for, until it is closed. */
   client?: TcpClient | null;
-  readonly writeQueueSize: number;
   readStart(): number;
   readStop(): number;
   useUserBuffer(b: Buffer): void;
-  writeBuffer(req: WriteRequest, b: Buffer): number;
   close(cb: () => void): void;
   getpeername(out: { address?: string; port?: number }): number;
   setNoDelay(on: boolean): number;
   setKeepAlive(on: boolean, seconds: number): number;
-}
-
-/** Node's WriteWrap: what libuv's write request reports back to. */
-interface WriteRequest {
-  handle: TcpHandle;
-  oncomplete: (this: WriteRequest, status: number) => void;
-  client: TcpClient | null;
-  buffer: Buffer | null;
-}
-
-interface StreamInternals {
-  WriteWrap: new () => WriteRequest;
-  streamBaseState: Int32Array;
-  kReadBytesOrError: number;
-  kLastWriteWasAsync: number;
 }
 
 /**
@@ -73,51 +56,9 @@ interface StreamInternals {
  */
 const UV_EOF = -4095;
 
-/** As net.Socket's default: write() asks the caller to wait beyond this many queued bytes. */
-const HIGH_WATER = 16 * 1024;
-
-/**
- * The Node majors whose stream handles TcpClient was tested on (writeBuffer with a WriteWrap,
- * onread with a user buffer, streamBaseState): a handle method that changes its arguments
- * aborts the process, so any other version gets net.Socket.
- */
-const TESTED_MAJORS = new Set([20, 24, 26]);
-
-/** Node's stream_wrap binding, found once; null where TcpClient is not used. */
-const internals: StreamInternals | null = findInternals();
-// Its fields, read once: the binding is a dictionary-mode object, slow to read on every read and write.
-const WriteWrap = internals?.WriteWrap;
-const streamState = internals?.streamBaseState ?? new Int32Array(0);
-const READ_BYTES = internals?.kReadBytesOrError ?? 0;
-const LAST_WRITE_ASYNC = internals?.kLastWriteWasAsync ?? 0;
-
-function findInternals(): StreamInternals | null {
-  if (!TESTED_MAJORS.has(Number(process.versions.node.split('.')[0]))) return null;
-  try {
-    // process.binding is deprecated (DEP0111) but kept for these modules; it warns only with --pending-deprecation.
-    const b = (process as unknown as { binding(name: string): Partial<StreamInternals> }).binding('stream_wrap');
-    if (typeof b.WriteWrap !== 'function' || !(b.streamBaseState instanceof Int32Array) || typeof b.kReadBytesOrError !== 'number' || typeof b.kLastWriteWasAsync !== 'number') return null;
-    return b as StreamInternals;
-  } catch {
-    return null;
-  }
-}
-
-function errnoError(code: number, syscall: string): Error {
-  const name = getSystemErrorName(code);
-  return Object.assign(new Error(`${syscall} ${name}`), { code: name, errno: code, syscall });
-}
-
-function onWriteComplete(this: WriteRequest, status: number): void {
-  const c = this.client!;
-  this.client = null;
-  this.buffer = null;
-  c.written(status);
-}
-
 /** The handle's onread: `this` is the handle (one function for every connection, no closure). */
 function onRead(this: TcpHandle): Buffer | undefined {
-  return this.client?.read(streamState[READ_BYTES]!);
+  return this.client?.read(readResult());
 }
 
 /** A closed handle's onread (its field takes only a function). */
@@ -136,11 +77,7 @@ export class TcpClient implements ClientTransport {
   private ev: TransportEvents | null = null;
   private readonly reads = new SlabReads();
   private window: Buffer | null = null;
-  /** Writes libuv has not finished (their buffers are held by their requests). */
-  private pending = 0;
-  /** A request object for the next write: one that completed at once can be used again. */
-  private spare: WriteRequest | null = null;
-  private needDrain = false;
+  private readonly out: HandleWrites;
   private paused = false;
   /** Closing once the pending writes are done. */
   private closing = false;
@@ -151,7 +88,9 @@ export class TcpClient implements ClientTransport {
   /** What waits for the pending writes (afterWrites). */
   private whenWritten: (() => void) | null = null;
 
-  constructor(private readonly handle: TcpHandle) {}
+  constructor(private readonly handle: TcpHandle) {
+    this.out = new HandleWrites(handle, (status, drained) => this.written(status, drained));
+  }
 
   bind(ev: TransportEvents): void {
     this.ev = ev;
@@ -188,41 +127,24 @@ export class TcpClient implements ClientTransport {
 
   write(b: Buffer): boolean {
     if (!this.writable) return false;
-    const req = this.spare ?? new WriteWrap!();
-    this.spare = null;
-    req.handle = this.handle;
-    req.oncomplete = onWriteComplete;
-    req.client = this;
-    const err = this.handle.writeBuffer(req, b);
+    const err = this.out.write(b);
     if (err !== 0) {
       this.fail(errnoError(err, 'write'));
       return false;
     }
-    if (!streamState[LAST_WRITE_ASYNC]) {
-      // Written whole into the kernel: libuv made no request of it, so it serves the next write.
-      this.spare = req;
-      return !this.needDrain;
-    }
-    req.buffer = b;
-    this.pending++;
-    if (this.handle.writeQueueSize >= HIGH_WATER) this.needDrain = true;
-    return !this.needDrain;
+    return !this.out.full;
   }
 
   /** A queued write finished (status < 0: it failed). */
-  written(status: number): void {
-    this.pending--;
+  private written(status: number, drained: boolean): void {
     if (this.closed || this.given) return;
     if (status < 0) return this.fail(errnoError(status, 'write'));
-    if (this.pending > 0) return;
+    if (this.out.pending > 0) return;
     if (this.closing) return this.closeHandle();
     const f = this.whenWritten;
     this.whenWritten = null;
     f?.();
-    if (this.needDrain) {
-      this.needDrain = false;
-      this.ev?.drain();
-    }
+    if (drained) this.ev?.drain();
   }
 
   pause(): void {
@@ -246,7 +168,7 @@ export class TcpClient implements ClientTransport {
     this.closing = true;
     this.handle.readStop();
     // The kernel sends what it holds, then FIN: a close with nothing queued in libuv loses nothing.
-    if (this.pending === 0) this.closeHandle();
+    if (this.out.pending === 0) this.closeHandle();
   }
 
   destroy(): void {
@@ -255,7 +177,7 @@ export class TcpClient implements ClientTransport {
   }
 
   afterWrites(f: () => void): void {
-    if (this.pending === 0) f();
+    if (this.out.pending === 0) f();
     else this.whenWritten = f;
   }
 
@@ -300,7 +222,7 @@ export class TcpClient implements ClientTransport {
 
   /** Only with no write pending (afterWrites): a write libuv finishes later would be the TLS layer's to account for. */
   toSocket(): Socket {
-    if (!this.writable || this.pending > 0) throw new Error('the connection cannot start TLS now');
+    if (!this.writable || this.out.pending > 0) throw new Error('the connection cannot start TLS now');
     // The peer's address is kept for later readers (hba, logs, SHOW).
     void this.peerName;
     // The socket sets its own onread (the handle's field takes only a function).
@@ -391,7 +313,7 @@ export function acceptClients(srv: Server, onClient: (t: ClientTransport) => voi
   return (setOptions) => {
     const h = (srv as unknown as { _handle?: { onconnection?: unknown; getpeername?: unknown } })._handle;
     // A TCP listener (a Unix-domain one's handles have no peer name, no TCP options).
-    if (internals && h && typeof h.onconnection === 'function' && typeof h.getpeername === 'function') {
+    if (handlesKnown && h && typeof h.onconnection === 'function' && typeof h.getpeername === 'function') {
       h.onconnection = (status: number, handle: TcpHandle | undefined) => {
         if (status !== 0 || !handle) return onAcceptError(errnoError(status, 'accept'));
         if (setOptions) {
@@ -413,4 +335,4 @@ export function acceptClients(srv: Server, onClient: (t: ClientTransport) => voi
 }
 
 /** Whether accepted connections are TcpClients on this Node (tests, and the bench's notes). */
-export const acceptsHandles = internals !== null;
+export const acceptsHandles = handlesKnown;
