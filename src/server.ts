@@ -398,6 +398,9 @@ export class Server implements AdminHost, HttpHost {
       rng: this.opts.rng ?? Math.random,
       clock: this.clock,
       waitForPrimary: (timeoutMs, not) => this.cluster.waitForPrimary(timeoutMs, not),
+      get primary() {
+        return server.cluster.primary;
+      },
       node: (id) => this.cluster.topology.nodes[id],
       nodeViews: () => this.cluster.nodeViews(),
       countSelect: (node) => this.selectCount[node]!++,

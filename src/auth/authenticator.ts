@@ -63,15 +63,22 @@ export class Authenticator {
     }
   }
 
-  private async method(login: Login, peer: Peer, secret: () => Promise<Secret | null>): Promise<Exclude<HbaMethod, 'reject'>> {
+  /**
+   * The login is trusted, as decided without a wait or a refusal: a session starts without
+   * authenticate() then (false: authenticate() decides, refusals included).
+   */
+  trusts(login: Login, peer: Peer): boolean {
     const rules = this.hba();
-    if (rules.length === 0) {
-      // No [[hba]]: users Sluice holds a secret for must prove it (else a pooled connection
-      // would be theirs for the asking); the others meet the nodes' own authentication.
-      const c = this.config();
-      if (!c.auth_user && !this.entry(login.user)) return 'trust';
-      return (await secret())?.kind === 'md5' ? 'md5' : 'scram-sha-256';
-    }
+    // No [[hba]]: users Sluice holds a secret for must prove it (else a pooled connection
+    // would be theirs for the asking); the others meet the nodes' own authentication.
+    if (rules.length === 0) return !this.config().auth_user && !this.entry(login.user);
+    return matchHba(rules, peer, login.database, login.user)?.method === 'trust';
+  }
+
+  private async method(login: Login, peer: Peer, secret: () => Promise<Secret | null>): Promise<Exclude<HbaMethod, 'reject'>> {
+    if (this.trusts(login, peer)) return 'trust';
+    const rules = this.hba();
+    if (rules.length === 0) return (await secret())?.kind === 'md5' ? 'md5' : 'scram-sha-256';
     const rule = matchHba(rules, peer, login.database, login.user);
     // Made only for a refusal: the peer's address is read when something needs it.
     const where = () => `host "${peer.local ? '[local]' : peer.address}", user "${login.user}", database "${login.database}", ${peer.ssl ? 'SSL encryption' : 'no encryption'}`;

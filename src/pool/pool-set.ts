@@ -159,17 +159,20 @@ export class PoolSet {
     return null;
   }
 
+  /** An idle pooled connection for the key as a checkout (counted as one without a wait), or null. */
+  acquireNow(key: string): BackendConnection | null {
+    const idle = this.takeIdle(key);
+    if (idle) this.opts.waited?.(0);
+    return idle;
+  }
+
   /**
    * A pooled connection for the key, or a new one from `open`. With a group limit (transaction
    * mode), a checkout past it waits in line for a connection given back or closed.
    */
   async acquire(nodeId: number, key: string, open: () => Promise<BackendConnection>, limited = false): Promise<{ conn: BackendConnection; reused: boolean }> {
-    const idle = this.takeIdle(key);
-    if (idle) {
-      // Taken at once: no wait to time.
-      this.opts.waited?.(0);
-      return { conn: idle, reused: true };
-    }
+    const idle = this.acquireNow(key);
+    if (idle) return { conn: idle, reused: true };
     const started = performance.now();
     const r = limited ? await this.withinGroup(nodeId, key, open) : await this.openNew(nodeId, open, null);
     this.opts.waited?.((performance.now() - started) / 1000);

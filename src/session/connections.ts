@@ -23,6 +23,8 @@ export interface PrimaryHost {
   readonly holdTimeoutMs: number;
   /** The primary (other than `not`) once one is known; null after timeoutMs. */
   waitForPrimary(timeoutMs: number, not?: number): Promise<NodeAddress | null>;
+  /** The primary known now, if any. */
+  readonly primary: NodeAddress | null;
   /** Whether a node that could not be reached is down (checked at once, failed over if so). */
   confirmDown(node: number, shutdown: boolean): Promise<boolean>;
   openBackend(node: NodeAddress, params: ReadonlyMap<string, string>, key: string): Promise<BackendConnection>;
@@ -87,6 +89,15 @@ export function releaseBackends(h: PrimaryHost, conns: readonly BackendConnectio
 function unreachable(err: unknown): boolean {
   if (err instanceof ClientError) return err.code === SqlState.ConnectionFailure;
   return err instanceof BackendStartupError && err.code === SqlState.CannotConnectNow;
+}
+
+/**
+ * An idle pooled connection to the primary known now, taken without a wait (null: connectPrimary
+ * waits for a primary, for room in the pool or for a new connection).
+ */
+export function idleOnPrimary(h: PrimaryHost, params: ReadonlyMap<string, string>): BackendConnection | null {
+  const node = h.primary;
+  return node && h.pool.acquireNow(poolKey(node.id, params));
 }
 
 /**

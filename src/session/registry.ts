@@ -67,11 +67,15 @@ export class SessionRegistry {
     if (this.reserved > 0 && this.active >= this.maxSessions - this.reserved) {
       return Promise.reject(Errors.tooManyClients());
     }
-    if (this.active < this.maxSessions) {
-      this.active++;
-      return Promise.resolve();
-    }
+    if (this.takeSlot()) return Promise.resolve();
     return new Promise((resolve, reject) => this.waiters.push({ token, resolve, reject }));
+  }
+
+  /** A slot at once when one is free and no refusal is due (false: acquireSlot waits, or refuses). */
+  takeSlot(): boolean {
+    if (this.active >= this.maxSessions || (this.reserved > 0 && this.active >= this.maxSessions - this.reserved)) return false;
+    this.active++;
+    return true;
   }
 
   /** Gives the slot to the next client in line, or frees it. */

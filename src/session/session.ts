@@ -12,7 +12,7 @@ import { Framer, FrameSink } from '../protocol/framer';
 import { decodeParse, decodeQuery, decodeStartupPacket } from '../protocol/frontend';
 import { ProtocolError } from '../protocol/reader';
 import { assertNever } from '../util/assert-never';
-import { carryStartup, connectPrimary, resetConnection } from './connections';
+import { carryStartup, connectPrimary, idleOnPrimary, resetConnection } from './connections';
 import { Relay, RelayPort, RelaySession } from './relay';
 import { SessionRouting } from './routing';
 import { AuthInbox, checkStartup, encodeWelcome, knownRequest, lendingRequest, rememberRequest, StartupDropped, StartupRequest, unencryptedAfter, unsupportedProtocol } from './startup';
@@ -286,25 +286,35 @@ export class Session implements RelayPort, RelaySession {
 
   private async start(req: StartupRequest): Promise<void> {
     try {
+      // Most starts wait for nothing: a trusted login, a free slot, open gates and an idle pooled
+      // connection to the primary are taken as they are (an await is a turn of the microtask
+      // queue each, a few microseconds of a new connection's cost).
       // The client socket is the peer: its address is read only if an hba rule or a log line needs it.
-      await this.ctx.auth.authenticate(req, this.client, this.client.endPoint(), { send: (b) => this.client.write(b), receive: () => this.inbox.receive() });
-      if (this.closed) return;
+      if (!this.ctx.auth.trusts(req, this.client)) {
+        await this.ctx.auth.authenticate(req, this.client, this.client.endPoint(), { send: (b) => this.client.write(b), receive: () => this.inbox.receive() });
+        if (this.closed) return;
+      }
       // authentication_timeout covers the startup packet and the exchange, as in PostgreSQL.
       this.ctx.clock.clearTimeout(this.startupTimer);
       this.startupTimer = undefined;
       this.state = { kind: 'starting', req };
       this.framer.halted = true;
-      await this.ctx.registry.acquireSlot(this);
-      this.hasSlot = true;
-      if (this.closed) return this.close('client left while waiting');
-      await this.ctx.gate.pass();
-      await this.ctx.admission.pass();
+      if (!this.ctx.registry.takeSlot()) {
+        await this.ctx.registry.acquireSlot(this);
+        this.hasSlot = true;
+        if (this.closed) return this.close('client left while waiting');
+      } else {
+        this.hasSlot = true;
+      }
+      if (this.ctx.gate.closed) await this.ctx.gate.pass();
+      if (this.ctx.admission.closed) await this.ctx.admission.pass();
       if (this.closed) return;
       if (this.ctx.lends(req.params)) {
         req = lendingRequest(req);
         this.state = { kind: 'starting', req };
       }
-      const { conn, reused } = await connectPrimary(this.ctx, req.backend);
+      const now = idleOnPrimary(this.ctx, req.backend);
+      const { conn, reused } = now ? { conn: now, reused: true } : await connectPrimary(this.ctx, req.backend);
       const node = conn.node;
       if (this.closed) {
         this.ctx.pool.release(conn, req.database).catch(() => undefined);

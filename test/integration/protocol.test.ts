@@ -2,7 +2,7 @@ import t, { Test } from 'tap';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { createCluster, TestCluster } from '../helpers/cluster';
-import { RawClient, serialize, fieldsOf } from '../helpers/raw-client';
+import { RawClient, serialize, fieldsOf, startupMessage } from '../helpers/raw-client';
 import { startSluice, TestSluice, waitFor } from '../helpers/sluice';
 
 // Simple and extended query, pipelines, transaction status, NOTIFY and cancel, through Sluice
@@ -50,6 +50,25 @@ t.test('a pipeline of extended queries in one write', async (t) => {
   t.same(rows, ['0', '1', '2', '3', '4', '42']);
   t.equal(c.frames.filter((f) => f.type === '1').length, 6, 'six ParseComplete');
   c.close();
+});
+
+t.test('a StartupMessage with queries behind it in one write: the queries run once the session started, in order', async (t) => {
+  const s = await withSluice(t);
+  // The first start opens its server connection (it waits); the second takes the pooled one at once.
+  for (const round of ['a new server connection', 'a pooled one']) {
+    const c = await RawClient.open(s.port);
+    c.send(startupMessage({ user: 'postgres', database: 'postgres' }), serialize.query('select 1 as n'), serialize.query("select 'two'"), serialize.parse({ text: 'select $1::int + 1' }), serialize.bind({ values: ['2'] }), serialize.execute({}), serialize.sync());
+    await waitReady(c, 4);
+    const types = c.frames.map((f) => f.type).join('');
+    t.match(types, /^R(S)+KZ/, `${round}: the welcome first`);
+    const rows = c.frames.filter((f) => f.type === 'D').map((f) => f.body.subarray(6).toString());
+    t.same(rows, ['1', 'two', '3'], `${round}: every query answered, in order`);
+    t.notOk(c.frames.some((f) => f.type === 'E'), `${round}: no error`);
+    c.close();
+    await c.until(() => c.closed);
+    await waitFor('the primary connection back in the pool', () => s.server.pool.counts(2)[0]!.idle === 1);
+  }
+  t.equal(s.server.pool.counts(2)[0]!.opened, 1, 'the second start took the pooled primary connection');
 });
 
 /** Waits until the client has seen n ReadyForQuery messages in all. */
