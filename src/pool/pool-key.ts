@@ -8,9 +8,8 @@ import type { Config } from '../config/load';
  * (splitStartup) and carries the rest.
  */
 export function poolKey(nodeId: number, params: ReadonlyMap<string, string>): string {
-  // Built with plain loops, not memoized: a session computes it once at its start and once per
-  // other node it uses (relay.ts keeps them), and a WeakMap memo cost more than it saved (each
-  // new connection's Map was a miss, and an ephemeron for the collector).
+  // Built with plain loops; a startup request keeps its keys (session/startup.ts poolKeyOf), and
+  // clients that send the same startup packet share the request.
   const names: string[] = [];
   for (const k of params.keys()) if (k !== 'user' && k !== 'database') names.push(k);
   names.sort();

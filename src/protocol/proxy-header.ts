@@ -19,6 +19,8 @@ export class ProxyHeaderError extends Error {
 
 /** Whether the bytes so far start (or could start) a PROXY header. */
 export function looksLikeProxyHeader(b: Buffer): boolean {
+  // Checked on every new connection: a startup packet (its first byte a length's high byte, 0) is told apart at once.
+  if (b[0] !== V1_PREFIX[0] && b[0] !== V2_SIGNATURE[0]) return false;
   const sig = b[0] === 0x50 ? V1_PREFIX : V2_SIGNATURE;
   const n = Math.min(b.length, sig.length);
   return n > 0 && b.subarray(0, n).equals(sig.subarray(0, n));

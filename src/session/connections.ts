@@ -11,6 +11,7 @@ import type { PoolSet } from '../pool/pool-set';
 import { runQueries } from '../backend/query';
 import type { Clock } from '../util/clock';
 import type { CarriedStartup } from './carried-startup';
+import { poolKeyOf, type StartupRequest } from './startup';
 
 /** A query of Sluice's own for a session (a function look-up) that takes longer is given up (its connection closed). */
 const QUERY_LIMIT_MS = 2_000;
@@ -95,9 +96,9 @@ function unreachable(err: unknown): boolean {
  * An idle pooled connection to the primary known now, taken without a wait (null: connectPrimary
  * waits for a primary, for room in the pool or for a new connection).
  */
-export function idleOnPrimary(h: PrimaryHost, params: ReadonlyMap<string, string>): BackendConnection | null {
+export function idleOnPrimary(h: PrimaryHost, req: StartupRequest): BackendConnection | null {
   const node = h.primary;
-  return node && h.pool.acquireNow(poolKey(node.id, params));
+  return node && h.pool.acquireNow(poolKeyOf(req, node.id));
 }
 
 /**

@@ -33,8 +33,7 @@ import { RouteState, SessionState } from './memory';
 import { answerOwed, AvoidList, replayMissing } from './node-loss';
 import { FunctionLookups, ReadYourWrites, SessionRouting } from './routing';
 import type { SessionSettings } from './settings';
-import type { StartupRequest } from './startup';
-import { poolKey } from '../pool/pool-key';
+import { poolKeyOf, type StartupRequest } from './startup';
 import { addTo, deleteFrom, emptySet } from '../util/lazy';
 
 /** What a reset of startup settings is followed by: the SQL that puts the client's values back. */
@@ -164,8 +163,6 @@ export class Relay implements LinkOwner, Listener {
   private notifications: Buffer[] = [];
   /** Since the primary's connection was borrowed, a statement may have called nextval or setval. */
   private sequencesUsed = false;
-  /** Pool keys of this session's startup parameters, by node id. */
-  private readonly keys: string[] = [];
 
   constructor(
     primaryConn: BackendConnection,
@@ -362,7 +359,7 @@ export class Relay implements LinkOwner, Listener {
   }
 
   private keyFor(node: number): string {
-    return (this.keys[node] ??= poolKey(node, this.s.req.backend));
+    return poolKeyOf(this.s.req, node);
   }
 
   /** Transaction mode: something the session did stays on its connection; it keeps it from now on. */

@@ -313,7 +313,7 @@ export class Session implements RelayPort, RelaySession {
         req = lendingRequest(req);
         this.state = { kind: 'starting', req };
       }
-      const now = idleOnPrimary(this.ctx, req.backend);
+      const now = idleOnPrimary(this.ctx, req);
       const { conn, reused } = now ? { conn: now, reused: true } : await connectPrimary(this.ctx, req.backend);
       const node = conn.node;
       if (this.closed) {

@@ -7,7 +7,7 @@ import { SqlState } from '../protocol/sqlstate';
 import { StartupCode } from '../protocol/codes';
 import { Writer } from '../protocol/writer';
 import type { BackendConnection } from '../backend/connection';
-import { splitStartup } from '../pool/pool-key';
+import { poolKey, splitStartup } from '../pool/pool-key';
 import { CarriedStartup, NOTHING_CARRIED } from './carried-startup';
 import { parseBool } from '../util/parse-bool';
 
@@ -23,13 +23,22 @@ export interface StartupRequest {
   readonly carried: CarriedStartup;
   /** This request in transaction mode, made once (requests are shared: knownRequest). */
   lending?: StartupRequest;
+  /** Pool keys of its connections by node, made once each (poolKeyOf). */
+  poolKeys?: string[];
+}
+
+/** The pool key of a request's connections to a node: made once per request, which clients of the same startup packet share. */
+export function poolKeyOf(req: StartupRequest, node: number): string {
+  const keys = (req.poolKeys ??= []);
+  return (keys[node] ??= poolKey(node, req.backend));
 }
 
 /** A request in transaction mode: its connections start with the pool key's parameters; the rest is carried. */
 export function lendingRequest(req: StartupRequest): StartupRequest {
   if (req.lending === undefined) {
     const { backend, carried } = splitStartup(req.params);
-    req.lending = { ...req, backend, carried: new CarriedStartup(carried) };
+    // Its own pool keys: its connections start with fewer parameters.
+    req.lending = { ...req, backend, carried: new CarriedStartup(carried), poolKeys: undefined };
   }
   return req.lending;
 }
