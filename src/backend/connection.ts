@@ -148,7 +148,9 @@ export class BackendConnection {
     if (d === null || this.isClosed || this.socket.writableLength > 0) return this.socket.write(buf);
     const err = d.write(buf);
     if (err !== 0) {
-      this.destroy(errnoError(err, 'write'));
+      // As net.Socket reports it: on the next tick, never inside the write (its caller goes on
+      // with the connection it wrote to, and learns of the loss the way it always does).
+      process.nextTick(() => this.destroy(errnoError(err, 'write')));
       return false;
     }
     return !d.full;

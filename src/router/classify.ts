@@ -1,7 +1,7 @@
 import { classifyAlter, classifyCreate, functionDdl, functionsChangedBy } from './ddl';
 import { lex, Lexed, Token, word } from './lexer';
 import { names } from './names';
-import { parserMisses, settleWithParser } from './parse-tree';
+import { parserConsulted, parserMisses, settleWithParser } from './parse-tree';
 import { resetsOf, SettingsReset, Statement, statement } from './statement';
 import { callsSetConfig, withSettingCalls } from './setting-calls';
 import { settingChange } from './setting-change';
@@ -22,11 +22,12 @@ export function classify(sql: string): Statement {
   if (known) return known;
   const lexed = lex(sql);
   const misses = parserMisses();
+  const consulted = parserConsulted();
   const c = classifyText(sql, lexed);
   const s = LEADING_COMMENT_START.test(sql) ? { ...c, leadingComment: true } : c;
   if (sql.length <= SEEN_TEXT && parserMisses() === misses) {
     if (!lexed.constants) remember(sql, s);
-    else if (shape !== null && sameForEveryNumber(s)) remember(shape, s);
+    else if (shape !== null && parserConsulted() === consulted && sameForEveryNumber(s)) remember(shape, s);
   }
   return s;
 }

@@ -3,6 +3,7 @@ import { Statement, statement } from './statement';
 
 let loaded = false;
 let missed = 0;
+let consulted = 0;
 
 /**
  * libpg-query is WebAssembly: it must be instantiated once before the synchronous parse works.
@@ -21,6 +22,14 @@ export async function loadParser(): Promise<void> {
  */
 export function parserMisses(): number {
   return missed;
+}
+
+/**
+ * Counts the statements the parser was asked about: it reads the text itself, numbers and all
+ * (`1x` is a syntax error where `1` is not), so its verdict holds for that text alone.
+ */
+export function parserConsulted(): number {
+  return consulted;
 }
 
 type Node = Record<string, unknown>;
@@ -43,6 +52,7 @@ function hasWritingCte(node: unknown): boolean {
  * the server will report the syntax error itself.
  */
 export function settleWithParser(sql: string, otherwise: () => Statement): Statement {
+  consulted++;
   if (!loaded) {
     missed++;
     return statement('write', 'parser not loaded');

@@ -200,10 +200,13 @@ export class Session implements RelayPort, RelaySession {
     this.idle.touch();
     this.recoveryIdle?.touch();
     try {
+      const starting = this.state.kind === 'starting';
       this.framer.push(chunk, this.onClientFrame);
       // Starting, the framer holds what comes: a client that sends ahead is paused until the
       // welcome (paused here, not at every start: a pause and a resume are two system calls).
-      if (this.state.kind === 'starting') this.client.pause();
+      // Not for the chunk that started it: a client whose start waits (for a slot, a gate, a
+      // new server connection) is still read, so that its leaving is seen.
+      if (starting && this.state.kind === 'starting') this.client.pause();
       this.flushToServer();
     } catch (err) {
       if (this.state.kind === 'startup') this.refuseStartup(err);

@@ -115,6 +115,12 @@ t.test('num_init_children: further clients wait; reserved_connections refuses wi
   });
   await waitFor('third client waiting', () => s.server.registry.waitingCount === 1);
   t.notOk(thirdIn, 'third client waits while two sessions are open');
+  // A waiting client that gives up leaves the line at once (its connection is still read).
+  const quitter = await RawClient.open(s.port);
+  quitter.send(startupMessage({ user: 'postgres', database: 'postgres' }));
+  await waitFor('a fourth client waiting', () => s.server.registry.waitingCount === 2);
+  quitter.close();
+  await waitFor('the fourth client out of the line', () => s.server.registry.waitingCount === 1);
   await a.end();
   const c = await third;
   t.same((await c.query('select 1 as x')).rows, [{ x: 1 }], 'then gets in');

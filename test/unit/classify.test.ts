@@ -259,6 +259,9 @@ t.test('a text without constants, or one again but for its numbers, is classifie
   t.not(classify('SELECT abalance FROM pgbench_accounts WHERE aid = a12;'), numbered, 'a name with digits is not a number');
   t.equal(classify('update t set a = a + 1 where id = 7').kind, 'write');
   t.equal(classify('update t set a = a + 2 where id = 8'), classify('update t set a = a + 1 where id = 7'), 'a write: shared too');
+  // The parser reads the numbers too (1x is a syntax error): its verdict is not shared by shape.
+  t.equal(classify('with c as (select 1x as update) select * from c').kind, 'write', 'rejected by the parser');
+  t.equal(classify('with c as (select 1 as update) select * from c').kind, 'read', 'the same shape, accepted');
   // What a statement carries of its own text is not shared: a multi-statement query's SETs are replayed as written.
   t.same(classify('set statement_timeout = 1000; select 1').replay, ['set statement_timeout = 1000']);
   t.same(classify('set statement_timeout = 2000; select 1').replay, ['set statement_timeout = 2000']);
