@@ -99,23 +99,30 @@ export class HandleWrites {
 
   /** 0, or the error code of a write that failed at once. */
   write(b: Buffer): number {
-    const req = this.spare ?? new WriteWrap!();
+    const req = this.spare ?? this.request();
     this.spare = null;
-    req.handle = this.handle;
-    req.oncomplete = onWriteComplete;
-    req.writes = this;
     const err = this.handle.writeBuffer(req, b);
     if (err !== 0) return err;
     if (!streamState[LAST_WRITE_ASYNC]) {
       // Written whole into the kernel: libuv made no request of it, so it serves the next write.
-      req.writes = null;
       this.spare = req;
       return 0;
     }
+    // libuv holds the request (and the buffer) and reports back to it later, from the event loop.
+    req.writes = this;
     req.buffer = b;
     this.pending++;
     if (this.handle.writeQueueSize >= HIGH_WATER) this.full = true;
     return 0;
+  }
+
+  private request(): WriteRequest {
+    const req = new WriteWrap!();
+    req.handle = this.handle;
+    req.oncomplete = onWriteComplete;
+    req.writes = null;
+    req.buffer = null;
+    return req;
   }
 
   /** Called by the write request libuv reports back to. */

@@ -107,7 +107,7 @@ function namedRule(s: ReadStatement, o: RoutingOptions, v: SessionView, c: Catal
   let sequence = false;
   for (const r of s.relations) {
     const b = bare(r);
-    if (b !== r && inTempSchema(r)) tempSchema = true;
+    if (inTempSchema(r)) tempSchema = true;
     if (checkTemp && v.tempTables.has(b)) temp = true;
     if (o.checkUnloggedTables && c.isUnlogged(b)) unlogged = true;
     if (c.isSequence(b)) sequence = true;

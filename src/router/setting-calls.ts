@@ -32,15 +32,17 @@ export function withSettingCalls(t: readonly Token[], sql: string, c: Statement)
   const calls: Token[][][] = [];
   for (let i = 0; i < t.length - 1; i++) if (isSetConfig(t, i)) calls.push(callArguments(t, i + 1));
   const locals = calls.map((args) => (args.length === 3 && args[2]!.length === 1 ? booleanConstant(args[2]![0]!) : undefined));
+  // A read becomes another kind; what it calls and reads is kept (an advisory lock beside it still pins).
+  const named = { functions: c.functions, relations: c.relations, catalog: c.catalog };
   if (locals.every((l) => l === true)) {
     if (c.kind !== 'read') return { ...c, pinTransaction: true };
-    return statement('txLocal', 'set_config for the transaction', { functions: c.functions, relations: c.relations, catalog: c.catalog, pinTransaction: true });
+    return statement('txLocal', 'set_config for the transaction', { ...named, pinTransaction: true });
   }
   const bare = calls.length === 1 && locals[0] === false ? bareCall(t, calls[0]!, sql) : null;
   if (bare) return settingChange(bare.name, bare.value, 'set_config');
   const pins = { pinSession: true, pinsConnection: c.pinsConnection ?? ('set_config()' as const) };
   if (c.kind !== 'read') return { ...c, ...pins };
-  return statement('write', 'set_config with what cannot be replayed', { functions: c.functions, relations: c.relations, catalog: c.catalog, ...pins });
+  return statement('write', 'set_config with what cannot be replayed', { ...named, ...pins });
 }
 
 /**

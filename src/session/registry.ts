@@ -64,10 +64,10 @@ export class SessionRegistry {
    * unless reserved_connections is set: then they are refused with 53300, as pgpool does.
    */
   acquireSlot(token: object): Promise<void> {
+    if (this.takeSlot()) return Promise.resolve();
     if (this.reserved > 0 && this.active >= this.maxSessions - this.reserved) {
       return Promise.reject(Errors.tooManyClients());
     }
-    if (this.takeSlot()) return Promise.resolve();
     return new Promise((resolve, reject) => this.waiters.push({ token, resolve, reject }));
   }
 

@@ -302,13 +302,9 @@ export class Session implements RelayPort, RelaySession {
       this.startupTimer = undefined;
       this.state = { kind: 'starting', req };
       this.framer.halted = true;
-      if (!this.ctx.registry.takeSlot()) {
-        await this.ctx.registry.acquireSlot(this);
-        this.hasSlot = true;
-        if (this.closed) return this.close('client left while waiting');
-      } else {
-        this.hasSlot = true;
-      }
+      if (!this.ctx.registry.takeSlot()) await this.ctx.registry.acquireSlot(this);
+      this.hasSlot = true;
+      if (this.closed) return this.close('client left while waiting');
       if (this.ctx.gate.closed) await this.ctx.gate.pass();
       if (this.ctx.admission.closed) await this.ctx.admission.pass();
       if (this.closed) return;
