@@ -1,3 +1,6 @@
+// The global `performance` is a getter on globalThis, run at every read: the module's is a plain value.
+import { performance } from 'node:perf_hooks';
+
 /** An armed timer, to cancel with the clock that made it. */
 export type TimerHandle = { readonly id: unknown };
 
