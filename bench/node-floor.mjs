@@ -1,7 +1,9 @@
 // The floor of a proxy written for Node.js: each client gets its own connection to PostgreSQL
-// and bytes are passed on both ways, with no protocol, pooling or routing at all. It moves bytes
-// exactly as Sluice does (reads through Sluice's slab reads, writes through socket.write, Nagle
-// off), so what it costs per transaction is what Sluice would cost if its own logic were free.
+// and bytes are passed on both ways, with no protocol, pooling or routing at all: the cheapest
+// proxy node:net allows. It reads as Sluice does (Sluice's slab reads, Nagle off) and writes
+// through socket.write, as any node:net program does; Sluice writes to the sockets' handles
+// (src/net/stream-handle.ts), which costs less per write, so on the lightest workloads Sluice can
+// come in under this floor. What Sluice costs above it is its own logic, less that saving.
 // Usage (after npm run build): node bench/node-floor.mjs LISTEN_PORT PG_HOST PG_PORT
 import net from 'node:net';
 import { nodeEndpoint } from '../dist/backend/endpoint.js';
