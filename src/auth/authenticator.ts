@@ -76,9 +76,9 @@ export class Authenticator {
   }
 
   private async method(login: Login, peer: Peer, secret: () => Promise<Secret | null>): Promise<Exclude<HbaMethod, 'reject'>> {
-    if (this.trusts(login, peer)) return 'trust';
     const rules = this.hba();
-    if (rules.length === 0) return (await secret())?.kind === 'md5' ? 'md5' : 'scram-sha-256';
+    if (rules.length === 0) return this.trusts(login, peer) ? 'trust' : (await secret())?.kind === 'md5' ? 'md5' : 'scram-sha-256';
+    // The rule's own method, 'trust' included (what trusts() would match again).
     const rule = matchHba(rules, peer, login.database, login.user);
     // Made only for a refusal: the peer's address is read when something needs it.
     const where = () => `host "${peer.local ? '[local]' : peer.address}", user "${login.user}", database "${login.database}", ${peer.ssl ? 'SSL encryption' : 'no encryption'}`;

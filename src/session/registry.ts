@@ -65,15 +65,16 @@ export class SessionRegistry {
    */
   acquireSlot(token: object): Promise<void> {
     if (this.takeSlot()) return Promise.resolve();
-    if (this.reserved > 0 && this.active >= this.maxSessions - this.reserved) {
-      return Promise.reject(Errors.tooManyClients());
-    }
+    if (this.reserved > 0) return Promise.reject(Errors.tooManyClients());
     return new Promise((resolve, reject) => this.waiters.push({ token, resolve, reject }));
   }
 
-  /** A slot at once when one is free and no refusal is due (false: acquireSlot waits, or refuses). */
+  /**
+   * A slot at once when one is free (false: acquireSlot waits, or refuses). The last
+   * reserved_connections slots are never taken.
+   */
   takeSlot(): boolean {
-    if (this.active >= this.maxSessions || (this.reserved > 0 && this.active >= this.maxSessions - this.reserved)) return false;
+    if (this.active >= this.maxSessions - this.reserved) return false;
     this.active++;
     return true;
   }
